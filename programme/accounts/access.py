@@ -1,0 +1,134 @@
+"""Bearer tokens and role guards: who may call which route.
+
+Access is deny by default. Every route handler must carry a guard made by
+``requires(...)`` (naming the roles that may call it) or be one of the few
+public routes; ``check_every_route_declares_roles`` refuses to build an app
+that has any other kind of route, and ``deny_undeclared`` refuses such a route
+at request time as a second line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from litestar import Litestar
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from litestar.security.jwt import JWTAuth, Token
+
+from programme.accounts import services
+from programme.accounts.schemas import Principal
+from programme.core.errors import NotAuthenticated, NotPermitted
+from programme.core.settings import ConfigurationError, Settings
+from programme.tables import Role
+
+PUBLIC = "public"
+"""``opt`` key marking a route anyone may call without a token."""
+
+OPENAPI_PATH = "/schema"
+
+Guard = Callable[[ASGIConnection, BaseRouteHandler], None]
+
+
+def requires(*roles: Role) -> Guard:
+    """A guard letting through only the named roles."""
+    allowed = frozenset(role.value for role in roles)
+    if not allowed:
+        raise ValueError("a route must name at least one role")
+
+    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        principal = connection.user
+        if not isinstance(principal, Principal) or principal.role not in allowed:
+            raise NotPermitted()
+
+    guard.allowed_roles = allowed  # type: ignore[attr-defined]
+    guard.__name__ = f"requires_{'_or_'.join(sorted(allowed))}"
+    return guard
+
+
+EVERY_ROLE = tuple(Role)
+
+
+def _declared_roles(handler: BaseRouteHandler) -> frozenset[str] | None:
+    """The roles that pass every role guard on the route (guards on layers all apply)."""
+    roles: frozenset[str] | None = None
+    # resolve_guards() wraps each guard, hiding its roles, so read the layers directly.
+    guards = [g for layer in handler.ownership_layers for g in (layer.guards or ())]
+    for guard in guards:
+        allowed = getattr(guard, "allowed_roles", None)
+        if allowed is not None:
+            roles = allowed if roles is None else roles & allowed
+    return roles
+
+
+def _is_public(handler: BaseRouteHandler, path: str) -> bool:
+    return bool(handler.opt.get(PUBLIC)) or path.startswith(OPENAPI_PATH)
+
+
+def deny_undeclared(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    """App-wide guard: a route that names no roles is refused, whoever calls it."""
+    if _is_public(handler, connection.scope["path"]):
+        return
+    if _declared_roles(handler) is None:
+        raise NotPermitted("This route declares no roles, so nobody may call it.")
+
+
+def routes_and_roles(app: Litestar) -> Iterable[tuple[str, str, frozenset[str] | None, bool]]:
+    """(method, path, roles, public) for every route the app serves."""
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            for method in sorted(getattr(handler, "http_methods", {"WS"})):
+                if method in {"HEAD", "OPTIONS"}:
+                    continue
+                yield method, route.path, _declared_roles(handler), _is_public(handler, route.path)
+
+
+def check_every_route_declares_roles(app: Litestar) -> None:
+    undeclared = [
+        f"{method} {path}"
+        for method, path, roles, public in routes_and_roles(app)
+        if roles is None and not public
+    ]
+    if undeclared:
+        raise ConfigurationError("routes without a role guard: " + ", ".join(undeclared))
+
+
+async def _principal_from_token(token: Token, _: ASGIConnection) -> Principal | None:
+    try:
+        account_id = UUID(token.sub)
+    except ValueError:
+        return None
+    principal = await services.principal_for(account_id)
+    # A changed role invalidates tokens issued under the old one.
+    if principal is None or principal.role != token.extras.get("role"):
+        return None
+    return principal
+
+
+def build_jwt_auth(settings: Settings) -> JWTAuth[Principal, Token]:
+    return JWTAuth[Principal, Token](
+        token_secret=settings.token_secret(),
+        retrieve_user_handler=_principal_from_token,
+        exclude_opt_key=PUBLIC,
+        exclude=[OPENAPI_PATH],
+        default_token_expiration=timedelta(minutes=settings.token_ttl_minutes),
+        guards=[deny_undeclared],
+    )
+
+
+def issue_token(auth: JWTAuth[Principal, Token], principal: Principal, settings: Settings) -> str:
+    return auth.create_token(
+        identifier=str(principal.id),
+        token_expiration=timedelta(minutes=settings.token_ttl_minutes),
+        token_extras={"role": principal.role},
+    )
+
+
+def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    principal = connection.user
+    if not isinstance(principal, Principal):
+        raise NotAuthenticated()
+    return principal

@@ -1,0 +1,65 @@
+"""HTTP routes for signing in, accounts and agencies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, get, post
+from litestar.datastructures import State
+
+from programme.accounts import access, services
+from programme.accounts.schemas import (
+    Account,
+    AccountCreate,
+    Agency,
+    AgencyCreate,
+    LoginRequest,
+    Principal,
+    TokenResponse,
+)
+from programme.tables import Role
+
+
+class AuthController(Controller):
+    path = "/auth"
+    tags = ["accounts"]
+
+    @post("/login", opt={access.PUBLIC: True}, status_code=200)
+    async def login(self, data: LoginRequest, state: State) -> TokenResponse:
+        """Exchange a username and password for a bearer token."""
+        principal = await services.authenticate(data.username, data.password, state.settings)
+        token = access.issue_token(state.jwt_auth, principal, state.settings)
+        return TokenResponse(access_token=token, expires_in=state.settings.token_ttl_minutes * 60)
+
+    @get("/me", guards=[access.requires(*access.EVERY_ROLE)])
+    async def me(self, request: Request[Principal, Any, Any]) -> Principal:
+        """Who the token belongs to."""
+        return access.current_user(request)
+
+
+class AccountController(Controller):
+    path = "/accounts"
+    tags = ["accounts"]
+    guards = [access.requires(Role.admin)]
+
+    @get("/")
+    async def list_accounts(self, request: Request[Principal, Any, Any]) -> list[Account]:
+        return await services.list_accounts(access.current_user(request))
+
+    @post("/")
+    async def create_account(self, data: AccountCreate, request: Request[Principal, Any, Any]) -> Account:
+        return await services.create_account(data, access.current_user(request))
+
+
+class AgencyController(Controller):
+    path = "/agencies"
+    tags = ["accounts"]
+
+    @get("/", guards=[access.requires(Role.admin, Role.monitor)])
+    async def list_agencies(self) -> list[Agency]:
+        """Admins and monitors: agencies are what referral quality is reported by."""
+        return await services.list_agencies()
+
+    @post("/", guards=[access.requires(Role.admin)])
+    async def create_agency(self, data: AgencyCreate, request: Request[Principal, Any, Any]) -> Agency:
+        return await services.create_agency(data.name, access.current_user(request))

@@ -1,0 +1,65 @@
+"""Request and response bodies for sign-in, accounts and agencies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+import msgspec
+
+from programme.tables import Role
+
+Username = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+Password = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+AgencyName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class Principal(msgspec.Struct, frozen=True):
+    """Who is calling: resolved from the bearer token on every request."""
+
+    id: UUID | None
+    username: str
+    role: str
+    agency_id: UUID | None = None
+    agency_name: str | None = None
+
+
+SYSTEM = Principal(id=None, username="system", role="system")
+
+
+class LoginRequest(msgspec.Struct, forbid_unknown_fields=True):
+    username: Username
+    password: Password
+
+
+class TokenResponse(msgspec.Struct):
+    access_token: str
+    expires_in: int
+    token_type: str = "bearer"
+
+
+class AccountCreate(msgspec.Struct, forbid_unknown_fields=True):
+    username: Username
+    password: Password
+    role: Role
+    agency: AgencyName | None = None
+
+
+class Account(msgspec.Struct):
+    id: UUID
+    username: str
+    role: str
+    agency: str | None
+    active: bool
+    created_at: datetime
+
+
+class AgencyCreate(msgspec.Struct, forbid_unknown_fields=True):
+    name: AgencyName
+
+
+class Agency(msgspec.Struct):
+    id: UUID
+    name: str
+    created_at: datetime

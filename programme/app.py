@@ -1,0 +1,62 @@
+"""The Litestar application: routes, security, errors and the database pool."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.types import ControllerRouterHandler
+
+from programme.accounts import access
+from programme.accounts.controllers import AccountController, AgencyController, AuthController
+from programme.audit.controllers import AuditController
+from programme.core import database
+from programme.core.http_errors import EXCEPTION_HANDLERS
+from programme.core.logs import logging_config
+from programme.core.settings import Settings, get_settings
+from programme.health import health
+
+ROUTES: list[ControllerRouterHandler] = [
+    health,
+    AuthController,
+    AccountController,
+    AgencyController,
+    AuditController,
+]
+
+
+def create_app(
+    settings: Settings | None = None,
+    extra_routes: Sequence[ControllerRouterHandler] = (),
+) -> Litestar:
+    """Build the service. ``extra_routes`` exists for tests of the access rules."""
+    settings = settings or get_settings()
+    jwt_auth = access.build_jwt_auth(settings)
+
+    async def open_pool() -> None:
+        # min_size=0: start even if the database is briefly away; connect on demand.
+        await database.engine().start_connection_pool(min_size=0, max_size=settings.pool_max_size)
+
+    async def close_pool() -> None:
+        await database.engine().close_connection_pool()
+
+    app = Litestar(
+        route_handlers=[*ROUTES, *extra_routes],
+        on_app_init=[jwt_auth.on_app_init],
+        on_startup=[open_pool],
+        on_shutdown=[close_pool],
+        exception_handlers=EXCEPTION_HANDLERS,
+        logging_config=logging_config(),
+        state=State({"settings": settings, "jwt_auth": jwt_auth}),
+        openapi_config=OpenAPIConfig(
+            title="Inspire to Change referral and outcome tracker",
+            version="0.1.0",
+            path=access.OPENAPI_PATH,
+            render_plugins=[SwaggerRenderPlugin()],
+        ),
+    )
+    access.check_every_route_declares_roles(app)
+    return app

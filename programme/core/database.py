@@ -1,0 +1,107 @@
+"""Where the database is, and keeping its schema current.
+
+With ``DATABASE_URL`` set the service uses that server. Without it, an embedded
+PostgreSQL (the ``pgserver`` wheel ships the server binaries) runs from the data
+directory, so a new user needs nothing installed. Every process that asks for
+the embedded server shares the one running instance; pgserver stops it when
+the last of them exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from programme.core.settings import ConfigurationError, get_settings
+
+if TYPE_CHECKING:
+    from piccolo.engine.postgres import PostgresEngine
+
+log = logging.getLogger(__name__)
+
+_embedded: Any = None
+
+# Any number will do as long as no other code in the database uses it.
+_MIGRATION_LOCK = 7_046_530_021
+
+# The failures that mean "the database cannot be reached right now", as opposed
+# to a bad query: they become 503 answers and a retry, not 500s.
+UNREACHABLE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+def embedded_server() -> Any:
+    """Start (or join) the embedded PostgreSQL under the data directory."""
+    global _embedded
+    if _embedded is None:
+        import pgserver
+
+        pgdata = get_settings().data_dir / "pgdata"
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with warnings.catch_warnings():
+                # platformdirs warns about XDG_RUNTIME_DIR on servers; pgserver copes.
+                warnings.simplefilter("ignore")
+                _embedded = pgserver.get_server(pgdata, cleanup_mode="stop")
+        except Exception as exc:  # pgserver raises bare exceptions with pg_ctl output
+            raise ConfigurationError(
+                f"could not start the embedded PostgreSQL in {pgdata}: {type(exc).__name__}"
+            ) from exc
+    return _embedded
+
+
+def database_url() -> str:
+    """The connection string of the database this process should use."""
+    settings = get_settings()
+    if settings.database_url:
+        return settings.database_url
+    return str(embedded_server().get_uri())
+
+
+def engine() -> PostgresEngine:
+    """The Piccolo engine built in ``piccolo_conf``."""
+    from piccolo_conf import DB
+
+    return DB
+
+
+async def ping() -> bool:
+    """Whether the database answers a trivial query right now."""
+    try:
+        await engine().run_ddl("SELECT 1")
+    except UNREACHABLE_ERRORS:
+        return False
+    return True
+
+
+async def migrate() -> None:
+    """Apply every pending migration of every app, one process at a time."""
+    from piccolo.apps.migrations.commands.forwards import run_forwards
+
+    lock_connection = await asyncpg.connect(**engine().config)
+    try:
+        await lock_connection.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        # Piccolo prints progress to stdout; the CLI keeps stdout for results.
+        with contextlib.redirect_stdout(io.StringIO()) as printed:
+            result = await run_forwards(app_name="all")
+        if not result.success:
+            log.error("migrations failed: %s", result.message)
+            raise ConfigurationError(f"database migrations failed: {result.message}")
+        log.debug("migrations: %s", printed.getvalue().strip())
+    finally:
+        with contextlib.suppress(*UNREACHABLE_ERRORS):
+            await lock_connection.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+        await lock_connection.close()

@@ -1,0 +1,79 @@
+"""The one exception hierarchy of the application.
+
+Services raise these and never touch HTTP; ``programme.core.http_errors`` maps
+them to responses in exactly one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class FieldError(msgspec.Struct, frozen=True):
+    """One problem with one part of the input."""
+
+    code: str
+    field: str
+    message: str
+
+
+class ApplicationError(Exception):
+    """Base of every error a service raises on purpose."""
+
+    status_code = 400
+    default_message = "The request cannot be carried out."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        errors: list[FieldError] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.message = message or self.default_message
+        self.errors = errors or []
+        self.extra = extra or {}
+        super().__init__(self.message)
+
+
+class InvalidInput(ApplicationError):
+    """The input is wrong; ``errors`` lists every problem, not just the first."""
+
+    status_code = 422
+    default_message = "The request has problems; see errors."
+
+
+class NotAuthenticated(ApplicationError):
+    status_code = 401
+    default_message = "Sign in first."
+
+
+class NotPermitted(ApplicationError):
+    status_code = 403
+    default_message = "Your role may not do this."
+
+
+class NotFound(ApplicationError):
+    status_code = 404
+    default_message = "No such record."
+
+
+class Conflict(ApplicationError):
+    status_code = 409
+    default_message = "This conflicts with the current state of the record."
+
+
+class TooManyAttempts(ApplicationError):
+    status_code = 429
+    default_message = "Too many failed attempts; try again later."
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__(extra={"retry_after_seconds": retry_after_seconds})
+        self.retry_after_seconds = retry_after_seconds
+
+
+class ServiceUnavailable(ApplicationError):
+    status_code = 503
+    default_message = "The database cannot be reached; try again shortly."

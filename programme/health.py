@@ -1,0 +1,21 @@
+"""Liveness and database reachability, for load balancers and people alike."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Response, get
+
+from programme.accounts import access
+from programme.core import database
+
+
+class Health(msgspec.Struct):
+    status: str
+    database: str
+
+
+@get("/health", opt={access.PUBLIC: True}, tags=["health"])
+async def health() -> Response[Health]:
+    if await database.ping():
+        return Response(Health(status="ok", database="ok"))
+    return Response(Health(status="unavailable", database="unreachable"), status_code=503)

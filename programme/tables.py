@@ -1,0 +1,96 @@
+"""Tables of the application core: agencies, accounts, login throttling, audit."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from piccolo.columns import (
+    JSONB,
+    UUID,
+    BigSerial,
+    Boolean,
+    ForeignKey,
+    Integer,
+    Text,
+    Timestamptz,
+    Varchar,
+)
+from piccolo.columns.base import OnDelete
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+
+class Role(str, Enum):
+    """What an account may do; see the domain brief's table of users."""
+
+    admin = "admin"
+    referrer = "referrer"
+    facilitator = "facilitator"
+    victim_worker = "victim_worker"
+    monitor = "monitor"
+
+
+class AuditAction(str, Enum):
+    read = "read"
+    create = "create"
+    update = "update"
+    delete = "delete"
+    export = "export"
+    login = "login"
+
+
+class Agency(Table):
+    """An organisation that refers people: a police force, a social care team, ..."""
+
+    id = UUID(primary_key=True)
+    name = Varchar(length=200, unique=True, help_text="The agency's name as referrers know it.")
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Account(Table):
+    """A person who signs in: referrer, facilitator, victim worker, monitor or admin."""
+
+    id = UUID(primary_key=True)
+    username = Varchar(length=100, unique=True, help_text="Sign-in name, unique.")
+    password_hash = Text(secret=True, help_text="argon2id hash; never the password.")
+    role = Varchar(length=20, choices=Role, help_text="Decides every route it may call.")
+    agency = ForeignKey(
+        references=Agency,
+        null=True,
+        on_delete=OnDelete.restrict,
+        help_text="The referrer's agency; referrers see only their agency's referrals.",
+    )
+    active = Boolean(default=True, help_text="Inactive accounts cannot sign in.")
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class LoginThrottle(Table):
+    """Failed sign-ins per username, kept for usernames that do not exist too.
+
+    Tracking unknown names as well means a locked-out answer does not reveal
+    whether the account exists.
+    """
+
+    id = BigSerial(primary_key=True)
+    username = Varchar(length=100, unique=True)
+    failures = Integer(default=0, help_text="Consecutive failed sign-ins.")
+    last_failure_at = Timestamptz(null=True, default=None)
+    locked_until = Timestamptz(null=True, default=None)
+
+
+class AuditEvent(Table):
+    """Append-only record of who read or changed which record, and when.
+
+    A database trigger refuses UPDATE, DELETE and TRUNCATE on this table, so
+    not even the application can rewrite history.
+    """
+
+    id = BigSerial(primary_key=True)
+    occurred_at = Timestamptz(default=TimestamptzNow())
+    account_id = UUID(null=True, default=None, help_text="Who; null for the system itself.")
+    username = Varchar(length=100, help_text="Who, as they signed in (or 'system').")
+    role = Varchar(length=20, help_text="The role they acted in.")
+    action = Varchar(length=10, choices=AuditAction)
+    record_type = Varchar(length=50, help_text="What kind of record, e.g. 'referral'.")
+    record_id = Varchar(length=64, null=True, default=None, index=True)
+    detail = JSONB(default={}, help_text="Which fields or filters; never personal data.")

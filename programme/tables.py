@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from piccolo.columns import (
     JSONB,
@@ -20,7 +20,7 @@ from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     """What an account may do; see the domain brief's table of users."""
 
     admin = "admin"
@@ -30,7 +30,7 @@ class Role(str, Enum):
     monitor = "monitor"
 
 
-class AuditAction(str, Enum):
+class AuditAction(StrEnum):
     read = "read"
     create = "create"
     update = "update"

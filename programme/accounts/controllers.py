@@ -6,6 +6,7 @@ from typing import Any
 
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
+from litestar.params import JSONBody
 
 from programme.accounts import access, services
 from programme.accounts.schemas import (
@@ -25,7 +26,7 @@ class AuthController(Controller):
     tags = ["accounts"]
 
     @post("/login", opt={access.PUBLIC: True}, status_code=200)
-    async def login(self, data: LoginRequest, state: State) -> TokenResponse:
+    async def login(self, data: JSONBody[LoginRequest], state: State) -> TokenResponse:
         """Exchange a username and password for a bearer token."""
         principal = await services.authenticate(data.username, data.password, state.settings)
         token = access.issue_token(state.jwt_auth, principal, state.settings)
@@ -47,7 +48,9 @@ class AccountController(Controller):
         return await services.list_accounts(access.current_user(request))
 
     @post("/")
-    async def create_account(self, data: AccountCreate, request: Request[Principal, Any, Any]) -> Account:
+    async def create_account(
+        self, data: JSONBody[AccountCreate], request: Request[Principal, Any, Any]
+    ) -> Account:
         return await services.create_account(data, access.current_user(request))
 
 
@@ -61,5 +64,7 @@ class AgencyController(Controller):
         return await services.list_agencies()
 
     @post("/", guards=[access.requires(Role.admin)])
-    async def create_agency(self, data: AgencyCreate, request: Request[Principal, Any, Any]) -> Agency:
+    async def create_agency(
+        self, data: JSONBody[AgencyCreate], request: Request[Principal, Any, Any]
+    ) -> Agency:
         return await services.create_agency(data.name, access.current_user(request))

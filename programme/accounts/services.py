@@ -86,9 +86,7 @@ def _account_problems(data: schemas.AccountCreate) -> list[FieldError]:
             )
         )
     if data.role == Role.referrer and not data.agency:
-        problems.append(
-            FieldError("required", "agency", "A referrer must belong to an agency.")
-        )
+        problems.append(FieldError("required", "agency", "A referrer must belong to an agency."))
     return problems
 
 
@@ -160,9 +158,11 @@ async def principal_for(account_id: UUID) -> schemas.Principal | None:
 
 
 async def _refuse_if_locked(username: str, now: datetime) -> None:
-    row = await LoginThrottle.select(LoginThrottle.locked_until).where(
-        LoginThrottle.username == username
-    ).first()
+    row = (
+        await LoginThrottle.select(LoginThrottle.locked_until)
+        .where(LoginThrottle.username == username)
+        .first()
+    )
     if row and row["locked_until"] and row["locked_until"] > now:
         wait = int((row["locked_until"] - now).total_seconds()) + 1
         raise TooManyAttempts(retry_after_seconds=wait)
@@ -200,9 +200,11 @@ async def authenticate(username: str, password: str, settings: Settings) -> sche
     name = normalise_username(username)
     now = datetime.now(UTC)
     await _refuse_if_locked(name, now)
-    row = await Account.select(Account.id, Account.password_hash, Account.active).where(
-        Account.username == name
-    ).first()
+    row = (
+        await Account.select(Account.id, Account.password_hash, Account.active)
+        .where(Account.username == name)
+        .first()
+    )
     stored_hash = row["password_hash"] if row else None
     if not verify_password(stored_hash, password) or row is None or not row["active"]:
         await _count_failure(name, now, settings)

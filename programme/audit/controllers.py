@@ -6,12 +6,12 @@ from typing import Annotated
 from uuid import UUID
 
 from litestar import Controller, get
-from litestar.params import Parameter
+from litestar.params import FromQuery, QueryParameter
 
 from programme.accounts import access
 from programme.audit import services
 from programme.audit.schemas import AuditPage
-from programme.tables import Role
+from programme.tables import AuditAction, Role
 
 
 class AuditController(Controller):
@@ -22,12 +22,13 @@ class AuditController(Controller):
     @get("/")
     async def search(
         self,
-        record_type: str | None = None,
-        record_id: str | None = None,
-        account_id: UUID | None = None,
-        username: str | None = None,
-        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Parameter(ge=0)] = 0,
+        record_type: FromQuery[str | None] = None,
+        record_id: FromQuery[str | None] = None,
+        account_id: FromQuery[UUID | None] = None,
+        username: FromQuery[str | None] = None,
+        action: FromQuery[AuditAction | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+        offset: Annotated[int, QueryParameter(ge=0)] = 0,
     ) -> AuditPage:
         """Who did what to which record, newest first; filter by record and account."""
         items = await services.search(
@@ -35,6 +36,7 @@ class AuditController(Controller):
             record_id=record_id,
             account_id=account_id,
             username=username,
+            action=action,
             limit=limit,
             offset=offset,
         )

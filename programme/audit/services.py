@@ -69,6 +69,7 @@ async def search(
     record_id: str | None = None,
     account_id: UUID | None = None,
     username: str | None = None,
+    action: AuditAction | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> list[AuditEntry]:
@@ -81,5 +82,7 @@ async def search(
         query = query.where(AuditEvent.account_id == account_id)
     if username is not None:
         query = query.where(AuditEvent.username == username)
+    if action is not None:
+        query = query.where(AuditEvent.action == action.value)
     rows = await query.output(load_json=True)
     return [AuditEntry(**row) for row in rows]

@@ -31,7 +31,7 @@ _MIGRATION_LOCK = 7_046_530_021
 
 # The failures that mean "the database cannot be reached right now", as opposed
 # to a bad query: they become 503 answers and a retry, not 500s.
-UNREACHABLE_ERRORS: tuple[type[BaseException], ...] = (
+UNREACHABLE_ERRORS: tuple[type[Exception], ...] = (
     OSError,
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,

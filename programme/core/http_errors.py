@@ -99,7 +99,9 @@ def validation_error(request: Request, exc: ValidationException) -> Response:
 
 def http_exception(_: Request, exc: HTTPException) -> Response:
     if isinstance(exc, NotAuthorizedException):
-        return application_error(_, NotAuthenticated("Sign in first: a valid bearer token is needed."))
+        return application_error(
+            _, NotAuthenticated("Sign in first: a valid bearer token is needed.")
+        )
     if isinstance(exc, PermissionDeniedException):
         return application_error(_, NotPermitted())
     errors = [FieldError("invalid", "", str(exc.detail))] if exc.status_code == 400 else []

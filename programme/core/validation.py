@@ -48,7 +48,8 @@ def field_errors(struct_type: type[msgspec.Struct], raw: Any) -> list[FieldError
             msgspec.convert(raw[f.encode_name], f.type, strict=False)
         except msgspec.ValidationError as exc:
             message, inner = _path_of(exc)
-            field = f"{f.encode_name}.{inner}" if inner else f.encode_name
+            separator = "" if inner.startswith("[") or not inner else "."
+            field = f"{f.encode_name}{separator}{inner}"
             errors.append(FieldError("invalid", field, message))
     if not errors:
         # Individually valid fields can still fail together (__post_init__ rules).

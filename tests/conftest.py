@@ -1,0 +1,128 @@
+"""Shared fixtures: a real PostgreSQL, a fresh schema state per test, signed-in clients.
+
+Without ``DATABASE_URL`` the tests run on their own embedded PostgreSQL in a
+temporary data directory (never the user's). With it, they run against that
+server; every table is emptied before each test, so point it at a scratch
+database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+import pytest
+
+_TEMP_DATA_DIR: str | None = None
+if not os.environ.get("DATABASE_URL"):
+    # Short path: the embedded server's Unix socket lives in it.
+    _TEMP_DATA_DIR = tempfile.mkdtemp(prefix="inspire-test-")
+    os.environ["INSPIRE_DATA_DIR"] = _TEMP_DATA_DIR
+else:
+    os.environ.setdefault(
+        "INSPIRE_SECRET_KEY", "test-signing-key-not-for-production-use-0123456789"
+    )
+    os.environ.setdefault(
+        "INSPIRE_ENCRYPTION_KEY", "test-encryption-key-not-for-production-0123456789"
+    )
+
+from litestar import Litestar  # noqa: E402
+
+from programme.accounts import services as accounts  # noqa: E402
+from programme.accounts.schemas import AccountCreate, Principal  # noqa: E402
+from programme.app import create_app  # noqa: E402
+from programme.core import database  # noqa: E402
+from programme.core.settings import get_settings  # noqa: E402
+from programme.tables import Role  # noqa: E402
+
+PASSWORD = "a perfectly long test password"
+ADMIN = Principal(id=None, username="test-setup", role="system")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _TEMP_DATA_DIR:
+        shutil.rmtree(_TEMP_DATA_DIR, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def migrated_database() -> None:
+    asyncio.run(database.migrate())
+
+
+async def empty_every_table() -> None:
+    """Start each test from empty tables (the migrations table excepted).
+
+    ``session_replication_role = replica`` switches off triggers for this one
+    connection, which is the only way past the audit table's append-only rule.
+    """
+    import asyncpg
+
+    connection = await asyncpg.connect(**database.engine().config)
+    try:
+        tables = await connection.fetch(
+            "SELECT tablename FROM pg_tables"
+            " WHERE schemaname = 'public' AND tablename <> 'migration'"
+        )
+        names = ", ".join(f'"{row["tablename"]}"' for row in tables)
+        async with connection.transaction():
+            await connection.execute("SET LOCAL session_replication_role = replica")
+            await connection.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+async def app() -> AsyncIterator[Litestar]:
+    service = create_app(get_settings())
+    async with service.lifespan():
+        yield service
+
+
+@pytest.fixture
+async def clean_database() -> None:
+    await empty_every_table()
+
+
+@pytest.fixture
+async def client(app: Litestar, clean_database: None) -> AsyncIterator[httpx.AsyncClient]:
+    """HTTP straight into the app on the test's own event loop.
+
+    Litestar's AsyncTestClient runs the app on a separate portal thread and
+    serves one request at a time, which would hide races the concurrency tests
+    exist to catch, and puts the connection pool on another loop than the test.
+    """
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+SignIn = Callable[..., Awaitable[dict[str, str]]]
+
+
+@pytest.fixture
+def sign_in(client: httpx.AsyncClient) -> SignIn:
+    """Create an account of a role and return bearer headers for it."""
+
+    async def _sign_in(
+        role: Role, username: str | None = None, agency: str | None = None
+    ) -> dict[str, str]:
+        name = username or f"{role.value}-user"
+        if role == Role.referrer and agency is None:
+            agency = "South Yorkshire Police"
+        await accounts.create_account(
+            AccountCreate(username=name, password=PASSWORD, role=role, agency=agency), ADMIN
+        )
+        response = await client.post("/auth/login", json={"username": name, "password": PASSWORD})
+        assert response.status_code == 200, response.text
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    return _sign_in

@@ -18,6 +18,7 @@ from programme.core.http_errors import EXCEPTION_HANDLERS
 from programme.core.logs import logging_config
 from programme.core.settings import Settings, get_settings
 from programme.health import health
+from referrals.controllers import ReferralController
 
 ROUTES: list[ControllerRouterHandler] = [
     health,
@@ -25,6 +26,7 @@ ROUTES: list[ControllerRouterHandler] = [
     AccountController,
     AgencyController,
     AuditController,
+    ReferralController,
 ]
 
 

@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -40,6 +41,10 @@ from programme.core.settings import get_settings  # noqa: E402
 from programme.tables import Role  # noqa: E402
 
 PASSWORD = "a perfectly long test password"
+
+# Ofcom's drama numbers for Sheffield (0114 496 0000-0999): valid, never anyone's.
+PHONE = "0114 496 0123"
+PHONE_E164 = "+441144960123"
 ADMIN = Principal(id=None, username="test-setup", role="system")
 
 
@@ -126,3 +131,29 @@ def sign_in(client: httpx.AsyncClient) -> SignIn:
         return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
     return _sign_in
+
+
+def good_referral(**overrides: Any) -> dict[str, Any]:
+    """A referral that passes every check; override fields to break one."""
+    body: dict[str, Any] = {
+        "received_on": "2026-10-01",
+        "first_name": "Jordan",
+        "last_name": "Testperson",
+        "date_of_birth": "1990-05-17",
+        "gender": "male",
+        "phone": PHONE,
+        "local_authority": "Rotherham",
+        "relationship": "partner",
+        "risk_level": "medium",
+        "prior_incidents": 2,
+        "substance_misuse": False,
+        "mental_health": True,
+        "children_in_household": True,
+        "on_probation_programme": False,
+        "consent_given": True,
+        "consent_obtained_on": "2026-09-30",
+        "consent_method": "verbal",
+        "notes": "Agreed to a call on weekday mornings.",
+    }
+    body.update(overrides)
+    return {key: value for key, value in body.items() if value is not ...}

@@ -47,7 +47,9 @@ def embedded_server() -> Any:
     """Start (or join) the embedded PostgreSQL under the data directory."""
     global _embedded
     if _embedded is None:
-        import pgserver
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pgserver
 
         pgdata = get_settings().data_dir / "pgdata"
         pgdata.parent.mkdir(parents=True, exist_ok=True)

@@ -47,6 +47,8 @@ def logging_config() -> LoggingConfig:
             "referrals": {"level": "INFO", "propagate": True},
             "outcomes": {"level": "INFO", "propagate": True},
             "analysis": {"level": "INFO", "propagate": True},
+            # pgserver logs whole pg_ctl command lines at INFO.
+            "pgserver": {"level": "WARNING", "propagate": True},
         },
         log_exceptions="never",
     )

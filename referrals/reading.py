@@ -80,6 +80,8 @@ def _scope(actor: Principal, filters: ReferralFilters) -> ReferralFilters:
     if actor.role == Role.referrer.value:
         if actor.agency_id is None:
             raise NotPermitted("A referrer account must belong to an agency.")
+        if filters.agency_id is not None and filters.agency_id != actor.agency_id:
+            raise NotPermitted("Referrers see only their own agency's referrals.")
         return ReferralFilters(
             filters.status, actor.agency_id, filters.received_from, filters.received_to
         )

@@ -121,6 +121,17 @@ async def find_person(submission: intake.Submission) -> list[UUID]:
     return [row["id"] for row in rows]
 
 
+async def lock_person_keys(submission: intake.Submission) -> None:
+    keys = sorted(
+        {
+            match_key(submission.first_name, submission.last_name, submission.date_of_birth),
+            f"{submission.date_of_birth.isoformat()}|{submission.phone}",
+        }
+    )
+    for key in keys:
+        await Person.raw("SELECT pg_advisory_xact_lock(hashtextextended({}, 0))", key)
+
+
 def _already_open(reference: str) -> Conflict:
     return Conflict(
         f"This person already has an open referral, {reference}.",
@@ -131,7 +142,13 @@ def _already_open(reference: str) -> Conflict:
 async def accept(
     submission: intake.Submission, agency_id: UUID, actor: Principal
 ) -> ReferralAccepted:
-    """Store an accepted referral, linking it to the person if they were referred before."""
+    """Store an accepted referral, linking it to the person if they were referred before.
+
+    Call inside a transaction: it takes transaction-scoped advisory locks on the
+    person's identifying keys, so simultaneous referrals of one person are
+    matched one after the other instead of each creating a new person.
+    """
+    await lock_person_keys(submission)
     person_ids = await find_person(submission)
     existing = await open_referral_of(person_ids)
     if existing is not None:

@@ -19,6 +19,7 @@ from programme.core.logs import logging_config
 from programme.core.settings import Settings, get_settings
 from programme.health import health
 from referrals.controllers import ReferralController
+from referrals.import_controllers import ImportController
 
 ROUTES: list[ControllerRouterHandler] = [
     health,
@@ -27,6 +28,7 @@ ROUTES: list[ControllerRouterHandler] = [
     AgencyController,
     AuditController,
     ReferralController,
+    ImportController,
 ]
 
 

@@ -111,6 +111,46 @@ def user_add(username: str, role: str, agency: str | None, password_stdin: bool)
     click.echo(f"added {account.username} ({account.role}) id {account.id}")
 
 
+@cli.group("import")
+def import_() -> None:
+    """Import data from CSV files."""
+
+
+@import_.command("referrals")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True))
+@click.option("--skip-invalid", is_flag=True, help="Import the good rows even if some are bad.")
+def import_referrals(file: str, skip_invalid: bool) -> None:
+    """Import referrals from FILE (CSV, first line naming the columns)."""
+    from pathlib import Path
+
+    from programme.accounts.schemas import Principal
+    from programme.core.clock import today
+    from programme.core.settings import get_settings
+    from referrals.import_service import import_referrals as run_import
+
+    content = Path(file).read_bytes()
+    actor = Principal(id=None, username="cli", role="system")
+    report = run_with_database(
+        lambda: run_import(content, actor, get_settings(), today(), skip_invalid=skip_invalid)
+    )
+    for problem in report.warnings:
+        click.echo(f"warning: line {problem.line}: {problem.field}: {problem.message}", err=True)
+    for problem in report.errors:
+        where = f"{problem.field}: " if problem.field else ""
+        click.echo(
+            f"error: line {problem.line}: {where}{problem.message} [{problem.code}]", err=True
+        )
+    if report.agencies_created:
+        click.echo("agencies created: " + ", ".join(report.agencies_created))
+    click.echo(
+        f"imported {report.imported}, returned {report.returned}, "
+        f"already present {report.already_present}, refused {report.refused}, "
+        f"warnings {len(report.warnings)}"
+    )
+    if report.errors and not skip_invalid:
+        raise _fail(f"{report.refused} rows have errors: nothing was imported")
+
+
 def main(argv: list[str] | None = None) -> Any:
     try:
         return cli.main(args=argv, prog_name="inspire", standalone_mode=True)

@@ -19,6 +19,7 @@ APP_REGISTRY = AppRegistry(
     apps=[
         "programme.piccolo_app",
         "referrals.piccolo_app",
+        "programme.delivery.piccolo_app",
         "outcomes.piccolo_app",
         "analysis.piccolo_app",
     ]

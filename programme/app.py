@@ -17,6 +17,7 @@ from programme.core import database
 from programme.core.http_errors import EXCEPTION_HANDLERS
 from programme.core.logs import logging_config
 from programme.core.settings import Settings, get_settings
+from programme.delivery.controllers import GroupController, ProgrammeController, SessionController
 from programme.health import health
 from referrals.controllers import ReferralController
 from referrals.import_controllers import ImportController
@@ -29,6 +30,9 @@ ROUTES: list[ControllerRouterHandler] = [
     AuditController,
     ReferralController,
     ImportController,
+    ProgrammeController,
+    GroupController,
+    SessionController,
 ]
 
 

@@ -185,7 +185,7 @@ async def _write(
             )
         )
         for step, on in [(Status.accepted, sub.received_on), *row.milestones]:
-            events.append((referral_id, step.value, on, actor.id, now))
+            events.append((referral_id, step.value, on, actor.id, now, "import"))
         audit.append(
             (
                 now,
@@ -256,7 +256,7 @@ async def _write(
     await connection.copy_records_to_table(
         "referral_event",
         records=events,
-        columns=["referral", "type", "occurred_on", "recorded_by", "recorded_at"],
+        columns=["referral", "type", "occurred_on", "recorded_by", "recorded_at", "source"],
     )
     await connection.copy_records_to_table(
         "returned_referral",

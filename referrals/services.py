@@ -33,7 +33,13 @@ from referrals.schemas import (
     ReferralAccepted,
     TimelineEntry,
 )
-from referrals.tables import Person, Referral, ReferralEvent, ReturnedReferral
+from referrals.tables import (
+    ParticipantAlert,
+    Person,
+    Referral,
+    ReferralEvent,
+    ReturnedReferral,
+)
 
 
 async def submitting_agency(actor: Principal) -> UUID:
@@ -276,6 +282,10 @@ async def record_event(
                 Referral.version: Referral.version + 1,
             }
         ).where(Referral.id == referral_id)
+        if event.type == Status.disengaged:
+            await ParticipantAlert.insert(
+                ParticipantAlert(referral=referral_id, kind="disengaged", raised_on=event.on)
+            )
         await audit.record(
             actor, AuditAction.update, "referral", referral_id, {"event": event.type.value}
         )

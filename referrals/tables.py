@@ -88,6 +88,26 @@ class ReferralEvent(Table):
     note = Text(null=True, default=None, secret=True)
     recorded_by = ForeignKey(references=Account, null=True, on_delete=OnDelete.set_null)
     recorded_at = Timestamptz(default=TimestamptzNow())
+    source = Varchar(
+        length=10,
+        default="manual",
+        help_text="'manual' (a person recorded it), 'register' (derived from attendance), "
+        "or 'import'. Only register-derived steps are moved by register corrections.",
+    )
+
+
+class ParticipantAlert(Table):
+    """Something partner support must know about a participant: disengaged, or at risk.
+
+    Integrated support for partners reads these; nothing flows the other way.
+    """
+
+    id = UUID(primary_key=True)
+    referral = ForeignKey(references=Referral, on_delete=OnDelete.cascade, index=True)
+    kind = Varchar(length=12, help_text="'disengaged' or 'at_risk'.")
+    raised_on = Date(help_text="The date of the event that raised it.")
+    detail = JSONB(default={}, help_text="Counts and dates only; never notes.")
+    created_at = Timestamptz(default=TimestamptzNow())
 
 
 class ReturnedReferral(Table):

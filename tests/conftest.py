@@ -157,3 +157,54 @@ def good_referral(**overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return {key: value for key, value in body.items() if value is not ...}
+
+
+def distinct_referral(n: int, **overrides: Any) -> dict[str, Any]:
+    """A good referral of the n-th distinct person (0 <= n < 1000)."""
+    return good_referral(
+        **{
+            "first_name": f"Person{n}",
+            "last_name": "Example",
+            "date_of_birth": f"{1960 + n % 40}-03-{1 + n % 28:02d}",
+            "phone": f"0114 496 0{n:03d}",
+            **overrides,
+        }
+    )
+
+
+MakeReferrals = Callable[..., Awaitable[list[str]]]
+
+
+@pytest.fixture
+def make_referrals(client: httpx.AsyncClient, sign_in: SignIn) -> MakeReferrals:
+    """Submit ``count`` referrals and move each to ``status`` (default engaged)."""
+    tokens: dict[str, dict[str, str]] = {}
+
+    async def _make(
+        count: int,
+        status: str = "engaged",
+        start: int = 0,
+        received_on: str = "2026-10-01",
+        moved_on: str = "2026-10-02",
+    ) -> list[str]:
+        if not tokens:
+            tokens["referrer"] = await sign_in(Role.referrer, "maker-referrer")
+            tokens["facilitator"] = await sign_in(Role.facilitator, "maker-facilitator")
+        ids = []
+        steps = ["contacted", "engaged", "started"]
+        for n in range(start, start + count):
+            body = distinct_referral(n, received_on=received_on, consent_obtained_on=received_on)
+            response = await client.post("/referrals", json=body, headers=tokens["referrer"])
+            assert response.status_code == 201, response.text
+            referral_id = response.json()["id"]
+            for step in steps[: steps.index(status) + 1] if status in steps else []:
+                moved = await client.post(
+                    f"/referrals/{referral_id}/events",
+                    json={"type": step, "on": moved_on},
+                    headers=tokens["facilitator"],
+                )
+                assert moved.status_code == 201, moved.text
+            ids.append(referral_id)
+        return ids
+
+    return _make

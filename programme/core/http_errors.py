@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from typing import Any, get_args
+from typing import Any, get_args, get_origin
 
 import msgspec
 from litestar import MediaType, Request, Response
@@ -54,18 +54,30 @@ def application_error(_: Request, exc: ApplicationError) -> Response:
     return _body(exc.status_code, exc.message, exc.errors, exc.extra)
 
 
-def _body_struct(request: Request) -> type[msgspec.Struct] | None:
-    """The Struct the route decodes its body into, if it has one."""
+def _body_struct(request: Request) -> tuple[type[msgspec.Struct], bool] | None:
+    """The Struct the route decodes its body into, and whether it takes a list of them."""
     handler = request.scope.get("route_handler")
     data = getattr(handler, "parsed_fn_signature", None)
     if data is None or "data" not in data.parameters:
         return None
     annotation = data.parameters["data"].annotation
-    candidates = (annotation, *get_args(annotation))
-    for candidate in candidates:
+    is_list = get_origin(annotation) is list
+    for candidate in (annotation, *get_args(annotation)):
         if isinstance(candidate, type) and issubclass(candidate, msgspec.Struct):
-            return candidate
+            return candidate, is_list
     return None
+
+
+def _body_errors(struct_type: type[msgspec.Struct], is_list: bool, raw: Any) -> list[FieldError]:
+    if not is_list:
+        return field_errors(struct_type, raw)
+    if not isinstance(raw, list):
+        return [FieldError("invalid", "", "The body must be a JSON list.")]
+    return [
+        FieldError(e.code, f"[{i}].{e.field}" if e.field else f"[{i}]", e.message)
+        for i, item in enumerate(raw)
+        for e in field_errors(struct_type, item)
+    ]
 
 
 def _received_body(request: Request) -> bytes | None:
@@ -77,15 +89,15 @@ def _received_body(request: Request) -> bytes | None:
 def validation_error(request: Request, exc: ValidationException) -> Response:
     """Litestar's decoding stops at the first problem; list them all instead."""
     errors: list[FieldError] = []
-    struct_type = _body_struct(request)
+    expected = _body_struct(request)
     body = _received_body(request)
-    if struct_type is not None and body is not None:
+    if expected is not None and body is not None:
         try:
             raw = msgspec.json.decode(body)
         except msgspec.DecodeError:
             errors = [FieldError("invalid", "", "The body is not valid JSON.")]
         else:
-            errors = field_errors(struct_type, raw)
+            errors = _body_errors(*expected, raw)
     if not errors and isinstance(exc.extra, list):
         for item in exc.extra:
             if isinstance(item, dict):

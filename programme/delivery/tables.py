@@ -1,0 +1,105 @@
+"""Programme delivery: settings, groups, sessions, attendance, exit reviews."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from piccolo.columns import UUID, Boolean, Date, ForeignKey, Integer, Timestamptz, Varchar
+from piccolo.columns.base import OnDelete
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+from programme.tables import Account
+from referrals.tables import Referral
+
+
+class SessionKind(StrEnum):
+    group = "group"
+    one_to_one = "one_to_one"
+
+
+class Mark(StrEnum):
+    attended = "attended"
+    late = "late"
+    absent = "absent"
+    excused = "excused"
+
+
+PRESENT = frozenset({Mark.attended, Mark.late})
+
+
+class Programme(Table):
+    """The programme and its completion rule; commissioners change the numbers."""
+
+    id = UUID(primary_key=True)
+    name = Varchar(length=100, unique=True)
+    weeks = Integer(default=26, help_text="Length of the programme from the first session.")
+    core_sessions = Integer(default=24, help_text="Core group sessions in the course.")
+    completion_min_sessions = Integer(
+        default=18, help_text="Core sessions to attend (within the length) to complete."
+    )
+    exit_review_required = Boolean(default=True, help_text="Completion needs an exit review.")
+    at_risk_absences = Integer(
+        default=3, help_text="Consecutive unexcused absences that put someone at risk."
+    )
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class Group(Table):
+    """A cohort that meets for the core group sessions."""
+
+    id = UUID(primary_key=True)
+    programme = ForeignKey(references=Programme, on_delete=OnDelete.restrict)
+    name = Varchar(length=100, unique=True)
+    starts_on = Date()
+    capacity = Integer(help_text="Most participants at once.")
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class GroupFacilitator(Table):
+    """Who runs a group; facilitators work only with their own groups."""
+
+    id = UUID(primary_key=True)
+    group = ForeignKey(references=Group, on_delete=OnDelete.cascade, index=True)
+    account = ForeignKey(references=Account, on_delete=OnDelete.cascade, index=True)
+
+
+class GroupMember(Table):
+    """A participant's place in a group; a transfer ends one place and opens another."""
+
+    id = UUID(primary_key=True)
+    group = ForeignKey(references=Group, on_delete=OnDelete.restrict, index=True)
+    referral = ForeignKey(references=Referral, on_delete=OnDelete.restrict, index=True)
+    joined_on = Date()
+    left_on = Date(null=True, default=None, help_text="Set when transferred to another group.")
+
+
+class ProgrammeSession(Table, tablename="programme_session"):
+    """One group session or one-to-one, numbered within its group."""
+
+    id = UUID(primary_key=True)
+    group = ForeignKey(references=Group, on_delete=OnDelete.restrict, index=True)
+    number = Integer(help_text="Core group sessions are numbered 1..core_sessions.")
+    held_on = Date()
+    kind = Varchar(length=10, choices=SessionKind)
+
+
+class Attendance(Table):
+    """The register: one mark per participant per session, corrected in place (audited)."""
+
+    id = UUID(primary_key=True)
+    session = ForeignKey(references=ProgrammeSession, on_delete=OnDelete.restrict, index=True)
+    referral = ForeignKey(references=Referral, on_delete=OnDelete.restrict, index=True)
+    status = Varchar(length=10, choices=Mark)
+    marked_by = ForeignKey(references=Account, null=True, on_delete=OnDelete.set_null)
+    marked_at = Timestamptz(default=TimestamptzNow())
+
+
+class ExitReview(Table):
+    """The review at the end of the course; part of the completion rule."""
+
+    id = UUID(primary_key=True)
+    referral = ForeignKey(references=Referral, on_delete=OnDelete.restrict, unique=True)
+    held_on = Date()
+    recorded_by = ForeignKey(references=Account, null=True, on_delete=OnDelete.set_null)
+    created_at = Timestamptz(default=TimestamptzNow())

@@ -9,6 +9,7 @@ database.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
 import tempfile
@@ -33,12 +34,14 @@ else:
 
 from litestar import Litestar  # noqa: E402
 
+from programme.accounts import access  # noqa: E402
 from programme.accounts import services as accounts  # noqa: E402
-from programme.accounts.schemas import AccountCreate, Principal  # noqa: E402
+from programme.accounts.passwords import hash_password  # noqa: E402
+from programme.accounts.schemas import Principal  # noqa: E402
 from programme.app import create_app  # noqa: E402
 from programme.core import database  # noqa: E402
 from programme.core.settings import get_settings  # noqa: E402
-from programme.tables import Role  # noqa: E402
+from programme.tables import Account, Role  # noqa: E402
 
 PASSWORD = "a perfectly long test password"
 
@@ -113,9 +116,19 @@ async def client(app: Litestar, clean_database: None) -> AsyncIterator[httpx.Asy
 SignIn = Callable[..., Awaitable[dict[str, str]]]
 
 
+@functools.cache
+def password_hash() -> str:
+    """PASSWORD hashed once: argon2 is slow on purpose, and tests make many accounts."""
+    return hash_password(PASSWORD)
+
+
 @pytest.fixture
-def sign_in(client: httpx.AsyncClient) -> SignIn:
-    """Create an account of a role and return bearer headers for it."""
+def sign_in(app: Litestar) -> SignIn:
+    """Create an account of a role and return bearer headers for it.
+
+    The token is issued the way ``POST /auth/login`` issues it; the login route
+    itself is tested in tests/programme/test_auth.py.
+    """
 
     async def _sign_in(
         role: Role, username: str | None = None, agency: str | None = None
@@ -123,12 +136,14 @@ def sign_in(client: httpx.AsyncClient) -> SignIn:
         name = username or f"{role.value}-user"
         if role == Role.referrer and agency is None:
             agency = "South Yorkshire Police"
-        await accounts.create_account(
-            AccountCreate(username=name, password=PASSWORD, role=role, agency=agency), ADMIN
-        )
-        response = await client.post("/auth/login", json={"username": name, "password": PASSWORD})
-        assert response.status_code == 200, response.text
-        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+        agency_id = (await accounts.get_or_create_agency(agency, ADMIN))[0] if agency else None
+        rows = await Account.insert(
+            Account(username=name, password_hash=password_hash(), role=role.value, agency=agency_id)
+        ).returning(Account.id)
+        principal = await accounts.principal_for(rows[0]["id"])
+        assert principal is not None
+        token = access.issue_token(app.state.jwt_auth, principal, app.state.settings)
+        return {"Authorization": f"Bearer {token}"}
 
     return _sign_in
 

@@ -7,6 +7,7 @@ import pytest
 
 from programme.core import database
 from programme.tables import Account, AuditEvent, Role
+from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.anyio
 
@@ -50,6 +51,8 @@ async def test_reading_accounts_writes_one_read_row_per_account(client, sign_in)
 
 async def test_signing_in_is_recorded(client, sign_in):
     await sign_in(Role.monitor, "mo")
+    response = await client.post("/auth/login", json={"username": "mo", "password": PASSWORD})
+    assert response.status_code == 200
     account = await Account.select(Account.id).where(Account.username == "mo").first()
     rows = await audit_rows(action="login", account_id=account["id"])
     assert len(rows) == 1
@@ -64,7 +67,8 @@ async def test_signing_in_is_recorded(client, sign_in):
     ],
 )
 async def test_the_database_refuses_to_rewrite_the_audit_trail(client, sign_in, statement):
-    await sign_in(Role.admin, "alice")
+    headers = await sign_in(Role.admin, "alice")
+    await client.get("/accounts", headers=headers)
     assert await AuditEvent.count() > 0
     connection = await asyncpg.connect(**database.engine().config)
     try:
@@ -78,7 +82,13 @@ async def test_the_database_refuses_to_rewrite_the_audit_trail(client, sign_in, 
 
 async def test_admins_filter_the_audit_trail_by_record_and_by_account(client, sign_in):
     headers = await sign_in(Role.admin, "alice")
-    await sign_in(Role.facilitator, "fran")
+    created = await client.post(
+        "/accounts",
+        json={"username": "fran", "password": PASSWORD, "role": "facilitator"},
+        headers=headers,
+    )
+    assert created.status_code == 201
+    await client.post("/auth/login", json={"username": "fran", "password": PASSWORD})
     fran = await Account.select(Account.id).where(Account.username == "fran").first()
     alice = await Account.select(Account.id).where(Account.username == "alice").first()
     await client.get("/accounts", headers=headers)

@@ -10,6 +10,11 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.types import ControllerRouterHandler
 
+from outcomes.controllers import (
+    ReoffendingImportController,
+    VictimController,
+    VictimFeedbackReportController,
+)
 from programme.accounts import access
 from programme.accounts.controllers import AccountController, AgencyController, AuthController
 from programme.audit.controllers import AuditController
@@ -33,6 +38,9 @@ ROUTES: list[ControllerRouterHandler] = [
     ProgrammeController,
     GroupController,
     SessionController,
+    VictimController,
+    VictimFeedbackReportController,
+    ReoffendingImportController,
 ]
 
 

@@ -151,6 +151,35 @@ def import_referrals(file: str, skip_invalid: bool) -> None:
         raise _fail(f"{report.refused} rows have errors: nothing was imported")
 
 
+@import_.command("reoffending")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True))
+@click.option("--skip-invalid", is_flag=True, help="Import the matched rows even if some are not.")
+def import_reoffending(file: str, skip_invalid: bool) -> None:
+    """Import police-recorded incidents from FILE (CSV)."""
+    from pathlib import Path
+
+    from outcomes.reoffending import import_reoffending as run_import
+    from programme.accounts.schemas import Principal
+    from programme.core.clock import today
+    from programme.core.settings import get_settings
+
+    content = Path(file).read_bytes()
+    actor = Principal(id=None, username="cli", role="system")
+    secret = get_settings().token_secret()
+    report = run_with_database(
+        lambda: run_import(content, actor, secret, today(), skip_invalid=skip_invalid)
+    )
+    for problem in report.errors:
+        where = f"{problem.field}: " if problem.field else ""
+        click.echo(f"error: line {problem.line}: {where}{problem.message}", err=True)
+    click.echo(
+        f"imported {report.imported} ({report.after_referral} after a referral), "
+        f"already present {report.already_present}, refused {report.refused}"
+    )
+    if report.errors and not skip_invalid:
+        raise _fail(f"{report.refused} rows could not be matched or read: nothing was imported")
+
+
 def main(argv: list[str] | None = None) -> Any:
     try:
         return cli.main(args=argv, prog_name="inspire", standalone_mode=True)

@@ -15,9 +15,9 @@ from datetime import date
 from enum import StrEnum
 from typing import Any, TypeVar
 
-import phonenumbers
-
+from outcomes.victim_checks import VictimDetails, check_victims
 from programme.core.errors import FieldError
+from referrals.phones import dialable_uk_number
 from referrals.rules import (
     DOMESTIC_RELATIONSHIPS,
     MINIMUM_AGE,
@@ -50,19 +50,12 @@ SUBMISSION_FIELDS = (
     "consent_obtained_on",
     "consent_method",
     "notes",
+    "victims",
 )
 
 REFERENCE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/_-]{2,39}$")
 MAX_NAME = 100
 MAX_NOTES = 4000
-_PERSONAL_LINES = {
-    phonenumbers.PhoneNumberType.FIXED_LINE,
-    phonenumbers.PhoneNumberType.MOBILE,
-    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
-    phonenumbers.PhoneNumberType.VOIP,
-    phonenumbers.PhoneNumberType.PERSONAL_NUMBER,
-}
-"""Lines a person answers; not freephone, premium-rate, pager or company numbers."""
 _TRUE = {"true", "yes", "y", "1"}
 _FALSE = {"false", "no", "n", "0"}
 
@@ -90,6 +83,8 @@ class Submission:
     consent_obtained_on: date
     consent_method: ConsentMethod
     notes: str | None
+    victims: tuple[VictimDetails, ...] = ()
+    """Victims/survivors named by the referrer; kept for victim workers' eyes only."""
 
 
 QUALITY_WHY = {
@@ -235,19 +230,6 @@ def age_on(born: date, on: date) -> int:
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
 
-def dialable_uk_number(value: str) -> str | None:
-    """The number in E.164 if it is a valid UK number someone could ring, else None."""
-    try:
-        number = phonenumbers.parse(value, "GB")
-    except phonenumbers.NumberParseException:
-        return None
-    if number.country_code != 44 or not phonenumbers.is_valid_number(number):
-        return None
-    if phonenumbers.number_type(number) not in _PERSONAL_LINES:
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
 def check(
     raw: Mapping[str, Any],
     *,
@@ -363,6 +345,8 @@ def check(
             )
 
     notes = read.text("notes", required=False, max_length=MAX_NOTES)
+    victims, victim_problems = check_victims(raw.get("victims"), today=today)
+    read.errors.extend(victim_problems)
 
     checked = Checked(
         submission=None,
@@ -393,13 +377,15 @@ def check(
         consent_obtained_on=consent_on,
         consent_method=method,
         notes=notes,
+        victims=tuple(victims),
     )
     return checked
 
 
-def assess_quality(submission: Submission, *, victims_with_consent: int = 0) -> Quality:
+def assess_quality(submission: Submission) -> Quality:
     """Which useful optional details are missing: the 'good referral' feedback."""
     missing: list[MissingDetail] = []
+    victims_with_consent = sum(v.consent_to_contact for v in submission.victims)
     if submission.risk_level is None:
         missing.append(MissingDetail("risk_level", QUALITY_WHY["risk_level"]))
     if submission.prior_incidents is None:

@@ -36,6 +36,8 @@ class ReferralAccepted(msgspec.Struct):
     quality: QualityAssessment
     previous_referrals: int
     """Earlier referrals of the same person (a repeat referral when above 0)."""
+    victims_recorded: int = 0
+    """How many victims/survivors were recorded; their details are never echoed back."""
 
 
 class EventCreate(msgspec.Struct, forbid_unknown_fields=True):

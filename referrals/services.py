@@ -10,6 +10,7 @@ from uuid import UUID
 
 from asyncpg.exceptions import UniqueViolationError
 
+from outcomes.services import record_victims
 from programme.accounts.schemas import Principal
 from programme.accounts.services import SELF_REFERRAL_AGENCY, get_or_create_agency
 from programme.audit import services as audit
@@ -209,6 +210,7 @@ async def accept(
             "That reference is used by another referral.", extra={"field": "reference"}
         ) from None
     referral_id = rows[0]["id"]
+    await record_victims(referral_id, submission.victims, actor)
     await ReferralEvent.insert(
         ReferralEvent(
             referral=referral_id,
@@ -227,6 +229,7 @@ async def accept(
             missing=[MissingDetail(field=m.field, why=m.why) for m in quality.missing],
         ),
         previous_referrals=previous,
+        victims_recorded=len(submission.victims),
     )
 
 

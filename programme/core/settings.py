@@ -37,6 +37,8 @@ class Settings:
     login_lockout_minutes: int = 15
     commissioned_areas: tuple[str, ...] = field(default=COMMISSIONED_AREAS)
     pool_max_size: int = 10
+    suppress_below: int = 5
+    """Published counts from 1 to this minus one are shown as '<N'."""
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -111,4 +113,5 @@ def get_settings() -> Settings:
         login_lockout_minutes=_int("INSPIRE_LOGIN_LOCKOUT_MINUTES", 15),
         commissioned_areas=_areas(),
         pool_max_size=_int("INSPIRE_DB_POOL_SIZE", 10),
+        suppress_below=_int("INSPIRE_SUPPRESS_BELOW", 5),
     )

@@ -1,0 +1,106 @@
+"""Request and response bodies for victims/survivors, feedback and reoffending."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+from uuid import UUID
+
+import msgspec
+
+from outcomes.tables import Behaviour, FeelsSafer, Stage
+
+
+class ConsentRecord(msgspec.Struct):
+    given: bool
+    obtained_on: date
+    withdrawn_on: date | None
+
+
+class Victim(msgspec.Struct):
+    id: UUID
+    referral_id: UUID
+    first_name: str
+    last_name: str | None
+    phone: str | None
+    relationship: str
+    consent: ConsentRecord | None
+    """The latest consent-to-contact record."""
+    may_contact: bool
+
+
+class ConsentChange(msgspec.Struct, forbid_unknown_fields=True):
+    given: bool
+    on: date
+    """When consent was given or refused; for a withdrawal, when it was withdrawn."""
+    withdraw: bool = False
+
+
+class FeedbackCreate(msgspec.Struct, forbid_unknown_fields=True):
+    stage: Stage
+    collected_on: date
+    behaviour: Behaviour
+    feels_safer: FeelsSafer
+    note: Annotated[str, msgspec.Meta(max_length=4000)] | None = None
+
+
+class Feedback(msgspec.Struct):
+    victim_id: UUID
+    stage: str
+    collected_on: date
+    behaviour: str
+    feels_safer: str
+    note: str | None
+    recorded_by: str | None
+
+
+class Alert(msgspec.Struct):
+    kind: str
+    raised_on: date
+
+
+class PerpetratorProgress(msgspec.Struct):
+    """What partner support may know of the referred person's programme."""
+
+    referral_id: UUID
+    reference: str
+    status: str
+    status_on: date
+    alerts: list[Alert]
+
+
+class FeedbackCell(msgspec.Struct):
+    quarter: str
+    stage: str
+    responded: int | str
+    """A count, or '<5' when small numbers are suppressed."""
+    stopped_or_reduced: int | str
+    share: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+class FeedbackReport(msgspec.Struct):
+    rows: list[FeedbackCell]
+    total_responded: int | str
+    total_stopped_or_reduced: int | str
+    total_share: float | None
+    total_ci_low: float | None
+    total_ci_high: float | None
+    suppression_threshold: int
+    notes: list[str]
+
+
+class ReoffenceImportReport(msgspec.Struct):
+    imported: int
+    already_present: int
+    refused: int
+    after_referral: int
+    """Imported incidents dated after one of the person's referrals."""
+    errors: list[RowError]
+
+
+class RowError(msgspec.Struct):
+    line: int
+    field: str
+    message: str

@@ -1,0 +1,270 @@
+"""Victims/survivors, their consent and feedback: visible to victim workers only.
+
+A perpetrator must never learn what a victim said. Nothing here is reachable
+from a route any other role may call (admins excepted, and audited), and
+nothing flows from here back into the referral or programme records.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+from asyncpg.exceptions import UniqueViolationError
+
+from outcomes import schemas
+from outcomes.tables import ContactConsent, Feedback, Victim
+from outcomes.victim_checks import VictimDetails, check_victim
+from programme.accounts.schemas import Principal
+from programme.audit import services as audit
+from programme.core.crypto import cipher
+from programme.core.database import engine
+from programme.core.errors import Conflict, FieldError, InvalidInput, NotFound
+from programme.tables import AuditAction
+from referrals.tables import ParticipantAlert, Referral
+
+
+async def record_victims(
+    referral_id: UUID, victims: tuple[VictimDetails, ...] | list[VictimDetails], actor: Principal
+) -> list[UUID]:
+    """Store victims' details encrypted, each with its consent-to-contact record."""
+    crypt = cipher()
+    ids = []
+    for victim in victims:
+        rows = await Victim.insert(
+            Victim(
+                referral=referral_id,
+                first_name=crypt.encrypt(victim.first_name),
+                last_name=crypt.encrypt(victim.last_name),
+                phone=crypt.encrypt(victim.phone),
+                relationship=victim.relationship,
+                recorded_by=actor.id,
+            )
+        ).returning(Victim.id)
+        victim_id = rows[0]["id"]
+        if victim.consent_obtained_on is not None:
+            await ContactConsent.insert(
+                ContactConsent(
+                    victim=victim_id,
+                    given=victim.consent_to_contact,
+                    obtained_on=victim.consent_obtained_on,
+                    recorded_by=actor.id,
+                )
+            )
+        await audit.record(actor, AuditAction.create, "victim", victim_id)
+        ids.append(victim_id)
+    return ids
+
+
+async def _latest_consents(victim_ids: list[UUID]) -> dict[UUID, dict[str, Any]]:
+    if not victim_ids:
+        return {}
+    rows = await ContactConsent.raw(
+        "SELECT DISTINCT ON (victim) victim, given, obtained_on, withdrawn_on"
+        " FROM contact_consent WHERE victim = ANY({})"
+        " ORDER BY victim, created_at DESC",
+        victim_ids,
+    )
+    return {row["victim"]: row for row in rows}
+
+
+def _may_contact(consent: dict[str, Any] | None) -> bool:
+    return bool(consent and consent["given"] and consent["withdrawn_on"] is None)
+
+
+async def list_victims(referral_id: UUID, actor: Principal) -> list[schemas.Victim]:
+    if not await Referral.exists().where(Referral.id == referral_id):
+        raise NotFound("No such referral.")
+    rows = await Victim.select().where(Victim.referral == referral_id).order_by(Victim.created_at)
+    consents = await _latest_consents([row["id"] for row in rows])
+    await audit.record_many(actor, AuditAction.read, "victim", [row["id"] for row in rows])
+    return [_victim(row, consents.get(row["id"])) for row in rows]
+
+
+def _victim(row: dict[str, Any], consent: dict[str, Any] | None) -> schemas.Victim:
+    crypt = cipher()
+    return schemas.Victim(
+        id=row["id"],
+        referral_id=row["referral"],
+        first_name=crypt.decrypt(row["first_name"]) or "",
+        last_name=crypt.decrypt(row["last_name"]),
+        phone=crypt.decrypt(row["phone"]),
+        relationship=row["relationship"],
+        consent=None
+        if consent is None
+        else schemas.ConsentRecord(
+            given=consent["given"],
+            obtained_on=consent["obtained_on"],
+            withdrawn_on=consent["withdrawn_on"],
+        ),
+        may_contact=_may_contact(consent),
+    )
+
+
+async def add_victim(referral_id: UUID, raw: Any, actor: Principal, today: date) -> schemas.Victim:
+    victim, problems = check_victim(raw, "", today=today)
+    if problems:
+        raise InvalidInput(
+            errors=[FieldError(p.code, p.field.removeprefix("."), p.message) for p in problems]
+        )
+    assert victim is not None
+    if not await Referral.exists().where(Referral.id == referral_id):
+        raise NotFound("No such referral.")
+    async with engine().transaction():
+        (victim_id,) = await record_victims(referral_id, [victim], actor)
+    return await get_victim(victim_id, actor, audited=False)
+
+
+async def get_victim(victim_id: UUID, actor: Principal, *, audited: bool = True) -> schemas.Victim:
+    row = await Victim.select().where(Victim.id == victim_id).first()
+    if row is None:
+        raise NotFound("No such victim record.")
+    if audited:
+        await audit.record(actor, AuditAction.read, "victim", victim_id)
+    return _victim(row, (await _latest_consents([victim_id])).get(victim_id))
+
+
+async def change_consent(
+    victim_id: UUID, change: schemas.ConsentChange, actor: Principal, today: date
+) -> schemas.Victim:
+    """Give, refuse or withdraw consent to contact; each change is its own dated record."""
+    if change.on > today:
+        raise InvalidInput(errors=[FieldError("future_date", "on", "Cannot be in the future.")])
+    if not await Victim.exists().where(Victim.id == victim_id):
+        raise NotFound("No such victim record.")
+    async with engine().transaction():
+        current = (await _latest_consents([victim_id])).get(victim_id)
+        if change.withdraw:
+            if not _may_contact(current):
+                raise Conflict("There is no consent to contact to withdraw.")
+            assert current is not None
+            await ContactConsent.insert(
+                ContactConsent(
+                    victim=victim_id,
+                    given=True,
+                    obtained_on=current["obtained_on"],
+                    withdrawn_on=change.on,
+                    recorded_by=actor.id,
+                )
+            )
+        else:
+            await ContactConsent.insert(
+                ContactConsent(
+                    victim=victim_id,
+                    given=change.given,
+                    obtained_on=change.on,
+                    recorded_by=actor.id,
+                )
+            )
+        await audit.record(actor, AuditAction.update, "victim", victim_id, {"consent": True})
+    return await get_victim(victim_id, actor, audited=False)
+
+
+async def record_feedback(
+    victim_id: UUID, data: schemas.FeedbackCreate, actor: Principal, today: date
+) -> schemas.Feedback:
+    """One feedback per stage; recording a stage again is a correction that replaces it."""
+    problems = []
+    if data.collected_on > today:
+        problems.append(FieldError("future_date", "collected_on", "Cannot be in the future."))
+    victim = await Victim.select(Victim.id).where(Victim.id == victim_id).first()
+    if victim is None:
+        raise NotFound("No such victim record.")
+    consent = (await _latest_consents([victim_id])).get(victim_id)
+    if not _may_contact(consent):
+        raise Conflict("No feedback without consent to contact (none recorded, or withdrawn).")
+    if problems:
+        raise InvalidInput(errors=problems)
+    note = cipher().encrypt(data.note)
+    async with engine().transaction():
+        existing = (
+            await Feedback.select(Feedback.id)
+            .where((Feedback.victim == victim_id) & (Feedback.stage == data.stage.value))
+            .first()
+        )
+        values: dict[Any, Any] = {
+            Feedback.collected_on: data.collected_on,
+            Feedback.behaviour: data.behaviour.value,
+            Feedback.feels_safer: data.feels_safer.value,
+            Feedback.note: note,
+            Feedback.recorded_by: actor.id,
+        }
+        if existing is None:
+            row = Feedback(victim=victim_id, stage=data.stage.value)
+            for column, value in values.items():
+                setattr(row, column._meta.name, value)
+            try:
+                await Feedback.insert(row)
+            except UniqueViolationError:
+                raise Conflict("This stage was recorded at the same moment; try again.") from None
+            action = AuditAction.create
+        else:
+            now = Feedback.updated_at.default.python()
+            await Feedback.update({**values, Feedback.updated_at: now}).where(
+                Feedback.id == existing["id"]
+            )
+            action = AuditAction.update
+        await audit.record(actor, action, "victim_feedback", victim_id, {"stage": data.stage.value})
+    recorded = await list_feedback(victim_id, actor, audited=False)
+    return next(f for f in recorded if f.stage == data.stage.value)
+
+
+async def list_feedback(
+    victim_id: UUID, actor: Principal, *, audited: bool = True
+) -> list[schemas.Feedback]:
+    if not await Victim.exists().where(Victim.id == victim_id):
+        raise NotFound("No such victim record.")
+    rows = (
+        await Feedback.select(
+            Feedback.stage,
+            Feedback.collected_on,
+            Feedback.behaviour,
+            Feedback.feels_safer,
+            Feedback.note,
+            Feedback.recorded_by.username.as_alias("recorded_by"),
+        )
+        .where(Feedback.victim == victim_id)
+        .order_by(Feedback.collected_on)
+    )
+    if audited:
+        await audit.record(actor, AuditAction.read, "victim_feedback", victim_id)
+    crypt = cipher()
+    return [
+        schemas.Feedback(
+            victim_id=victim_id,
+            stage=r["stage"],
+            collected_on=r["collected_on"],
+            behaviour=r["behaviour"],
+            feels_safer=r["feels_safer"],
+            note=crypt.decrypt(r["note"]),
+            recorded_by=r["recorded_by"],
+        )
+        for r in rows
+    ]
+
+
+async def perpetrator_progress(victim_id: UUID, actor: Principal) -> schemas.PerpetratorProgress:
+    """The linked referral's status and disengagement/at-risk alerts: integrated support."""
+    victim = await Victim.select(Victim.referral).where(Victim.id == victim_id).first()
+    if victim is None:
+        raise NotFound("No such victim record.")
+    referral = (
+        await Referral.select(Referral.id, Referral.reference, Referral.status, Referral.status_on)
+        .where(Referral.id == victim["referral"])
+        .first()
+    )
+    assert referral is not None
+    alerts = (
+        await ParticipantAlert.select(ParticipantAlert.kind, ParticipantAlert.raised_on)
+        .where(ParticipantAlert.referral == referral["id"])
+        .order_by(ParticipantAlert.raised_on)
+    )
+    await audit.record(actor, AuditAction.read, "referral", referral["id"], {"view": "support"})
+    return schemas.PerpetratorProgress(
+        referral_id=referral["id"],
+        reference=referral["reference"],
+        status=referral["status"],
+        status_on=referral["status_on"],
+        alerts=[schemas.Alert(**a) for a in alerts],
+    )

@@ -1,0 +1,27 @@
+"""UK phone numbers a person can be rung on."""
+
+from __future__ import annotations
+
+import phonenumbers
+
+_PERSONAL_LINES = {
+    phonenumbers.PhoneNumberType.FIXED_LINE,
+    phonenumbers.PhoneNumberType.MOBILE,
+    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    phonenumbers.PhoneNumberType.VOIP,
+    phonenumbers.PhoneNumberType.PERSONAL_NUMBER,
+}
+"""Lines a person answers; not freephone, premium-rate, pager or company numbers."""
+
+
+def dialable_uk_number(value: str) -> str | None:
+    """The number in E.164 if it is a valid UK number someone could ring, else None."""
+    try:
+        number = phonenumbers.parse(value, "GB")
+    except phonenumbers.NumberParseException:
+        return None
+    if number.country_code != 44 or not phonenumbers.is_valid_number(number):
+        return None
+    if phonenumbers.number_type(number) not in _PERSONAL_LINES:
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

@@ -1,0 +1,270 @@
+"""Referral benchmarks: bulk CSV import and POST /referrals, each as a ratio to a bare baseline.
+
+    python bench/run_referrals.py                 # both (a few minutes)
+    python bench/run_referrals.py --only import   # benchmark 1
+    python bench/run_referrals.py --only http     # benchmark 2
+
+Runs on its own embedded PostgreSQL in a fresh temporary data directory
+(INSPIRE_DATA_DIR is set before any project module is imported), deleted at the
+end. With DATABASE_URL set it uses that server instead and EMPTIES EVERY TABLE
+in it, so it refuses to start unless --allow-emptying-database is given: point
+it at a scratch database. All load goes to 127.0.0.1; every loop has a fixed
+count and a time limit. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=("import", "http"), help="run one benchmark")
+    parser.add_argument("--rows", type=int, default=100_000, help="import rows (max 100,000)")
+    parser.add_argument("--repeats", type=int, default=3, help="import repeats (median)")
+    parser.add_argument("--requests", type=int, default=2_000, help="HTTP requests per round")
+    parser.add_argument("--rounds", type=int, default=3, help="HTTP rounds per target (median)")
+    parser.add_argument("--warm-up", type=int, default=200, help="HTTP warm-up requests")
+    parser.add_argument("--concurrency", type=int, default=16, help="HTTP requests in flight")
+    parser.add_argument(
+        "--time-limit", type=float, default=120.0, help="seconds allowed per HTTP round"
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--allow-emptying-database",
+        action="store_true",
+        help="with DATABASE_URL: agree that every table in it is emptied",
+    )
+    args = parser.parse_args(argv)
+    if not 1 <= args.rows <= 100_000:
+        parser.error("--rows must be 1 to 100,000")
+    for name in ("repeats", "requests", "rounds", "concurrency"):
+        if not 1 <= getattr(args, name) <= 100_000:
+            parser.error(f"--{name} must be 1 to 100,000")
+    if not 0 <= args.warm_up <= 10_000 or not 1 <= args.time_limit <= 600:
+        parser.error("--warm-up must be 0 to 10,000 and --time-limit 1 to 600 seconds")
+    return args
+
+
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def code_version() -> str:
+    """The commit measured, marked dirty when the working tree has changes."""
+    try:
+        found = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return found.stdout.strip()
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
+    import http_bench
+    import import_bench
+
+    from programme.core import database
+
+    log("migrating the benchmark database")
+    await database.migrate()
+    db = database.engine()
+    await db.start_connection_pool(min_size=0, max_size=4)
+    results: dict[str, Any] = {}
+    try:
+        version = await db.run_ddl("SHOW server_version")
+        results["machine"] = {
+            "nproc": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "postgresql": version[0]["server_version"],
+            "database": "DATABASE_URL" if os.environ.get("DATABASE_URL") else "embedded",
+            "code": code_version(),
+        }
+        if args.only in (None, "import"):
+            results["import"] = await import_bench.benchmark(args.rows, args.repeats, log)
+        if args.only in (None, "http"):
+            results["http"] = await http_bench.benchmark(
+                args.requests,
+                args.warm_up,
+                args.rounds,
+                args.concurrency,
+                args.time_limit,
+                log_dir,
+                log,
+            )
+    finally:
+        await db.close_connection_pool()
+    return results
+
+
+def stop_embedded_server(data_dir: Path) -> None:
+    """Stop the embedded PostgreSQL this run started, before its directory is deleted."""
+    database = sys.modules.get("programme.core.database")
+    server = getattr(database, "_embedded", None)
+    if server is not None:
+        server.cleanup()  # stops it when this is the last process using it
+    # A child that died without saying goodbye leaves pgserver thinking it is still
+    # in use: stop the postmaster of *our* data directory by its own pid.
+    pid_file = data_dir / "pgdata" / "postmaster.pid"
+    if not pid_file.exists():
+        return
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        os.kill(pid, signal.SIGINT)  # PostgreSQL's "fast" shutdown
+    except (ValueError, IndexError, ProcessLookupError, PermissionError):
+        return
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+
+
+def print_report(results: dict[str, Any]) -> None:
+    from bench_support import table
+
+    machine = results["machine"]
+    print(
+        f"\nMachine: {machine['nproc']} CPUs, Python {machine['python']}, "
+        f"PostgreSQL {machine['postgresql']} ({machine['database']}), {machine['platform']}, "
+        f"code {machine['code']}"
+    )
+    if "import" in results:
+        found = results["import"]
+        m = found["median"]
+        rows = found["rows"]
+
+        def line(label: str, seconds: float) -> list[str]:
+            return [
+                label,
+                f"{seconds:.2f}",
+                f"{rows / seconds:,.0f}",
+                f"{seconds / m['baseline']:.2f}",
+            ]
+
+        print(
+            f"\nBenchmark 1: import {rows:,} rows "
+            f"({found['csv_bytes'] / 1e6:.1f} MB CSV), median of {found['repeats']}"
+        )
+        print(
+            table(
+                [
+                    line("import_referrals (whole)", m["import"]),
+                    line("  checking: plan_import", m["in_import_plan"]),
+                    line("  look-ups: already imported, people, overlaps", m["in_import_lookups"]),
+                    line("  _write: building records, agencies", m["in_import_write_build"]),
+                    line("  _write: COPY into the 5 real tables", m["in_import_write_copy"]),
+                    *(
+                        line(f"    COPY {name} ({count:,} rows)", m[f"copy_{name}"])
+                        for name, count in found["rows_written"].items()
+                    ),
+                    line("  other (transaction, report)", m["in_import_other"]),
+                    line("plan_import alone", m["plan_alone"]),
+                    line("dialable_uk_number alone, every row", m["phones_alone"]),
+                    line("baseline: csv parse", m["baseline_parse"]),
+                    line("baseline: COPY into bare text table", m["baseline_copy"]),
+                    line("baseline: parse + COPY", m["baseline"]),
+                ],
+                ["measure", "seconds", "rows/s", "x baseline"],
+            )
+        )
+        print(
+            f"\nimport {found['import_rows_per_s']:,.0f} rows/s; raw COPY "
+            f"{found['copy_rows_per_s']:,.0f} rows/s; parse + COPY "
+            f"{found['baseline_rows_per_s']:,.0f} rows/s\n"
+            f"ratio import / COPY alone = {found['ratio_import_to_copy']:.1f}x; "
+            f"import / (parse + COPY) = {found['ratio_import_to_baseline']:.1f}x (target <= 3x)"
+        )
+    if "http" in results:
+        found = results["http"]
+        print(
+            f"\nBenchmark 2: POST /referrals, {found['requests_per_round']:,} requests x "
+            f"{found['rounds']} rounds per target, concurrency {found['concurrency']}, "
+            f"median round"
+        )
+        print(
+            table(
+                [
+                    [
+                        name,
+                        f"{found[key]['rps']:.0f}",
+                        " / ".join(f"{rps:.0f}" for rps in found[key]["rounds_rps"]),
+                        f"{found[key]['p50_ms']:.1f}",
+                        f"{found[key]['p95_ms']:.1f}",
+                        str(found[key]["non_201"]),
+                        f"{found[key]['client_cpu']:.0%}",
+                    ]
+                    for name, key in (("inspire serve", "service"), ("bare app", "bare"))
+                ],
+                ["target", "req/s", "rounds", "p50 ms", "p95 ms", "non-201", "client CPU"],
+            )
+        )
+        print(f"\nratio service / bare = {found['ratio_service_to_bare']:.2f} (target >= 0.4)")
+        for key in ("service", "bare"):
+            if found[key]["non_201"] or found[key]["timed_out"]:
+                print(f"{key}: statuses {found[key]['statuses']}; e.g. {found[key]['samples']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if os.environ.get("DATABASE_URL"):
+        if not args.allow_emptying_database:
+            print(
+                "run_referrals: DATABASE_URL is set and the benchmarks empty every table in it;"
+                " add --allow-emptying-database if it is a scratch database",
+                file=sys.stderr,
+            )
+            return 2
+        os.environ.setdefault(
+            "INSPIRE_SECRET_KEY", "bench-signing-key-not-for-production-use-0123456789"
+        )
+        os.environ.setdefault(
+            "INSPIRE_ENCRYPTION_KEY", "bench-encryption-key-not-for-production-0123456789"
+        )
+    # Before any project module is imported: a short path (the embedded server's
+    # Unix socket lives in it) that nobody else uses.
+    data_dir = Path(tempfile.mkdtemp(prefix="inspire-bench-"))
+    os.environ["INSPIRE_DATA_DIR"] = str(data_dir)
+    signal.signal(signal.SIGTERM, _terminated)
+    started = time.monotonic()
+    try:
+        results = asyncio.run(run(args, data_dir))
+        results["wall_seconds"] = time.monotonic() - started
+        print_report(results)
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2, default=str))
+    finally:
+        stop_embedded_server(data_dir)
+        shutil.rmtree(data_dir, ignore_errors=True)
+    log(f"done in {time.monotonic() - started:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -176,9 +176,11 @@ def good_referral(**overrides: Any) -> dict[str, Any]:
 
 def distinct_referral(n: int, **overrides: Any) -> dict[str, Any]:
     """A good referral of the n-th distinct person (0 <= n < 1000)."""
+    # Names are matched on their letters only, so spell the number in letters.
+    spelt = "".join("abcdefghij"[int(digit)] for digit in str(n))
     return good_referral(
         **{
-            "first_name": f"Person{n}",
+            "first_name": f"Person{spelt}",
             "last_name": "Example",
             "date_of_birth": f"{1960 + n % 40}-03-{1 + n % 28:02d}",
             "phone": f"0114 496 0{n:03d}",

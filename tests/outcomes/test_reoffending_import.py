@@ -1,0 +1,121 @@
+"""Importing police-recorded incidents: matching, unmatched rows, idempotency."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from outcomes.tables import Reoffence
+from programme.tables import Role
+from referrals.tables import Person
+from tests.conftest import distinct_referral
+
+pytestmark = pytest.mark.anyio
+
+INSPIRE = str(Path(sys.executable).parent / "inspire")
+
+
+@pytest.fixture
+async def referred(client, sign_in):
+    """Two referred people; returns their references."""
+    referrer = await sign_in(Role.referrer, "rita")
+    references = []
+    for n in (1, 2):
+        body = distinct_referral(n, reference=f"SYP-{n:04d}")
+        response = await client.post("/referrals", json=body, headers=referrer)
+        assert response.status_code == 201, response.text
+        references.append(response.json()["reference"])
+    return references
+
+
+def run_import(tmp_path, text, *extra):
+    path = tmp_path / "incidents.csv"
+    path.write_text(text)
+    return subprocess.run(
+        [INSPIRE, "import", "reoffending", str(path), *extra],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.smoke
+async def test_incidents_match_by_reference_or_by_name_and_birth_date(tmp_path, referred):
+    text = (
+        "reference,first_name,last_name,date_of_birth,offence_date,offence_type\n"
+        "SYP-0001,,,,2026-10-20,assault\n"
+        ",Personc,Example,1962-03-03,2026-11-01,criminal damage\n"
+        ",personc,EXAMPLE,1962-03-03,2025-01-01,harassment\n"
+    )
+    result = run_import(tmp_path, text)
+    assert result.returncode == 0, result.stderr
+    assert "imported 3 (2 after a referral), already present 0, refused 0" in result.stdout
+    rows = await Reoffence.select(
+        Reoffence.person.first_name.as_alias("who"), Reoffence.offence_date
+    ).order_by(Reoffence.offence_date)
+    assert [(r["who"], str(r["offence_date"])) for r in rows] == [
+        ("Personc", "2025-01-01"),
+        ("Personb", "2026-10-20"),
+        ("Personc", "2026-11-01"),
+    ]
+
+
+async def test_an_unmatched_row_means_nothing_is_imported(tmp_path, referred):
+    text = (
+        "reference,first_name,last_name,date_of_birth,offence_date\n"
+        "SYP-0001,,,,2026-10-20\n"
+        "SYP-9999,,,,2026-10-21\n"
+        ",Nobody,Known,1980-01-01,2026-10-22\n"
+        "SYP-0002,,,,tomorrow\n"
+    )
+    result = run_import(tmp_path, text)
+    assert result.returncode == 1
+    for line in ("line 3: reference", "line 4: first_name", "line 5: offence_date"):
+        assert line in result.stderr
+    assert "Traceback" not in result.stderr
+    assert await Reoffence.count() == 0
+    partial = run_import(tmp_path, text, "--skip-invalid")
+    assert partial.returncode == 0
+    assert "imported 1" in partial.stdout and "refused 3" in partial.stdout
+
+
+async def test_importing_the_same_file_twice_adds_nothing(tmp_path, referred):
+    text = (
+        "reference,offence_date,offence_type\n"
+        "SYP-0001,2026-10-20,assault\n"
+        "SYP-0001,2026-10-20,assault\n"
+    )
+    first = run_import(tmp_path, text)
+    assert "imported 2" in first.stdout, first.stderr
+    second = run_import(tmp_path, text)
+    assert "imported 0" in second.stdout and "already present 2" in second.stdout
+    assert await Reoffence.count() == 2
+
+
+async def test_a_name_matching_two_people_is_ambiguous(tmp_path, referred):
+    person = await Person.select().where(Person.first_name == "Personb").first()
+    await Person.insert(Person(**{k: v for k, v in person.items() if k != "id"}))
+    text = (
+        "first_name,last_name,date_of_birth,offence_date\nPersonb,Example,1961-03-02,2026-10-20\n"
+    )
+    result = run_import(tmp_path, text)
+    assert result.returncode == 1
+    assert "Ambiguous: 2 people match" in result.stderr
+
+
+async def test_admins_import_over_http_and_others_cannot(client, referred, sign_in):
+    admin = await sign_in(Role.admin, "alice")
+    text = b"reference,offence_date\nSYP-0002,2026-10-30\n"
+    response = await client.post("/imports/reoffending", content=text, headers=admin)
+    assert response.status_code == 200, response.text
+    assert response.json()["imported"] == 1
+    bad = await client.post("/imports/reoffending", content=b"reference,when\nX,1\n", headers=admin)
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "when"
+    facilitator = await sign_in(Role.facilitator, "fran")
+    assert (
+        await client.post("/imports/reoffending", content=text, headers=facilitator)
+    ).status_code == 403

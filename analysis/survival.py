@@ -1,0 +1,228 @@
+"""Survival analysis of reoffending: pure functions over arrays, named frozen results.
+
+Assumptions, stated once:
+
+- Durations are days from the time origin (the referral's received date) to
+  the first event or to censoring; every duration is > 0.
+- Censoring is right-censoring only, and assumed non-informative.
+- Ties: Kaplan-Meier handles tied event times exactly; Cox models use Efron's
+  approximation (as R's ``coxph`` and lifelines do).
+- Confidence intervals are 95% unless stated: Kaplan-Meier uses the
+  log(-log) ("exponential Greenwood") transform, R's ``conf.type = "log-log"``.
+
+Computation is lifelines' and scipy's; this module checks inputs, shapes the
+results, and turns the libraries' failures into plain-worded errors.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from lifelines import CoxPHFitter, CoxTimeVaryingFitter, KaplanMeierFitter
+from lifelines.exceptions import ConvergenceError
+from lifelines.statistics import multivariate_logrank_test, proportional_hazard_test
+from lifelines.utils import restricted_mean_survival_time
+
+
+class AnalysisError(ValueError):
+    """The data cannot support the analysis asked for (said in plain words)."""
+
+
+@dataclass(frozen=True)
+class Survival:
+    """Kaplan-Meier proportion without the event at ``horizon``, and the restricted mean."""
+
+    n: int
+    events: int
+    survival: float
+    ci_low: float
+    ci_high: float
+    rmst: float
+    """Restricted mean event-free time up to the horizon, in days."""
+
+
+@dataclass(frozen=True)
+class LogRank:
+    statistic: float
+    p: float
+    degrees_of_freedom: int
+
+
+@dataclass(frozen=True)
+class HazardRatio:
+    name: str
+    coef: float
+    hazard_ratio: float
+    ci_low: float
+    ci_high: float
+    p: float
+
+
+@dataclass(frozen=True)
+class CoxModel:
+    terms: tuple[HazardRatio, ...]
+    concordance: float
+    ph_test: tuple[tuple[str, float], ...]
+    """Proportional-hazards check per term: (name, p) from scaled Schoenfeld residuals
+    against rank-transformed time. A small p suggests the hazard ratio changes over time."""
+    n: int
+    events: int
+
+
+def _check(durations: Sequence[float] | np.ndarray, events: Sequence[int] | np.ndarray):
+    t = np.asarray(durations, dtype=float)
+    e = np.asarray(events)
+    if t.ndim != 1 or t.shape != e.shape:
+        raise AnalysisError("durations and events must be two lists of the same length")
+    if len(t) == 0:
+        raise AnalysisError("there is nobody to analyse")
+    if not np.all(np.isfinite(t)) or np.any(t <= 0):
+        raise AnalysisError("every duration must be a positive number of days")
+    if not np.isin(e, (0, 1, True, False)).all():
+        raise AnalysisError("events must be 1 (reoffended) or 0 (censored)")
+    return t, e.astype(int)
+
+
+def kaplan_meier(
+    durations: Sequence[float] | np.ndarray, events: Sequence[int] | np.ndarray, horizon: float
+) -> Survival:
+    """The proportion not reoffended at ``horizon`` with its 95% CI, and the RMST."""
+    t, e = _check(durations, events)
+    if horizon <= 0:
+        raise AnalysisError("the horizon must be a positive number of days")
+    fitter = KaplanMeierFitter().fit(t, e)
+    at = fitter.survival_function_at_times(horizon).iloc[0]
+    band = fitter.confidence_interval_survival_function_
+    row = band[band.index <= horizon].iloc[-1]
+    return Survival(
+        n=len(t),
+        events=int(e[t <= horizon].sum()),
+        survival=float(at),
+        ci_low=float(row.iloc[0]),
+        ci_high=float(row.iloc[1]),
+        rmst=float(restricted_mean_survival_time(fitter, t=horizon)),
+    )
+
+
+def logrank(
+    durations: Sequence[float] | np.ndarray,
+    events: Sequence[int] | np.ndarray,
+    groups: Sequence[str] | np.ndarray,
+) -> LogRank:
+    """Log-rank test that the groups share one survival curve (k groups, k-1 df)."""
+    t, e = _check(durations, events)
+    g = np.asarray(groups)
+    if g.shape != t.shape:
+        raise AnalysisError("groups must be as long as durations")
+    levels = np.unique(g)
+    if len(levels) < 2:
+        raise AnalysisError("a log-rank test needs at least two groups")
+    result = multivariate_logrank_test(t, g, e)
+    return LogRank(
+        statistic=float(result.test_statistic),
+        p=float(result.p_value),
+        degrees_of_freedom=len(levels) - 1,
+    )
+
+
+def _terms(fitter: CoxPHFitter | CoxTimeVaryingFitter) -> tuple[HazardRatio, ...]:
+    summary = fitter.summary
+    return tuple(
+        HazardRatio(
+            name=str(name),
+            coef=float(row["coef"]),
+            hazard_ratio=float(row["exp(coef)"]),
+            ci_low=float(row["exp(coef) lower 95%"]),
+            ci_high=float(row["exp(coef) upper 95%"]),
+            p=float(row["p"]),
+        )
+        for name, row in summary.iterrows()
+    )
+
+
+def _enough(events: int, terms: int) -> None:
+    if events < max(5, 2 * terms):
+        raise AnalysisError(
+            f"too few reoffences ({events}) to fit a model with {terms} terms; "
+            f"at least {max(5, 2 * terms)} are needed"
+        )
+
+
+def _no_constant_columns(frame: pd.DataFrame) -> None:
+    constant = [c for c in frame.columns if frame[c].nunique(dropna=False) < 2]
+    if constant:
+        raise AnalysisError(
+            "no variation in: " + ", ".join(constant) + " (everyone has the same value)"
+        )
+
+
+def cox(
+    covariates: pd.DataFrame,
+    durations: Sequence[float] | np.ndarray,
+    events: Sequence[int] | np.ndarray,
+) -> CoxModel:
+    """Cox proportional-hazards model (Efron ties) with hazard ratios and 95% CIs.
+
+    ``covariates`` must already be numeric (categorical variables dummy-coded
+    against their reference level by the caller, who states it).
+    """
+    t, e = _check(durations, events)
+    if len(covariates) != len(t):
+        raise AnalysisError("covariates must have one row per person")
+    if covariates.shape[1] == 0:
+        raise AnalysisError("name at least one covariate")
+    _no_constant_columns(covariates)
+    _enough(int(e.sum()), covariates.shape[1])
+    frame = covariates.reset_index(drop=True).assign(_duration=t, _event=e)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fitter = CoxPHFitter().fit(frame, "_duration", "_event", batch_mode=len(frame) > 20_000)
+            ph = proportional_hazard_test(fitter, frame, time_transform="rank")
+    except ConvergenceError as exc:
+        raise AnalysisError(
+            "the model did not converge (often a covariate that almost perfectly predicts "
+            "reoffending, or too few events)"
+        ) from exc
+    terms = _terms(fitter)
+    if any(not np.isfinite(term.coef) for term in terms):
+        raise AnalysisError("the model gave no finite estimate; check the covariates")
+    ph_p = ph.summary["p"]
+    return CoxModel(
+        terms=terms,
+        concordance=float(fitter.concordance_index_),
+        ph_test=tuple((str(name), float(p)) for name, p in ph_p.items()),
+        n=len(t),
+        events=int(e.sum()),
+    )
+
+
+def time_varying_cox(intervals: pd.DataFrame, covariates: Sequence[str]) -> tuple[HazardRatio, ...]:
+    """Cox model on (id, start, stop, event, covariates...) intervals (Efron ties).
+
+    Used for programme status as a time-varying covariate: a person counts as
+    engaged only from the day they engaged, so time before that is not
+    credited to the programme (no immortal-time bias).
+    """
+    needed = {"id", "start", "stop", "event", *covariates}
+    missing = needed - set(intervals.columns)
+    if missing:
+        raise AnalysisError("missing columns: " + ", ".join(sorted(missing)))
+    if (intervals["stop"] <= intervals["start"]).any():
+        raise AnalysisError("every interval must end after it starts")
+    _no_constant_columns(intervals[list(covariates)])
+    _enough(int(intervals["event"].sum()), len(covariates))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fitter = CoxTimeVaryingFitter().fit(
+                intervals[["id", "start", "stop", "event", *covariates]],
+                id_col="id", event_col="event", start_col="start", stop_col="stop",
+            )  # fmt: skip
+    except ConvergenceError as exc:
+        raise AnalysisError("the time-varying model did not converge") from exc
+    return _terms(fitter)

@@ -221,8 +221,11 @@ def time_varying_cox(intervals: pd.DataFrame, covariates: Sequence[str]) -> tupl
             warnings.simplefilter("ignore")
             fitter = CoxTimeVaryingFitter().fit(
                 intervals[["id", "start", "stop", "event", *covariates]],
-                id_col="id", event_col="event", start_col="start", stop_col="stop",
-            )  # fmt: skip
+                id_col="id",
+                event_col="event",
+                start_col="start",
+                stop_col="stop",
+            )
     except ConvergenceError as exc:
         raise AnalysisError("the time-varying model did not converge") from exc
     return _terms(fitter)

@@ -10,6 +10,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.types import ControllerRouterHandler
 
+from analysis.controllers import AnalysisController, ReportController
 from outcomes.controllers import (
     ReoffendingImportController,
     VictimController,
@@ -41,6 +42,8 @@ ROUTES: list[ControllerRouterHandler] = [
     VictimController,
     VictimFeedbackReportController,
     ReoffendingImportController,
+    ReportController,
+    AnalysisController,
 ]
 
 

@@ -180,6 +180,176 @@ def import_reoffending(file: str, skip_invalid: bool) -> None:
         raise _fail(f"{report.refused} rows could not be matched or read: nothing was imported")
 
 
+@cli.group()
+def report() -> None:
+    """Contract-monitoring reports (aggregates only: no names, birth dates or phones)."""
+
+
+FORMAT = click.Choice(["table", "csv", "json"])
+
+
+def _quarters(first: str, last: str) -> tuple[Any, Any]:
+    from analysis.quarters import Quarter
+
+    try:
+        start, end = Quarter.parse(first), Quarter.parse(last)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    if end < start:
+        raise _fail(f"--to {end.label} comes before --from {start.label}")
+    return start, end
+
+
+def _json(value: Any) -> str:
+    import msgspec
+
+    return msgspec.json.format(msgspec.json.encode(value), indent=2).decode()
+
+
+@report.command("quarterly")
+@click.option("--from", "first", required=True, help='First quarter, e.g. "Q3 2021-22".')
+@click.option("--to", "last", required=True, help='Last quarter, e.g. "Q2 2023-24".')
+@click.option("--format", "fmt", type=FORMAT, default="table", show_default=True)
+def report_quarterly(first: str, last: str, fmt: str) -> None:
+    """Referrals, engagement, starts and completions per UK financial quarter."""
+    from analysis import reports
+    from analysis.formats import to_csv, to_table
+
+    start, end = _quarters(first, last)
+    result = run_with_database(lambda: reports.quarterly(start, end))
+    if fmt == "csv":
+        click.echo(to_csv(result.rows, reports.QUARTERLY_COLUMNS), nl=False)
+    elif fmt == "json":
+        click.echo(
+            _json(
+                {
+                    "rows": result.rows,
+                    "completion_rate": result.completion_rate,
+                    "engagement_rate": result.engagement_rate,
+                    "notes": reports.QUARTERLY_NOTES,
+                }
+            )
+        )
+    else:
+        click.echo(to_table(result.rows, reports.QUARTERLY_COLUMNS), nl=False)
+        for name, rate in (
+            ("completion", result.completion_rate),
+            ("engagement", result.engagement_rate),
+        ):
+            if rate.rate is not None:
+                click.echo(
+                    f"{name} rate: {rate.numerator}/{rate.denominator} = {rate.rate:.0%} "
+                    f"(95% CI {rate.ci_low:.0%} to {rate.ci_high:.0%})"
+                )
+
+
+@report.command("referral-quality")
+@click.option("--from", "first", required=True, help='First quarter, e.g. "Q3 2021-22".')
+@click.option("--to", "last", required=True, help='Last quarter, e.g. "Q2 2023-24".')
+@click.option("--format", "fmt", type=FORMAT, default="table", show_default=True)
+def report_quality(first: str, last: str, fmt: str) -> None:
+    """Per agency and quarter: received, accepted, returned by reason, quality, engagement."""
+    from analysis import reports
+    from analysis.controllers import QUALITY_COLUMNS
+    from analysis.formats import flatten_quality, to_csv, to_table
+
+    start, end = _quarters(first, last)
+    rows = run_with_database(lambda: reports.referral_quality(start, end))
+    if fmt == "json":
+        click.echo(_json({"rows": rows, "notes": reports.QUALITY_NOTES}))
+    elif fmt == "csv":
+        click.echo(to_csv(flatten_quality(rows), QUALITY_COLUMNS), nl=False)
+    else:
+        click.echo(to_table(flatten_quality(rows), QUALITY_COLUMNS), nl=False)
+
+
+@cli.group()
+def analyse() -> None:
+    """Outcome analyses."""
+
+
+@analyse.command("reoffending")
+@click.option("--horizon-days", default=182, show_default=True, type=int)
+@click.option("--as-of", default=None, help="Data cut-off date (YYYY-MM-DD); default today.")
+@click.option("--group-by", default=None, help="e.g. risk_level, gender, engaged, completed.")
+@click.option("--covariates", default=None, help="Comma list, e.g. age_at_referral,risk_level.")
+@click.option("--landmark-days", default=None, type=int)
+@click.option("--format", "fmt", type=click.Choice(["json", "table"]), default="table")
+@click.option(
+    "--plot",
+    "plot_file",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Also write the Kaplan-Meier plot (.png or .svg).",
+)
+def analyse_reoffending(
+    horizon_days: int,
+    as_of: str | None,
+    group_by: str | None,
+    covariates: str | None,
+    landmark_days: int | None,
+    fmt: str,
+    plot_file: str | None,
+) -> None:
+    """Survival analysis of reoffending after referral."""
+    from datetime import date
+    from pathlib import Path
+
+    from analysis import plots, reoffending
+    from analysis.controllers import parse_request
+    from programme.core.clock import today
+
+    try:
+        cut_off = date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        raise _fail(f"--as-of {as_of!r} is not a date like 2024-03-31") from None
+    if plot_file and Path(plot_file).suffix.lower() not in (".png", ".svg"):
+        raise _fail("--plot must name a .png or .svg file")
+    request = parse_request(horizon_days, cut_off, group_by, covariates, landmark_days)
+
+    async def work() -> Any:
+        result = await reoffending.analyse(request, today())
+        image = None
+        if plot_file:
+            image = await plots.reoffending_plot(
+                request, today(), Path(plot_file).suffix[1:].lower()
+            )
+        return result, image
+
+    result, image = run_with_database(work)
+    if image is not None and plot_file:
+        Path(plot_file).write_bytes(image)
+    if fmt == "json":
+        click.echo(_json(result))
+        return
+    click.echo(
+        f"n={result.n} events={result.events} excluded={result.excluded} "
+        f"horizon={result.horizon_days} days, data to {result.as_of}"
+    )
+    for g in result.groups:
+        click.echo(
+            f"  {g.group}: n={g.n} reoffended={g.events} not reoffended at horizon "
+            f"{g.survival:.1%} (95% CI {g.ci_low:.1%}-{g.ci_high:.1%}), "
+            f"RMST {g.rmst:.1f} days"
+        )
+    if result.logrank:
+        click.echo(f"log-rank: chi2={result.logrank.statistic:.2f} p={result.logrank.p:.4f}")
+    if result.cox:
+        for t in result.cox.covariates:
+            click.echo(
+                f"  Cox {t.name}: HR {t.hazard_ratio:.2f} "
+                f"(95% CI {t.ci_low:.2f}-{t.ci_high:.2f}) p={t.p:.4f}"
+            )
+    if result.time_varying:
+        for t in result.time_varying.covariates:
+            click.echo(
+                f"  time-varying {t.name}: HR {t.hazard_ratio:.2f} "
+                f"(95% CI {t.ci_low:.2f}-{t.ci_high:.2f}) p={t.p:.4f}"
+            )
+    for note in result.notes:
+        click.echo(f"note: {note}")
+
+
 def main(argv: list[str] | None = None) -> Any:
     try:
         return cli.main(args=argv, prog_name="inspire", standalone_mode=True)
@@ -188,6 +358,9 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(2)
     except ApplicationError as exc:
         click.echo(f"inspire: {_describe(exc)}", err=True)
+        sys.exit(1)
+    except ValueError as exc:  # AnalysisError and other plain-worded input problems
+        click.echo(f"inspire: {exc}", err=True)
         sys.exit(1)
     except (KeyboardInterrupt, SystemExit):
         raise

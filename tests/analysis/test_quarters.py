@@ -40,9 +40,15 @@ def test_the_seed_tables_range_has_eight_quarters():
         q.label for q in quarters_between(Quarter.parse("Q3 2021-22"), Quarter.parse("Q2 2023-24"))
     ]
     assert labels == [
-        "Q3 2021-22", "Q4 2021-22", "Q1 2022-23", "Q2 2022-23",
-        "Q3 2022-23", "Q4 2022-23", "Q1 2023-24", "Q2 2023-24",
-    ]  # fmt: skip
+        "Q3 2021-22",
+        "Q4 2021-22",
+        "Q1 2022-23",
+        "Q2 2022-23",
+        "Q3 2022-23",
+        "Q4 2022-23",
+        "Q1 2023-24",
+        "Q2 2023-24",
+    ]
 
 
 @pytest.mark.parametrize("label", ["Q5 2021-22", "Q3 2021-23", "2021 Q3", ""])

@@ -67,10 +67,14 @@ def test_cox_matches_fox_and_weisberg_on_rossi():
     rossi = load_rossi()
     model = cox(rossi.drop(columns=["week", "arrest"]), rossi["week"], rossi["arrest"])
     published = {  # coef, se(coef) from coxph(Surv(week, arrest) ~ ., data = Rossi)
-        "fin": (-0.37942, 0.19138), "age": (-0.05744, 0.02200), "race": (0.31390, 0.30799),
-        "wexp": (-0.14980, 0.21222), "mar": (-0.43370, 0.38187), "paro": (-0.08487, 0.19576),
+        "fin": (-0.37942, 0.19138),
+        "age": (-0.05744, 0.02200),
+        "race": (0.31390, 0.30799),
+        "wexp": (-0.14980, 0.21222),
+        "mar": (-0.43370, 0.38187),
+        "paro": (-0.08487, 0.19576),
         "prio": (0.09150, 0.02865),
-    }  # fmt: skip
+    }
     terms = {term.name: term for term in model.terms}
     for name, (coef, se) in published.items():
         assert terms[name].coef == pytest.approx(coef, abs=5e-5)

@@ -1,0 +1,95 @@
+"""Bodies of the contract-monitoring reports and the reoffending analysis."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import msgspec
+
+
+class RateOut(msgspec.Struct):
+    numerator: int
+    denominator: int
+    rate: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+class QuarterlyOut(msgspec.Struct):
+    rows: list[dict[str, Any]]
+    completion_rate: RateOut
+    engagement_rate: RateOut
+    notes: list[str]
+
+
+class QualityOut(msgspec.Struct):
+    rows: list[dict[str, Any]]
+    notes: list[str]
+
+
+class GroupOut(msgspec.Struct):
+    group: str
+    n: int
+    events: int
+    survival: float
+    ci_low: float
+    ci_high: float
+    rmst: float
+
+
+class LogRankOut(msgspec.Struct):
+    statistic: float
+    p: float
+    degrees_of_freedom: int
+
+
+class TermOut(msgspec.Struct):
+    name: str
+    coef: float
+    hazard_ratio: float
+    ci_low: float
+    ci_high: float
+    p: float
+
+
+class PhTestOut(msgspec.Struct):
+    name: str
+    p: float
+
+
+class CoxOut(msgspec.Struct):
+    covariates: list[TermOut]
+    concordance: float
+    ph_test: list[PhTestOut]
+    reference_levels: dict[str, str]
+    n: int
+    events: int
+    dropped_missing: int
+
+
+class LandmarkOut(msgspec.Struct):
+    landmark_days: int
+    n: int
+    groups: list[GroupOut]
+    logrank: LogRankOut | None
+
+
+class TimeVaryingOut(msgspec.Struct):
+    status: str
+    covariates: list[TermOut]
+    landmark: LandmarkOut | None
+
+
+class ReoffendingOut(msgspec.Struct):
+    horizon_days: int
+    as_of: date
+    n: int
+    events: int
+    excluded: int
+    group_by: str | None
+    groups: list[GroupOut]
+    logrank: LogRankOut | None
+    cox: CoxOut | None
+    time_varying: TimeVaryingOut | None
+    notes: list[str]

@@ -154,6 +154,24 @@ async def save_register(
                 Attendance.id, Attendance.referral, Attendance.status
             ).where(Attendance.session == session_id)
         }
+        changed = sorted(
+            {
+                mark.referral_id
+                for mark in marks
+                if existing.get(mark.referral_id, {}).get("status") != mark.status.value
+            }
+        )
+        # Lock the changed people's referrals, in one order, before writing marks: an
+        # attendance row's foreign key takes a share lock on its referral, and deriving
+        # milestones then needs the update lock, so two registers for the same people
+        # (two sessions saved at once) would otherwise deadlock.
+        if changed:
+            await (
+                Referral.select(Referral.id)
+                .where(Referral.id.is_in(changed))
+                .order_by(Referral.id)
+                .lock_rows()
+            )
         for mark in marks:
             before = existing.get(mark.referral_id)
             if before is None:
@@ -181,7 +199,8 @@ async def save_register(
             if before is not None:
                 detail["was"] = before["status"]
             await audit.record(actor, action, "attendance", mark.referral_id, detail)
-        for referral_id in sorted({mark.referral_id for mark in marks}):
+        # Unchanged marks leave the derived milestones as they are.
+        for referral_id in changed:
             await derive_milestones(referral_id, programme, actor)
     return await _register(session_id)
 

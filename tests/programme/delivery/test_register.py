@@ -111,6 +111,21 @@ async def test_two_facilitators_saving_one_register_at_once_lose_nothing(
     assert started == 3
 
 
+async def test_two_sessions_saved_at_once_for_the_same_people_do_not_deadlock(
+    group, members, add_session, mark, sign_in
+):
+    admin = await sign_in(Role.admin, "alice")
+    for round_ in range(3):
+        first = await add_session(group, 2 * round_ + 1, f"2026-10-{6 + 7 * round_:02d}")
+        second = await add_session(
+            group, 2 * round_ + 1, f"2026-10-{7 + 7 * round_:02d}", kind="one_to_one"
+        )
+        register = dict.fromkeys(members, "attended")
+        results = await asyncio.gather(mark(first, register), mark(second, register, headers=admin))
+        assert [r.status_code for r in results] == [200, 200], [r.text for r in results]
+    assert await Attendance.count() == 18
+
+
 async def test_the_first_attendance_starts_the_referral_on_that_date(
     group, members, add_session, mark
 ):

@@ -233,6 +233,13 @@ def _time_varying(
     complete = matrix.notna().all(axis=1)
     data = frame[complete]
     long = intervals(data, status, matrix[complete])
+    if not (long[status] == 1).any():
+        notes.append(
+            f"No one was {status} within the follow-up window, so the programme cannot be "
+            f"compared without immortal-time bias on this data: only the naive figures exist, "
+            f"and they should not be read as an effect of the programme."
+        )
+        return schemas.TimeVaryingOut(status=status, covariates=[], landmark=None)
     try:
         terms = _terms(time_varying_cox(long, [status, *matrix.columns]))
     except AnalysisError as exc:

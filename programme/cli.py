@@ -350,6 +350,29 @@ def analyse_reoffending(
         click.echo(f"note: {note}")
 
 
+@cli.command()
+@click.option("--seed", default=2021, show_default=True, type=int)
+@click.option(
+    "--referrals", "count", default=900, show_default=True, type=click.IntRange(50, 20000)
+)
+def demo(seed: int, count: int) -> None:
+    """Fill an EMPTY database with realistic synthetic data (refuses if it holds records)."""
+    from programme import demo as demo_data
+    from programme.core.clock import today
+    from programme.core.settings import get_settings
+
+    summary = run_with_database(lambda: demo_data.fill(get_settings(), today(), seed, count))
+    click.echo(
+        f"demo data: {summary.referrals} referrals and {summary.returned} returned referrals, "
+        f"{summary.groups} groups with {summary.registers} registers, {summary.victims} "
+        f"victims with {summary.feedback} feedback, {summary.incidents} police incidents"
+    )
+    for username, password in summary.passwords.items():
+        click.echo(f"account {username} password {password}")
+    if summary.passwords:
+        click.echo("(passwords are shown once; add your own accounts with 'inspire user add')")
+
+
 def main(argv: list[str] | None = None) -> Any:
     try:
         return cli.main(args=argv, prog_name="inspire", standalone_mode=True)

@@ -12,8 +12,11 @@ import asyncio
 import functools
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -44,6 +47,18 @@ from programme.core.settings import get_settings  # noqa: E402
 from programme.tables import Account, Role  # noqa: E402
 
 PASSWORD = "a perfectly long test password"
+
+INSPIRE = str(Path(sys.executable).parent / "inspire")
+"""The console script, run as a user runs it: in its own process."""
+
+
+def inspire(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [INSPIRE, *args], input=stdin, capture_output=True, text=True, timeout=300, env=env
+    )
+
 
 # Ofcom's drama numbers for Sheffield (0114 496 0000-0999): valid, never anyone's.
 PHONE = "0114 496 0123"

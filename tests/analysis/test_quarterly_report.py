@@ -5,24 +5,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from programme.tables import Role
 from tests.analysis.seed_table import build_csv, published
-from tests.conftest import distinct_referral
+from tests.conftest import distinct_referral, inspire
 
 pytestmark = pytest.mark.anyio
 
-INSPIRE = str(Path(sys.executable).parent / "inspire")
 RANGE = ["--from", "Q3 2021-22", "--to", "Q2 2023-24"]
-
-
-def inspire(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([INSPIRE, *args], capture_output=True, text=True, timeout=180)
 
 
 @pytest.mark.smoke

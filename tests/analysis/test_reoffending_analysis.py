@@ -5,18 +5,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
 from programme.tables import Role
+from tests.conftest import inspire
 
 pytestmark = pytest.mark.anyio
 
-INSPIRE = str(Path(sys.executable).parent / "inspire")
 AS_OF = "2026-06-01"
 START = date(2025, 1, 6)
 
@@ -79,10 +77,6 @@ def cohort_files(tmp_path: Path) -> tuple[Path, Path, dict[str, int]]:
         "reference,offence_date\n" + "".join(f"{r},{d.isoformat()}\n" for r, d in incidents)
     )
     return referral_file, incident_file, expected
-
-
-def inspire(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([INSPIRE, *args], capture_output=True, text=True, timeout=180)
 
 
 @pytest.fixture

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from outcomes.tables import Reoffence
 from programme.tables import Role
 from referrals.tables import Person
-from tests.conftest import distinct_referral
+from tests.conftest import distinct_referral, inspire
 
 pytestmark = pytest.mark.anyio
-
-INSPIRE = str(Path(sys.executable).parent / "inspire")
 
 
 @pytest.fixture
@@ -34,12 +28,7 @@ async def referred(client, sign_in):
 def run_import(tmp_path, text, *extra):
     path = tmp_path / "incidents.csv"
     path.write_text(text)
-    return subprocess.run(
-        [INSPIRE, "import", "reoffending", str(path), *extra],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return inspire("import", "reoffending", str(path), *extra)
 
 
 @pytest.mark.smoke

@@ -5,30 +5,19 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import httpx
 import pytest
 
 from programme.tables import Account, Agency
-from tests.conftest import PASSWORD
+from tests.conftest import INSPIRE, PASSWORD
+from tests.conftest import inspire as run_inspire
 
 pytestmark = pytest.mark.anyio
 
-INSPIRE = str(Path(sys.executable).parent / "inspire")
-
 
 def inspire(*args: str, password: str | None = None, env: dict[str, str] | None = None):
-    return subprocess.run(
-        [INSPIRE, *args],
-        input=None if password is None else password + "\n",
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+    return run_inspire(*args, stdin=None if password is None else password + "\n", env=env)
 
 
 def free_port() -> int:

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from programme.tables import Role
 from referrals.tables import Referral
-from tests.conftest import good_referral
+from tests.conftest import good_referral, inspire
 
 pytestmark = pytest.mark.anyio
 
-INSPIRE = str(Path(sys.executable).parent / "inspire")
-
 
 def demo(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([INSPIRE, "demo", *args], capture_output=True, text=True, timeout=300)
+    return inspire("demo", *args)
 
 
 async def test_the_demo_fills_every_report(client, clean_database, sign_in):

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from programme.tables import Agency, Role
 from referrals.tables import Person, Referral, ReferralEvent, ReturnedReferral
-from tests.conftest import good_referral
+from tests.conftest import good_referral, inspire
 
 pytestmark = pytest.mark.anyio
-
-INSPIRE = str(Path(sys.executable).parent / "inspire")
 
 
 def csv_text(rows: list[dict], columns: list[str] | None = None) -> str:
@@ -46,13 +42,10 @@ def person(n: int, **overrides) -> dict:
     return row(**(distinct | overrides))
 
 
-def run_import(tmp_path: Path, text: str, *extra: str) -> subprocess.CompletedProcess:
+def run_import(tmp_path: Path, text: str, *extra: str):
     path = tmp_path / "referrals.csv"
     path.write_text(text)
-    return subprocess.run(
-        [INSPIRE, "import", "referrals", str(path), *extra],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    return inspire("import", "referrals", str(path), *extra)
 
 
 @pytest.mark.smoke

@@ -22,8 +22,8 @@ from programme.core.errors import FieldError, InvalidInput
 from programme.tables import AuditAction, Role
 
 AnyUser = Request[Principal, Any, Any]
-From = Annotated[str | None, QueryParameter(query="from")]
-To = Annotated[str | None, QueryParameter(query="to")]
+From = Annotated[str | None, QueryParameter(name="from")]
+To = Annotated[str | None, QueryParameter(name="to")]
 QUALITY_COLUMNS = (
     "agency",
     "quarter",

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.params import FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from analysis.quarters import Quarter
 from outcomes import reoffending, reports, schemas, services
@@ -29,24 +29,26 @@ class VictimController(Controller):
     guards = [access.requires(Role.victim_worker, Role.admin)]
 
     @get("/referrals/{referral_id:uuid}/victims")
-    async def list_victims(self, referral_id: UUID, request: AnyUser) -> list[schemas.Victim]:
+    async def list_victims(
+        self, referral_id: FromPath[UUID], request: AnyUser
+    ) -> list[schemas.Victim]:
         return await services.list_victims(referral_id, access.current_user(request))
 
     @post("/referrals/{referral_id:uuid}/victims")
     async def add_victim(
-        self, referral_id: UUID, data: JSONBody[dict[str, Any]], request: AnyUser
+        self, referral_id: FromPath[UUID], data: JSONBody[dict[str, Any]], request: AnyUser
     ) -> schemas.Victim:
         """Fields: first_name, last_name, phone, relationship, consent_to_contact,
         consent_obtained_on."""
         return await services.add_victim(referral_id, data, access.current_user(request), today())
 
     @get("/victims/{victim_id:uuid}")
-    async def get_victim(self, victim_id: UUID, request: AnyUser) -> schemas.Victim:
+    async def get_victim(self, victim_id: FromPath[UUID], request: AnyUser) -> schemas.Victim:
         return await services.get_victim(victim_id, access.current_user(request))
 
     @post("/victims/{victim_id:uuid}/consent", guards=[access.requires(Role.victim_worker)])
     async def change_consent(
-        self, victim_id: UUID, data: JSONBody[schemas.ConsentChange], request: AnyUser
+        self, victim_id: FromPath[UUID], data: JSONBody[schemas.ConsentChange], request: AnyUser
     ) -> schemas.Victim:
         """Record consent to contact given or refused, or withdraw it."""
         actor = access.current_user(request)
@@ -54,18 +56,22 @@ class VictimController(Controller):
 
     @post("/victims/{victim_id:uuid}/feedback", guards=[access.requires(Role.victim_worker)])
     async def record_feedback(
-        self, victim_id: UUID, data: JSONBody[schemas.FeedbackCreate], request: AnyUser
+        self, victim_id: FromPath[UUID], data: JSONBody[schemas.FeedbackCreate], request: AnyUser
     ) -> schemas.Feedback:
         """One feedback per stage; the same stage again replaces it (audited)."""
         actor = access.current_user(request)
         return await services.record_feedback(victim_id, data, actor, today())
 
     @get("/victims/{victim_id:uuid}/feedback")
-    async def list_feedback(self, victim_id: UUID, request: AnyUser) -> list[schemas.Feedback]:
+    async def list_feedback(
+        self, victim_id: FromPath[UUID], request: AnyUser
+    ) -> list[schemas.Feedback]:
         return await services.list_feedback(victim_id, access.current_user(request))
 
     @get("/victims/{victim_id:uuid}/progress", guards=[access.requires(Role.victim_worker)])
-    async def progress(self, victim_id: UUID, request: AnyUser) -> schemas.PerpetratorProgress:
+    async def progress(
+        self, victim_id: FromPath[UUID], request: AnyUser
+    ) -> schemas.PerpetratorProgress:
         """The referred person's programme status and disengagement/at-risk alerts."""
         return await services.perpetrator_progress(victim_id, access.current_user(request))
 
@@ -95,8 +101,8 @@ class VictimFeedbackReportController(Controller):
     async def victim_feedback(
         self,
         state: State,
-        first: Annotated[str | None, QueryParameter(query="from")] = None,
-        last: Annotated[str | None, QueryParameter(query="to")] = None,
+        first: Annotated[str | None, QueryParameter(name="from")] = None,
+        last: Annotated[str | None, QueryParameter(name="to")] = None,
     ) -> schemas.FeedbackReport:
         """Share of victims/survivors saying the abuse stopped or reduced, by quarter and stage."""
         start, end = quarter_range(first, last)

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
-from litestar.params import FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from programme.accounts import access
 from programme.accounts.schemas import Principal
@@ -72,14 +72,16 @@ class ReferralController(Controller):
         "/{referral_id:uuid}",
         guards=[access.requires(Role.referrer, Role.facilitator, Role.admin, Role.monitor)],
     )
-    async def get_referral(self, referral_id: UUID, request: AnyUser, state: State) -> ReferralView:
+    async def get_referral(
+        self, referral_id: FromPath[UUID], request: AnyUser, state: State
+    ) -> ReferralView:
         """One referral with its dated timeline, in the caller's role's view."""
         secret = state.settings.token_secret()
         return await reading.get_referral(access.current_user(request), referral_id, secret)
 
     @post("/{referral_id:uuid}/events", guards=[access.requires(Role.facilitator, Role.admin)])
     async def record_event(
-        self, referral_id: UUID, data: JSONBody[EventCreate], request: AnyUser
+        self, referral_id: FromPath[UUID], data: JSONBody[EventCreate], request: AnyUser
     ) -> list[TimelineEntry]:
         """Move the referral on: contacted, engaged, started, completed, or an exit."""
         actor = access.current_user(request)

@@ -6,7 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from litestar import Controller, Request, get, post, put
-from litestar.params import JSONBody
+from litestar.params import FromPath, JSONBody
 
 from programme.accounts import access
 from programme.accounts.schemas import Principal
@@ -70,20 +70,20 @@ class GroupController(Controller):
         return await services.list_groups(access.current_user(request))
 
     @get("/{group_id:uuid}")
-    async def get_group(self, group_id: UUID, request: AnyUser) -> schemas.Group:
+    async def get_group(self, group_id: FromPath[UUID], request: AnyUser) -> schemas.Group:
         await services.require_group_access(access.current_user(request), group_id)
         return await services.get_group(group_id)
 
     @post("/{group_id:uuid}/members")
     async def add_member(
-        self, group_id: UUID, data: JSONBody[schemas.MemberAdd], request: AnyUser
+        self, group_id: FromPath[UUID], data: JSONBody[schemas.MemberAdd], request: AnyUser
     ) -> schemas.Group:
         """Give an engaged referral a place (or transfer a started one here)."""
         return await services.add_member(group_id, data, access.current_user(request), today())
 
     @post("/{group_id:uuid}/sessions")
     async def add_session(
-        self, group_id: UUID, data: JSONBody[schemas.SessionCreate], request: AnyUser
+        self, group_id: FromPath[UUID], data: JSONBody[schemas.SessionCreate], request: AnyUser
     ) -> schemas.SessionSummary:
         return await services.add_session(group_id, data, access.current_user(request))
 
@@ -94,12 +94,15 @@ class SessionController(Controller):
     guards = [access.requires(*STAFF)]
 
     @get("/{session_id:uuid}/attendance")
-    async def get_register(self, session_id: UUID, request: AnyUser) -> schemas.Register:
+    async def get_register(self, session_id: FromPath[UUID], request: AnyUser) -> schemas.Register:
         return await register.get_register(session_id, access.current_user(request))
 
     @put("/{session_id:uuid}/attendance")
     async def save_register(
-        self, session_id: UUID, data: JSONBody[list[schemas.AttendanceMark]], request: AnyUser
+        self,
+        session_id: FromPath[UUID],
+        data: JSONBody[list[schemas.AttendanceMark]],
+        request: AnyUser,
     ) -> schemas.Register:
         """Save the register; the same register twice changes nothing; corrections replace."""
         actor = access.current_user(request)

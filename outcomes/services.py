@@ -11,8 +11,6 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
-from asyncpg.exceptions import UniqueViolationError
-
 from outcomes import schemas
 from outcomes.tables import ContactConsent, Feedback, Victim
 from outcomes.victim_checks import VictimDetails, check_victim
@@ -178,33 +176,27 @@ async def record_feedback(
         raise InvalidInput(errors=problems)
     note = cipher().encrypt(data.note)
     async with engine().transaction():
-        existing = (
-            await Feedback.select(Feedback.id)
-            .where((Feedback.victim == victim_id) & (Feedback.stage == data.stage.value))
-            .first()
+        # One row per victim and stage (a unique index): a second recording replaces it.
+        rows = await Feedback.raw(
+            """
+            INSERT INTO feedback (id, victim, stage, collected_on, behaviour, feels_safer,
+                                  note, recorded_by, updated_at)
+            VALUES (gen_random_uuid(), {}, {}, {}, {}, {}, {}, {}, now())
+            ON CONFLICT (victim, stage) DO UPDATE SET
+                collected_on = EXCLUDED.collected_on, behaviour = EXCLUDED.behaviour,
+                feels_safer = EXCLUDED.feels_safer, note = EXCLUDED.note,
+                recorded_by = EXCLUDED.recorded_by, updated_at = now()
+            RETURNING (xmax = 0) AS inserted
+            """,
+            victim_id,
+            data.stage.value,
+            data.collected_on,
+            data.behaviour.value,
+            data.feels_safer.value,
+            note,
+            actor.id,
         )
-        values: dict[Any, Any] = {
-            Feedback.collected_on: data.collected_on,
-            Feedback.behaviour: data.behaviour.value,
-            Feedback.feels_safer: data.feels_safer.value,
-            Feedback.note: note,
-            Feedback.recorded_by: actor.id,
-        }
-        if existing is None:
-            row = Feedback(victim=victim_id, stage=data.stage.value)
-            for column, value in values.items():
-                setattr(row, column._meta.name, value)
-            try:
-                await Feedback.insert(row)
-            except UniqueViolationError:
-                raise Conflict("This stage was recorded at the same moment; try again.") from None
-            action = AuditAction.create
-        else:
-            now = Feedback.updated_at.default.python()
-            await Feedback.update({**values, Feedback.updated_at: now}).where(
-                Feedback.id == existing["id"]
-            )
-            action = AuditAction.update
+        action = AuditAction.create if rows[0]["inserted"] else AuditAction.update
         await audit.record(actor, action, "victim_feedback", victim_id, {"stage": data.stage.value})
     recorded = await list_feedback(victim_id, actor, audited=False)
     return next(f for f in recorded if f.stage == data.stage.value)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import cohort, schemas
+from analysis.before_after import before_after
 from analysis.survival import AnalysisError, cox, kaplan_meier, logrank, time_varying_cox
 
 STATUS_GROUPS = ("engaged", "completed")
@@ -292,6 +293,13 @@ async def analyse(request: AnalysisRequest, today: date) -> schemas.ReoffendingO
             f"people still offence-free and followed at the landmark, by their status then."
         )
         time_varying = _time_varying(frame, request, notes)
+    crude = await before_after(request.horizon_days, as_of)
+    notes.append(
+        f"'before_after' counts police-recorded incidents in the {request.horizon_days} days "
+        f"before and after each referral whose after-window has ended. Referrals follow an "
+        f"incident, so a fall afterwards is expected even without the programme (regression to "
+        f"the mean): read it as context, not as the programme's effect."
+    )
     return schemas.ReoffendingOut(
         horizon_days=request.horizon_days,
         as_of=as_of,
@@ -303,5 +311,6 @@ async def analyse(request: AnalysisRequest, today: date) -> schemas.ReoffendingO
         logrank=test,
         cox=cox_out,
         time_varying=time_varying,
+        before_after=schemas.BeforeAfterOut(**crude.__dict__),
         notes=notes,
     )

@@ -81,6 +81,16 @@ class TimeVaryingOut(msgspec.Struct):
     landmark: LandmarkOut | None
 
 
+class BeforeAfterOut(msgspec.Struct):
+    window_days: int
+    n: int
+    incidents_before: int
+    incidents_after: int
+    any_before: int
+    any_after: int
+    mcnemar_p: float | None
+
+
 class ReoffendingOut(msgspec.Struct):
     horizon_days: int
     as_of: date
@@ -92,4 +102,5 @@ class ReoffendingOut(msgspec.Struct):
     logrank: LogRankOut | None
     cox: CoxOut | None
     time_varying: TimeVaryingOut | None
+    before_after: BeforeAfterOut
     notes: list[str]

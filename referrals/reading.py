@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
+from outcomes.tables import Reoffence
 from programme.accounts.schemas import Principal
 from programme.audit import services as audit
 from programme.core.errors import NotFound, NotPermitted
@@ -118,6 +119,12 @@ async def _steps(referral_ids: list[UUID]) -> dict[UUID, list[TimelineStep]]:
     return steps
 
 
+async def _police_recorded_before(row: dict[str, Any]) -> int:
+    return await Reoffence.count().where(
+        (Reoffence.person == row["person_id"]) & (Reoffence.offence_date < row["received_on"])
+    )
+
+
 async def _previous_references(row: dict[str, Any]) -> list[str]:
     rows = (
         await Referral.select(Referral.reference)
@@ -134,6 +141,7 @@ def _view(
     entries: list[TimelineEntry] | None,
     previous: list[str],
     secret: str,
+    recorded_prior: int | None = None,
 ) -> ReferralView:
     if actor.role == Role.referrer.value:
         return ReferralStatusView(
@@ -165,7 +173,8 @@ def _view(
         phone=None if restricted else row["phone"],
         gender=row["gender"], local_authority=row["local_authority"],
         relationship=row["relationship"], risk_level=row["risk_level"],
-        prior_incidents=row["prior_incidents"], substance_misuse=row["substance_misuse"],
+        prior_incidents=row["prior_incidents"],
+        police_recorded_prior_incidents=recorded_prior, substance_misuse=row["substance_misuse"],
         mental_health=row["mental_health"], children_in_household=row["children_in_household"],
         consent_obtained_on=row["consent_obtained_on"], consent_method=row["consent_method"],
         notes=None if restricted else row["notes"],
@@ -222,7 +231,8 @@ async def get_referral(actor: Principal, referral_id: UUID, secret: str) -> Refe
     named = _view_name(actor) == "named"
     entries = await timeline(referral_id) if named else None
     previous = await _previous_references(row) if named else []
+    recorded_prior = await _police_recorded_before(row) if named else None
     await audit.record(
         actor, AuditAction.read, "referral", referral_id, {"view": _view_name(actor)}
     )
-    return _view(actor, row, steps, entries, previous, secret)
+    return _view(actor, row, steps, entries, previous, secret, recorded_prior)

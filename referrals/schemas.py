@@ -101,6 +101,10 @@ class ReferralNamedView(msgspec.Struct, tag_field="view", tag="named"):
     relationship: str
     risk_level: str | None
     prior_incidents: int | None
+    """As the referrer gave it."""
+    police_recorded_prior_incidents: int | None
+    """Imported police-recorded incidents before the referral date, to check the referrer's
+    figure against (shown on a single referral, not in lists)."""
     substance_misuse: bool | None
     mental_health: bool | None
     children_in_household: bool | None

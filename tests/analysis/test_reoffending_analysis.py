@@ -116,6 +116,30 @@ async def test_groups_by_engagement_with_naive_and_bias_aware_results(client, co
     assert "NAIVE" in notes and "BIAS-AWARE" in notes and "immortal-time" in notes
 
 
+async def test_incidents_before_and_after_referral_are_counted_with_a_caution(
+    client, cohort, sign_in
+):
+    monitor = await sign_in(Role.monitor, "mo")
+    body = (
+        await client.get("/analysis/reoffending", params={"as_of": AS_OF}, headers=monitor)
+    ).json()
+    crude = body["before_after"]
+    # Everyone's 182-day after-window has ended by AS_OF. Incidents 30 days before
+    # (n % 7 == 1) count before; on the referral day (n % 11 == 2) count nowhere;
+    # 250 days after (n % 13 == 5) fall outside the window.
+    before = sum(1 for n in range(60) if n % 7 == 1)
+    after = sum(1 for n in range(60) if n % 3 == 0)
+    assert (crude["n"], crude["window_days"]) == (60, 182)
+    assert (crude["incidents_before"], crude["incidents_after"]) == (before, after)
+    assert (crude["any_before"], crude["any_after"]) == (before, after)
+    both = sum(1 for n in range(60) if n % 7 == 1 and n % 3 == 0)
+    stopped, started = before - both, after - both
+    from scipy.stats import binomtest
+
+    assert crude["mcnemar_p"] == pytest.approx(binomtest(stopped, stopped + started).pvalue)
+    assert any("regression to the mean" in note for note in body["notes"])
+
+
 async def test_covariates_are_dummy_coded_against_stated_references(client, cohort, sign_in):
     monitor = await sign_in(Role.monitor, "mo")
     response = await client.get(

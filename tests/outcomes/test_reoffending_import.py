@@ -52,6 +52,20 @@ async def test_incidents_match_by_reference_or_by_name_and_birth_date(tmp_path, 
     ]
 
 
+async def test_a_facilitator_sees_police_recorded_prior_incidents_beside_the_referrers_figure(
+    tmp_path, referred, client, sign_in
+):
+    text = "reference,offence_date\nSYP-0001,2025-03-01\nSYP-0001,2025-09-01\nSYP-0001,2026-10-20\n"
+    assert run_import(tmp_path, text).returncode == 0
+    facilitator = await sign_in(Role.facilitator, "fran")
+    listing = (await client.get("/referrals?limit=10", headers=facilitator)).json()
+    first = next(r for r in listing["items"] if r["reference"] == "SYP-0001")
+    assert first["police_recorded_prior_incidents"] is None  # single referrals only
+    detail = (await client.get(f"/referrals/{first['id']}", headers=facilitator)).json()
+    assert detail["prior_incidents"] == 2  # as the referrer gave it
+    assert detail["police_recorded_prior_incidents"] == 2  # before 2026-10-01
+
+
 async def test_an_unmatched_row_means_nothing_is_imported(tmp_path, referred):
     text = (
         "reference,first_name,last_name,date_of_birth,offence_date\n"

@@ -20,8 +20,8 @@ def dialable_uk_number(value: str) -> str | None:
         number = phonenumbers.parse(value, "GB")
     except phonenumbers.NumberParseException:
         return None
-    if number.country_code != 44 or not phonenumbers.is_valid_number(number):
-        return None
-    if phonenumbers.number_type(number) not in _PERSONAL_LINES:
+    # number_type() is UNKNOWN for an invalid number, so one call both validates the
+    # number and says what kind of line it is (is_valid_number would work it out twice).
+    if number.country_code != 44 or phonenumbers.number_type(number) not in _PERSONAL_LINES:
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

@@ -176,7 +176,7 @@ async def accept(
             )
         ).returning(Person.id)
         person_id = rows[0]["id"]
-    previous = await Referral.count().where(Referral.person == person_id)
+    previous = await Referral.count().where(Referral.person == person_id) if person_ids else 0
     reference = submission.reference or await _new_reference(submission.received_on)
     quality = intake.assess_quality(submission)
     try:

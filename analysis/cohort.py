@@ -23,17 +23,21 @@ WITH milestones AS (
     FROM referral_event
     WHERE type IN ('engaged', 'completed') AND occurred_on <= $1
     GROUP BY referral
+), first_after AS (
+    -- One join and GROUP BY, not a subquery probed once per referral.
+    SELECT r.id AS referral, min(o.offence_date) AS reoffended_on
+    FROM referral r JOIN reoffence o ON o.person = r.person
+    WHERE r.received_on < $1 AND o.offence_date > r.received_on AND o.offence_date <= $1
+    GROUP BY r.id
 )
 SELECT r.received_on, p.date_of_birth, p.gender, r.risk_level, r.prior_incidents,
        r.substance_misuse, r.mental_health, r.children_in_household, r.local_authority,
-       a.name AS agency, m.engaged_on, m.completed_on,
-       (SELECT min(o.offence_date) FROM reoffence o
-        WHERE o.person = r.person AND o.offence_date > r.received_on
-          AND o.offence_date <= $1) AS reoffended_on
+       a.name AS agency, m.engaged_on, m.completed_on, f.reoffended_on
 FROM referral r
 JOIN person p ON p.id = r.person
 JOIN agency a ON a.id = r.agency
 LEFT JOIN milestones m ON m.referral = r.id
+LEFT JOIN first_after f ON f.referral = r.id
 WHERE r.received_on < $1
 """
 

@@ -79,25 +79,30 @@ WITH happened AS (
     UNION ALL
     SELECT received_on, 'returned' FROM returned_referral
     WHERE received_on BETWEEN $1 AND $2
+), by_day AS (
+    -- Count per day first, so the quarter label is worked out once per day,
+    -- not once per event.
+    SELECT day, type, count(*) AS n FROM happened GROUP BY 1, 2
 ), counted AS (
     SELECT {quarter_sql("day")} AS quarter,
-           count(*) FILTER (WHERE type IN ('accepted', 'returned')) AS referrals,
-           count(*) FILTER (WHERE type = 'accepted') AS accepted,
-           count(*) FILTER (WHERE type = 'returned') AS returned,
-           count(*) FILTER (WHERE type = 'contacted') AS contacted,
-           count(*) FILTER (WHERE type = 'engaged') AS engaging,
-           count(*) FILTER (WHERE type = 'started') AS started,
-           count(*) FILTER (WHERE type = 'completed') AS completed,
-           count(*) FILTER (WHERE type = 'disengaged') AS disengaged,
-           count(*) FILTER (WHERE type = 'withdrawn') AS withdrawn,
-           count(*) FILTER (WHERE type = 'closed') AS closed
-    FROM happened GROUP BY 1
+           sum(n) FILTER (WHERE type IN ('accepted', 'returned'))::int AS referrals,
+           sum(n) FILTER (WHERE type = 'accepted')::int AS accepted,
+           sum(n) FILTER (WHERE type = 'returned')::int AS returned,
+           sum(n) FILTER (WHERE type = 'contacted')::int AS contacted,
+           sum(n) FILTER (WHERE type = 'engaged')::int AS engaging,
+           sum(n) FILTER (WHERE type = 'started')::int AS started,
+           sum(n) FILTER (WHERE type = 'completed')::int AS completed,
+           sum(n) FILTER (WHERE type = 'disengaged')::int AS disengaged,
+           sum(n) FILTER (WHERE type = 'withdrawn')::int AS withdrawn,
+           sum(n) FILTER (WHERE type = 'closed')::int AS closed
+    FROM by_day GROUP BY 1
 ), cohort AS (
-    SELECT count(*) AS contacted,
-           count(*) FILTER (WHERE EXISTS (
-               SELECT 1 FROM referral_event e
-               WHERE e.referral = c.referral AND e.type = 'engaged')) AS engaged
+    -- Referrals whose initial contact succeeded in the range, and which of them
+    -- engaged: a join to the engaged referrals, hashed once.
+    SELECT count(*) AS contacted, count(e.referral) AS engaged
     FROM referral_event c
+    LEFT JOIN (SELECT DISTINCT referral FROM referral_event WHERE type = 'engaged') e
+           ON e.referral = c.referral
     WHERE c.type = 'contacted' AND c.occurred_on BETWEEN $1 AND $2
 )
 SELECT q.label AS quarter,

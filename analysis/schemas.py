@@ -62,6 +62,7 @@ class CoxOut(msgspec.Struct):
     covariates: list[TermOut]
     concordance: float
     ph_test: list[PhTestOut]
+    ph_test_n: int
     reference_levels: dict[str, str]
     n: int
     events: int

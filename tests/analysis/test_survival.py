@@ -126,3 +126,17 @@ def test_a_covariate_with_no_variation_is_refused():
 def test_a_single_group_has_no_log_rank_test():
     with pytest.raises(AnalysisError, match="two groups"):
         logrank([1, 2, 3], [1, 0, 1], ["a", "a", "a"])
+
+
+def test_on_large_data_the_ph_check_runs_on_a_refitted_random_sample(monkeypatch):
+    import analysis.survival as survival
+
+    rossi = load_rossi()
+    full = cox(rossi[["fin", "age", "prio"]], rossi["week"], rossi["arrest"])
+    monkeypatch.setattr(survival, "PH_TEST_SAMPLE", 300)
+    sampled = cox(rossi[["fin", "age", "prio"]], rossi["week"], rossi["arrest"])
+    assert (full.ph_test_n, sampled.ph_test_n) == (432, 300)
+    # The hazard ratios still come from everyone.
+    assert [t.coef for t in sampled.terms] == [t.coef for t in full.terms]
+    assert {name for name, _ in sampled.ph_test} == {"fin", "age", "prio"}
+    assert all(0 <= p <= 1 for _, p in sampled.ph_test)

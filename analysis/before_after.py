@@ -13,7 +13,7 @@ from datetime import date, timedelta
 
 from scipy.stats import binomtest
 
-from referrals.tables import Referral
+from programme.core import database
 
 BEFORE_AFTER_SQL = """
 SELECT count(*) FILTER (WHERE before > 0) AS any_before,
@@ -52,9 +52,8 @@ class BeforeAfter:
 
 async def before_after(window_days: int, as_of: date) -> BeforeAfter:
     last_received = as_of - timedelta(days=window_days)
-    engine = Referral._meta.db
-    async with engine.transaction() as transaction:
-        row = await transaction.connection.fetchrow(BEFORE_AFTER_SQL, last_received, window_days)
+    async with database.connection() as connection:
+        row = await connection.fetchrow(BEFORE_AFTER_SQL, last_received, window_days)
     discordant = row["stopped"] + row["started"]
     p = None if discordant == 0 else float(binomtest(row["stopped"], discordant, 0.5).pvalue)
     return BeforeAfter(

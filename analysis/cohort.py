@@ -13,7 +13,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from referrals.tables import Referral
+from programme.core import database
 
 COHORT_SQL = """
 WITH milestones AS (
@@ -44,10 +44,9 @@ WHERE r.received_on < $1
 
 async def load(as_of: date) -> tuple[pd.DataFrame, int]:
     """The cohort as of the cut-off, and how many referrals have no follow-up yet."""
-    engine = Referral._meta.db
-    async with engine.transaction() as transaction:
-        records = await transaction.connection.fetch(COHORT_SQL, as_of)
-        excluded = await transaction.connection.fetchval(
+    async with database.connection() as connection:
+        records = await connection.fetch(COHORT_SQL, as_of)
+        excluded = await connection.fetchval(
             "SELECT count(*) FROM referral WHERE received_on >= $1", as_of
         )
     columns = [

@@ -42,10 +42,7 @@ def default_range(first: str | None, last: str | None) -> tuple[Quarter, Quarter
     start, end = quarter_range(first, last)
     end = end or Quarter.of(today())
     if start is None:
-        start = end
-        for _ in range(3):
-            previous = Quarter(start.year - (start.number == 1), (start.number - 2) % 4 + 1)
-            start = previous
+        start = end.previous().previous().previous()
     if end < start:
         raise InvalidInput(errors=[FieldError("invalid", "to", "Comes before 'from'.")])
     return start, end

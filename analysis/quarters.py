@@ -53,6 +53,9 @@ class Quarter:
     def next(self) -> Quarter:
         return Quarter(self.year + self.number // 4, self.number % 4 + 1)
 
+    def previous(self) -> Quarter:
+        return Quarter(self.year - (self.number == 1), (self.number - 2) % 4 + 1)
+
     def __str__(self) -> str:
         return self.label
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from analysis.proportions import wilson
 from analysis.quarters import Quarter, quarter_sql, quarters_between
+from programme.core import database
 from referrals.rules import ReturnReason
-from referrals.tables import Referral
 
 QUARTERLY_NOTES = [
     "Each column counts the events dated in that quarter: a person who started in one "
@@ -121,9 +121,8 @@ ORDER BY q.position
 
 async def quarterly(first: Quarter, last: Quarter) -> QuarterlyReport:
     quarters = quarters_between(first, last)
-    engine = Referral._meta.db
-    async with engine.transaction() as transaction:
-        records = await transaction.connection.fetch(
+    async with database.connection() as connection:
+        records = await connection.fetch(
             QUARTERLY_SQL, first.first_day, last.last_day, [q.label for q in quarters]
         )
     rows = [{column: record[column] for column in QUARTERLY_COLUMNS} for record in records]
@@ -169,9 +168,8 @@ ORDER BY 1, 3
 
 async def referral_quality(first: Quarter, last: Quarter) -> list[dict[str, Any]]:
     """Per agency and quarter: received, accepted, returned by reason, quality, engagement."""
-    engine = Referral._meta.db
-    async with engine.transaction() as transaction:
-        records = await transaction.connection.fetch(QUALITY_SQL, first.first_day, last.last_day)
+    async with database.connection() as connection:
+        records = await connection.fetch(QUALITY_SQL, first.first_day, last.last_day)
     rows = []
     for record in records:
         row = {k: record[k] for k in ("agency", "quarter", "received", "accepted", "returned")}

@@ -13,11 +13,15 @@ from typing import Any, TypeVar
 
 import click
 
+from programme.accounts.schemas import Principal
 from programme.core.errors import ApplicationError
 from programme.core.settings import ConfigurationError
 from programme.tables import Role
 
 T = TypeVar("T")
+
+CLI_ACTOR = Principal(id=None, username="cli", role="system")
+"""Who the audit trail names for work done at the command line."""
 
 
 def _fail(message: str) -> click.ClickException:
@@ -93,7 +97,7 @@ def user() -> None:
 def user_add(username: str, role: str, agency: str | None, password_stdin: bool) -> None:
     """Add an account. Referrers must name their agency."""
     from programme.accounts import services
-    from programme.accounts.schemas import AccountCreate, Principal
+    from programme.accounts.schemas import AccountCreate
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -106,8 +110,7 @@ def user_add(username: str, role: str, agency: str | None, password_stdin: bool)
     if role == Role.referrer.value and not agency:
         raise _fail("a referrer must belong to an agency: add --agency NAME")
     data = AccountCreate(username=username, password=password, role=Role(role), agency=agency)
-    cli_actor = Principal(id=None, username="cli", role="system")
-    account = run_with_database(lambda: services.create_account(data, cli_actor))
+    account = run_with_database(lambda: services.create_account(data, CLI_ACTOR))
     click.echo(f"added {account.username} ({account.role}) id {account.id}")
 
 
@@ -123,15 +126,13 @@ def import_referrals(file: str, skip_invalid: bool) -> None:
     """Import referrals from FILE (CSV, first line naming the columns)."""
     from pathlib import Path
 
-    from programme.accounts.schemas import Principal
     from programme.core.clock import today
     from programme.core.settings import get_settings
     from referrals.import_service import import_referrals as run_import
 
     content = Path(file).read_bytes()
-    actor = Principal(id=None, username="cli", role="system")
     report = run_with_database(
-        lambda: run_import(content, actor, get_settings(), today(), skip_invalid=skip_invalid)
+        lambda: run_import(content, CLI_ACTOR, get_settings(), today(), skip_invalid=skip_invalid)
     )
     for problem in report.warnings:
         click.echo(f"warning: line {problem.line}: {problem.field}: {problem.message}", err=True)
@@ -159,15 +160,13 @@ def import_reoffending(file: str, skip_invalid: bool) -> None:
     from pathlib import Path
 
     from outcomes.reoffending import import_reoffending as run_import
-    from programme.accounts.schemas import Principal
     from programme.core.clock import today
     from programme.core.settings import get_settings
 
     content = Path(file).read_bytes()
-    actor = Principal(id=None, username="cli", role="system")
     secret = get_settings().token_secret()
     report = run_with_database(
-        lambda: run_import(content, actor, secret, today(), skip_invalid=skip_invalid)
+        lambda: run_import(content, CLI_ACTOR, secret, today(), skip_invalid=skip_invalid)
     )
     for problem in report.errors:
         where = f"{problem.field}: " if problem.field else ""

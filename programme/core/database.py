@@ -13,6 +13,7 @@ import contextlib
 import io
 import logging
 import warnings
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -78,6 +79,17 @@ def engine() -> PostgresEngine:
     from piccolo_conf import DB
 
     return DB
+
+
+@contextlib.asynccontextmanager
+async def connection() -> AsyncIterator[asyncpg.Connection]:
+    """A raw asyncpg connection from the engine's pool, inside one transaction.
+
+    For the reports' hand-written aggregate SQL, which needs asyncpg's own
+    ``$1`` parameters and typed results rather than Piccolo's query builder.
+    """
+    async with engine().transaction() as transaction:
+        yield transaction.connection
 
 
 async def ping() -> bool:

@@ -29,6 +29,13 @@ def test_a_day_falls_in_its_financial_quarter(day, label):
     assert Quarter.of(day).first_day <= day <= Quarter.of(day).last_day
 
 
+def test_previous_and_next_cross_the_financial_year():
+    q1 = Quarter.parse("Q1 2022-23")
+    assert q1.previous().label == "Q4 2021-22"
+    assert q1.previous().next() == q1
+    assert Quarter.parse("Q4 2021-22").previous().label == "Q3 2021-22"
+
+
 def test_quarter_boundaries():
     q = Quarter.parse("Q4 2021-22")
     assert (q.first_day, q.last_day) == (date(2022, 1, 1), date(2022, 3, 31))

@@ -318,6 +318,6 @@ async def analyse(request: AnalysisRequest, today: date) -> schemas.ReoffendingO
         logrank=test,
         cox=cox_out,
         time_varying=time_varying,
-        before_after=schemas.BeforeAfterOut(**crude.__dict__),
+        before_after=crude,
         notes=notes,
     )

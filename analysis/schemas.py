@@ -7,6 +7,8 @@ from typing import Any
 
 import msgspec
 
+from analysis.before_after import BeforeAfter
+
 
 class RateOut(msgspec.Struct):
     numerator: int
@@ -82,16 +84,6 @@ class TimeVaryingOut(msgspec.Struct):
     landmark: LandmarkOut | None
 
 
-class BeforeAfterOut(msgspec.Struct):
-    window_days: int
-    n: int
-    incidents_before: int
-    incidents_after: int
-    any_before: int
-    any_after: int
-    mcnemar_p: float | None
-
-
 class ReoffendingOut(msgspec.Struct):
     horizon_days: int
     as_of: date
@@ -103,5 +95,5 @@ class ReoffendingOut(msgspec.Struct):
     logrank: LogRankOut | None
     cox: CoxOut | None
     time_varying: TimeVaryingOut | None
-    before_after: BeforeAfterOut
+    before_after: BeforeAfter
     notes: list[str]

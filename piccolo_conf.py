@@ -3,8 +3,8 @@
 from piccolo.conf.apps import AppRegistry
 from piccolo.engine.postgres import PostgresEngine
 
-from programme.core.database import database_url
-from programme.core.settings import get_settings
+from programme.platform.database import database_url
+from programme.platform.settings import get_settings
 
 DB = PostgresEngine(
     config={"dsn": database_url()},
@@ -17,7 +17,7 @@ POOL_MAX_SIZE = get_settings().pool_max_size
 
 APP_REGISTRY = AppRegistry(
     apps=[
-        "programme.piccolo_app",
+        "programme.platform.piccolo_app",
         "referrals.piccolo_app",
         "programme.delivery.piccolo_app",
         "outcomes.piccolo_app",

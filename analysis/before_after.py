@@ -13,7 +13,7 @@ from datetime import date, timedelta
 
 from scipy.stats import binomtest
 
-from programme.core import database
+from programme.platform import database
 
 BEFORE_AFTER_SQL = """
 SELECT count(*) FILTER (WHERE before > 0) AS any_before,

@@ -13,7 +13,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from programme.core import database
+from programme.platform import database
 
 COHORT_SQL = """
 WITH milestones AS (

@@ -14,12 +14,12 @@ from analysis.quarters import Quarter
 from analysis.reports import QUARTERLY_COLUMNS, REASONS
 from analysis.schemas import QualityOut, QuarterlyOut, RateOut, ReoffendingOut
 from outcomes.controllers import quarter_range
-from programme.accounts import access
-from programme.accounts.schemas import Principal
-from programme.audit import services as audit
-from programme.core.clock import today
-from programme.core.errors import FieldError, InvalidInput
-from programme.tables import AuditAction, Role
+from programme.platform.accounts import access
+from programme.platform.accounts.schemas import Principal
+from programme.platform.audit import services as audit
+from programme.platform.clock import today
+from programme.platform.errors import FieldError, InvalidInput
+from programme.platform.tables import AuditAction, Role
 
 AnyUser = Request[Principal, Any, Any]
 From = Annotated[str | None, QueryParameter(name="from")]

@@ -11,7 +11,7 @@ APP_CONFIG = AppConfig(
     migrations_folder_path=os.path.join(CURRENT_DIRECTORY, "piccolo_migrations"),
     table_classes=table_finder(modules=["analysis.tables"], exclude_imported=True),
     migration_dependencies=[
-        "programme.piccolo_app",
+        "programme.platform.piccolo_app",
         "referrals.piccolo_app",
         "outcomes.piccolo_app",
     ],

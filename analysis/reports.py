@@ -12,7 +12,7 @@ from typing import Any
 
 from analysis.proportions import wilson
 from analysis.quarters import Quarter, quarter_sql, quarters_between
-from programme.core import database
+from programme.platform import database
 from referrals.rules import ReturnReason
 
 QUARTERLY_NOTES = [

@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from programme.core import database
+from programme.platform import database
 
 
 async def connect() -> asyncpg.Connection:

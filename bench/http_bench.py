@@ -37,8 +37,8 @@ from bench_support import (
 )
 from referral_data import API_FIELDS, api_body
 
-from programme.core import database
-from programme.core.clock import today as programme_today
+from programme.platform import database
+from programme.platform.clock import today as programme_today
 
 HERE = Path(__file__).resolve().parent
 BARE_TABLE = "bench_bare_referral"

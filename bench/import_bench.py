@@ -39,10 +39,10 @@ from bench_support import (
 )
 from referral_data import CSV_COLUMNS, expected_outcome, referrals_csv
 
-from programme.accounts.schemas import Principal
-from programme.core import database
-from programme.core.clock import today as programme_today
-from programme.core.settings import get_settings
+from programme.platform import database
+from programme.platform.accounts.schemas import Principal
+from programme.platform.clock import today as programme_today
+from programme.platform.settings import get_settings
 from referrals import import_service
 from referrals.importer import plan_import
 from referrals.intake import dialable_uk_number

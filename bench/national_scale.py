@@ -836,7 +836,7 @@ async def quarterly_benchmark(
 
     from analysis import reports
     from analysis.quarters import quarters_between
-    from programme.core import database
+    from programme.platform import database
 
     db = database.engine()
     labels = [q.label for q in quarters_between(first, last)]
@@ -1120,7 +1120,7 @@ async def survival_benchmark(
     from analysis import cohort, survival
     from analysis.reoffending import AnalysisRequest, analyse, design_matrix
     from analysis.survival import cox, kaplan_meier
-    from programme.core.clock import today
+    from programme.platform.clock import today
 
     try:  # analyse() runs it since commit 5b2c283
         from analysis.before_after import before_after
@@ -1326,7 +1326,7 @@ THIS_FILE = str(Path(__file__).resolve())
 def child_analyse(as_of_text: str) -> int:
     """In a child process: one analyse() exactly as the project runs it; JSON on stdout."""
     from analysis.reoffending import AnalysisRequest, analyse
-    from programme.core.clock import today
+    from programme.platform.clock import today
 
     request = AnalysisRequest(
         horizon_days=HORIZON_DAYS, as_of=date.fromisoformat(as_of_text), covariates=COVARIATES
@@ -1357,7 +1357,7 @@ async def _analyse_in_child(as_of: date, limit: float) -> dict[str, Any]:
     Its memory is sampled from here (psutil, every 0.1 s): a forked child's
     ru_maxrss starts from the parent's, so it says nothing about the child.
     """
-    from programme.core import database
+    from programme.platform import database
 
     environment = dict(os.environ)
     environment["DATABASE_URL"] = database.database_url()
@@ -1454,8 +1454,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from run_referrals import code_version
 
     from analysis.quarters import Quarter
-    from programme.core import database
-    from programme.core.clock import today
+    from programme.platform import database
+    from programme.platform.clock import today
 
     log("migrating the benchmark database")
     await database.migrate()

@@ -211,7 +211,7 @@ def stop_children(children: list[Child]) -> None:
 
 def stop_embedded_server(data_dir: Path) -> None:
     """Stop the embedded PostgreSQL this run started, before its directory is deleted."""
-    database = sys.modules.get("programme.core.database")
+    database = sys.modules.get("programme.platform.database")
     server = getattr(database, "_embedded", None)
     if server is not None:
         server.cleanup()  # stops it when this is the last process using it
@@ -407,7 +407,7 @@ async def build_setup(
     """Sign in, then 12 engaged referrals in one group of 12, all over HTTP."""
     import httpx
 
-    from programme.core.clock import today
+    from programme.platform.clock import today
 
     now = today()
     received_on = now - timedelta(days=40)
@@ -479,7 +479,7 @@ async def new_sessions(setup: Setup, count: int) -> list[str]:
     """``count`` more past sessions: core group sessions 1-24, then numbered one-to-ones."""
     import httpx
 
-    from programme.core.clock import today
+    from programme.platform.clock import today
 
     first_day = today() - timedelta(days=29)  # the day after everyone engaged
     made = []
@@ -715,12 +715,12 @@ async def breakdown(setup: Setup, args: argparse.Namespace) -> dict[str, Any]:
     asyncpg query logger on every pooled connection (the statements, and the
     time spent waiting for each; logging itself adds a little to that pass).
     """
-    from programme.accounts.services import principal_for
-    from programme.core import database
-    from programme.core.clock import today
     from programme.delivery import register
     from programme.delivery.schemas import AttendanceMark
     from programme.delivery.tables import Mark
+    from programme.platform import database
+    from programme.platform.accounts.services import principal_for
+    from programme.platform.clock import today
 
     count = args.breakdown_saves
     if not count:
@@ -1061,7 +1061,7 @@ def main(argv: list[str] | None = None) -> int:
     children: list[Child] = []
     started = time.monotonic()
     try:
-        from programme.core import database
+        from programme.platform import database
 
         dsn = database.database_url()  # starts the embedded server, held for the whole run
         log(f"database: {'embedded in ' + str(work_dir) if embedded else 'DATABASE_URL'}")

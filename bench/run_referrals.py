@@ -87,7 +87,7 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
     import http_bench
     import import_bench
 
-    from programme.core import database
+    from programme.platform import database
 
     log("migrating the benchmark database")
     await database.migrate()
@@ -123,7 +123,7 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
 
 def stop_embedded_server(data_dir: Path) -> None:
     """Stop the embedded PostgreSQL this run started, before its directory is deleted."""
-    database = sys.modules.get("programme.core.database")
+    database = sys.modules.get("programme.platform.database")
     server = getattr(database, "_embedded", None)
     if server is not None:
         server.cleanup()  # stops it when this is the last process using it

@@ -12,11 +12,11 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from analysis.quarters import Quarter
 from outcomes import reoffending, reports, schemas, services
-from programme.accounts import access
-from programme.accounts.schemas import Principal
-from programme.core.clock import today
-from programme.core.errors import FieldError, InvalidInput
-from programme.tables import Role
+from programme.platform.accounts import access
+from programme.platform.accounts.schemas import Principal
+from programme.platform.clock import today
+from programme.platform.errors import FieldError, InvalidInput
+from programme.platform.tables import Role
 
 AnyUser = Request[Principal, Any, Any]
 

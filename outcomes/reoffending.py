@@ -19,10 +19,10 @@ from uuid import UUID
 
 from outcomes.schemas import ReoffenceImportReport, RowError
 from outcomes.tables import Reoffence
-from programme.accounts.schemas import Principal
-from programme.audit import services as audit
-from programme.core.database import engine
-from programme.tables import AuditAction
+from programme.platform.accounts.schemas import Principal
+from programme.platform.audit import services as audit
+from programme.platform.database import engine
+from programme.platform.tables import AuditAction
 from referrals.importer import keyed_digest
 from referrals.people import match_key
 from referrals.tables import Person, Referral

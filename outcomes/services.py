@@ -14,12 +14,12 @@ from uuid import UUID
 from outcomes import schemas
 from outcomes.tables import ContactConsent, Feedback, Victim
 from outcomes.victim_checks import VictimDetails, check_victim
-from programme.accounts.schemas import Principal
-from programme.audit import services as audit
-from programme.core.crypto import cipher
-from programme.core.database import engine
-from programme.core.errors import Conflict, FieldError, InvalidInput, NotFound
-from programme.tables import AuditAction
+from programme.platform.accounts.schemas import Principal
+from programme.platform.audit import services as audit
+from programme.platform.crypto import cipher
+from programme.platform.database import engine
+from programme.platform.errors import Conflict, FieldError, InvalidInput, NotFound
+from programme.platform.tables import AuditAction
 from referrals.tables import ParticipantAlert, Referral
 
 

@@ -1,7 +1,7 @@
 """Outcomes: victims/survivors and what they say, and police-recorded reoffending.
 
 Victims' contact details and every free-text note are encrypted by the
-application before they reach the database (``programme.core.crypto``); only
+application before they reach the database (``programme.platform.crypto``); only
 victim workers ever see them decrypted.
 """
 
@@ -14,7 +14,7 @@ from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
-from programme.tables import Account
+from programme.platform.tables import Account
 from referrals.tables import Person, Referral
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from programme.core.errors import FieldError
+from programme.platform.errors import FieldError
 from referrals.phones import dialable_uk_number
 
 RELATIONSHIPS = ("partner", "ex_partner", "family_member", "other")

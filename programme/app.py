@@ -16,15 +16,19 @@ from outcomes.controllers import (
     VictimController,
     VictimFeedbackReportController,
 )
-from programme.accounts import access
-from programme.accounts.controllers import AccountController, AgencyController, AuthController
-from programme.audit.controllers import AuditController
-from programme.core import database
-from programme.core.http_errors import EXCEPTION_HANDLERS
-from programme.core.logs import logging_config
-from programme.core.settings import Settings, get_settings
 from programme.delivery.controllers import GroupController, ProgrammeController, SessionController
-from programme.health import health
+from programme.platform import database
+from programme.platform.accounts import access
+from programme.platform.accounts.controllers import (
+    AccountController,
+    AgencyController,
+    AuthController,
+)
+from programme.platform.audit.controllers import AuditController
+from programme.platform.health import health
+from programme.platform.http_errors import EXCEPTION_HANDLERS
+from programme.platform.logs import logging_config
+from programme.platform.settings import Settings, get_settings
 from referrals.controllers import ReferralController
 from referrals.import_controllers import ImportController
 

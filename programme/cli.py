@@ -13,10 +13,10 @@ from typing import Any, TypeVar
 
 import click
 
-from programme.accounts.schemas import Principal
-from programme.core.errors import ApplicationError
-from programme.core.settings import ConfigurationError
-from programme.tables import Role
+from programme.platform.accounts.schemas import Principal
+from programme.platform.errors import ApplicationError
+from programme.platform.settings import ConfigurationError
+from programme.platform.tables import Role
 
 T = TypeVar("T")
 
@@ -30,7 +30,7 @@ def _fail(message: str) -> click.ClickException:
 
 def run_with_database(work: Callable[[], Awaitable[T]]) -> T:
     """Run ``work`` after migrating, with the database pool open."""
-    from programme.core import database
+    from programme.platform import database
 
     async def wrapped() -> T:
         await database.migrate()
@@ -63,8 +63,8 @@ def serve(host: str, port: int) -> None:
     import uvicorn
 
     from programme.app import create_app
-    from programme.core import database
-    from programme.core.settings import get_settings
+    from programme.platform import database
+    from programme.platform.settings import get_settings
 
     settings = get_settings()
     settings.token_secret()  # refuse to start without a key before doing anything else
@@ -78,7 +78,7 @@ def serve(host: str, port: int) -> None:
 @cli.command()
 def migrate() -> None:
     """Apply every pending database migration."""
-    from programme.core import database
+    from programme.platform import database
 
     asyncio.run(database.migrate())
     click.echo("inspire: database is up to date", err=True)
@@ -96,8 +96,8 @@ def user() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def user_add(username: str, role: str, agency: str | None, password_stdin: bool) -> None:
     """Add an account. Referrers must name their agency."""
-    from programme.accounts import services
-    from programme.accounts.schemas import AccountCreate
+    from programme.platform.accounts import services
+    from programme.platform.accounts.schemas import AccountCreate
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -126,8 +126,8 @@ def import_referrals(file: str, skip_invalid: bool) -> None:
     """Import referrals from FILE (CSV, first line naming the columns)."""
     from pathlib import Path
 
-    from programme.core.clock import today
-    from programme.core.settings import get_settings
+    from programme.platform.clock import today
+    from programme.platform.settings import get_settings
     from referrals.import_service import import_referrals as run_import
 
     content = Path(file).read_bytes()
@@ -160,8 +160,8 @@ def import_reoffending(file: str, skip_invalid: bool) -> None:
     from pathlib import Path
 
     from outcomes.reoffending import import_reoffending as run_import
-    from programme.core.clock import today
-    from programme.core.settings import get_settings
+    from programme.platform.clock import today
+    from programme.platform.settings import get_settings
 
     content = Path(file).read_bytes()
     secret = get_settings().token_secret()
@@ -296,7 +296,7 @@ def analyse_reoffending(
 
     from analysis import plots, reoffending
     from analysis.controllers import parse_request
-    from programme.core.clock import today
+    from programme.platform.clock import today
 
     try:
         cut_off = date.fromisoformat(as_of) if as_of else None
@@ -357,8 +357,8 @@ def analyse_reoffending(
 def demo(seed: int, count: int) -> None:
     """Fill an EMPTY database with realistic synthetic data (refuses if it holds records)."""
     from programme import demo as demo_data
-    from programme.core.clock import today
-    from programme.core.settings import get_settings
+    from programme.platform.clock import today
+    from programme.platform.settings import get_settings
 
     summary = run_with_database(lambda: demo_data.fill(get_settings(), today(), seed, count))
     click.echo(

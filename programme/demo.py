@@ -25,10 +25,6 @@ from outcomes.reoffending import import_reoffending
 from outcomes.schemas import FeedbackCreate
 from outcomes.tables import Behaviour, FeelsSafer, Stage
 from outcomes.victim_checks import VictimDetails
-from programme.accounts import services as accounts
-from programme.accounts.schemas import AccountCreate, Principal
-from programme.core.errors import Conflict
-from programme.core.settings import Settings
 from programme.delivery import register
 from programme.delivery import services as delivery
 from programme.delivery.schemas import (
@@ -39,7 +35,11 @@ from programme.delivery.schemas import (
     SessionCreate,
 )
 from programme.delivery.tables import Group, Mark
-from programme.tables import Account, Role
+from programme.platform.accounts import services as accounts
+from programme.platform.accounts.schemas import AccountCreate, Principal
+from programme.platform.errors import Conflict
+from programme.platform.settings import Settings
+from programme.platform.tables import Account, Role
 from referrals.import_service import import_referrals
 from referrals.tables import Person, Referral, ReturnedReferral
 

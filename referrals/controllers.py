@@ -10,10 +10,10 @@ from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from programme.accounts import access
-from programme.accounts.schemas import Principal
-from programme.core.clock import today
-from programme.tables import Role
+from programme.platform.accounts import access
+from programme.platform.accounts.schemas import Principal
+from programme.platform.clock import today
+from programme.platform.tables import Role
 from referrals import reading, services
 from referrals.intake import SUBMISSION_FIELDS
 from referrals.rules import Status

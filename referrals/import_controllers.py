@@ -8,10 +8,10 @@ from litestar import Controller, Request, Response, post
 from litestar.datastructures import State
 from litestar.params import FromQuery
 
-from programme.accounts import access
-from programme.accounts.schemas import Principal
-from programme.core.clock import today
-from programme.tables import Role
+from programme.platform.accounts import access
+from programme.platform.accounts.schemas import Principal
+from programme.platform.clock import today
+from programme.platform.tables import Role
 from referrals.import_service import import_referrals
 from referrals.schemas import ImportReport
 

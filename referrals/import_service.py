@@ -8,11 +8,11 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
-from programme.accounts.schemas import Principal
-from programme.accounts.services import get_or_create_agency
-from programme.core.database import engine
-from programme.core.settings import Settings
-from programme.tables import Agency, AuditAction
+from programme.platform.accounts.schemas import Principal
+from programme.platform.accounts.services import get_or_create_agency
+from programme.platform.database import engine
+from programme.platform.settings import Settings
+from programme.platform.tables import Agency, AuditAction
 from referrals import intake
 from referrals.importer import AcceptedRow, Plan, check_overlaps, final_status, plan_import
 from referrals.rules import OPEN, Status

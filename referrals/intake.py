@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from outcomes.victim_checks import VictimDetails, check_victims
-from programme.core.errors import FieldError
+from programme.platform.errors import FieldError
 from referrals.phones import dialable_uk_number
 from referrals.rules import (
     DOMESTIC_RELATIONSHIPS,

@@ -17,10 +17,10 @@ from typing import Any
 from uuid import UUID
 
 from outcomes.tables import Reoffence
-from programme.accounts.schemas import Principal
-from programme.audit import services as audit
-from programme.core.errors import NotFound, NotPermitted
-from programme.tables import AuditAction, Role
+from programme.platform.accounts.schemas import Principal
+from programme.platform.audit import services as audit
+from programme.platform.errors import NotFound, NotPermitted
+from programme.platform.tables import AuditAction, Role
 from referrals.intake import QUALITY_WHY, age_on
 from referrals.people import age_band, pseudonym
 from referrals.rules import Status

@@ -11,19 +11,19 @@ from uuid import UUID
 from asyncpg.exceptions import UniqueViolationError
 
 from outcomes.services import record_victims
-from programme.accounts.schemas import Principal
-from programme.accounts.services import SELF_REFERRAL_AGENCY, get_or_create_agency
-from programme.audit import services as audit
-from programme.core.database import engine
-from programme.core.errors import (
+from programme.platform.accounts.schemas import Principal
+from programme.platform.accounts.services import SELF_REFERRAL_AGENCY, get_or_create_agency
+from programme.platform.audit import services as audit
+from programme.platform.database import engine
+from programme.platform.errors import (
     Conflict,
     FieldError,
     InvalidInput,
     NotFound,
     NotPermitted,
 )
-from programme.core.settings import Settings
-from programme.tables import AuditAction, Role
+from programme.platform.settings import Settings
+from programme.platform.tables import AuditAction, Role
 from referrals import intake
 from referrals.people import match_key
 from referrals.rules import OPEN, ReturnReason, Status, allowed_next

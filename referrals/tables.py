@@ -18,7 +18,7 @@ from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
-from programme.tables import Account, Agency
+from programme.platform.tables import Account, Agency
 from referrals.rules import ConsentMethod, Gender, Relationship, RiskLevel, Status
 
 

@@ -37,14 +37,14 @@ else:
 
 from litestar import Litestar  # noqa: E402
 
-from programme.accounts import access  # noqa: E402
-from programme.accounts import services as accounts  # noqa: E402
-from programme.accounts.passwords import hash_password  # noqa: E402
-from programme.accounts.schemas import Principal  # noqa: E402
 from programme.app import create_app  # noqa: E402
-from programme.core import database  # noqa: E402
-from programme.core.settings import get_settings  # noqa: E402
-from programme.tables import Account, Role  # noqa: E402
+from programme.platform import database  # noqa: E402
+from programme.platform.accounts import access  # noqa: E402
+from programme.platform.accounts import services as accounts  # noqa: E402
+from programme.platform.accounts.passwords import hash_password  # noqa: E402
+from programme.platform.accounts.schemas import Principal  # noqa: E402
+from programme.platform.settings import get_settings  # noqa: E402
+from programme.platform.tables import Account, Role  # noqa: E402
 
 PASSWORD = "a perfectly long test password"
 

@@ -8,11 +8,11 @@ from uuid import UUID
 from litestar import Controller, Request, get, post, put
 from litestar.params import FromPath, JSONBody
 
-from programme.accounts import access
-from programme.accounts.schemas import Principal
-from programme.core.clock import today
 from programme.delivery import register, schemas, services
-from programme.tables import Role
+from programme.platform.accounts import access
+from programme.platform.accounts.schemas import Principal
+from programme.platform.clock import today
+from programme.platform.tables import Role
 
 AnyUser = Request[Principal, Any, Any]
 STAFF = (Role.facilitator, Role.admin)

@@ -15,6 +15,6 @@ APP_CONFIG = AppConfig(
     app_name="delivery",
     migrations_folder_path=os.path.join(CURRENT_DIRECTORY, "piccolo_migrations"),
     table_classes=table_finder(modules=["programme.delivery.tables"], exclude_imported=True),
-    migration_dependencies=["programme.piccolo_app", "referrals.piccolo_app"],
+    migration_dependencies=["programme.platform.piccolo_app", "referrals.piccolo_app"],
     commands=[],
 )

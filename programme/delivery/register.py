@@ -20,10 +20,6 @@ from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
-from programme.accounts.schemas import Principal
-from programme.audit import services as audit
-from programme.core.database import engine
-from programme.core.errors import Conflict, FieldError, InvalidInput, NotFound
 from programme.delivery import schemas
 from programme.delivery.services import current_programme, require_group_access
 from programme.delivery.tables import (
@@ -35,7 +31,11 @@ from programme.delivery.tables import (
     ProgrammeSession,
     SessionKind,
 )
-from programme.tables import AuditAction
+from programme.platform.accounts.schemas import Principal
+from programme.platform.audit import services as audit
+from programme.platform.database import engine
+from programme.platform.errors import Conflict, FieldError, InvalidInput, NotFound
+from programme.platform.tables import AuditAction
 from referrals.rules import Status
 from referrals.tables import ParticipantAlert, Referral, ReferralEvent
 

@@ -8,10 +8,6 @@ from uuid import UUID
 
 from asyncpg.exceptions import UniqueViolationError
 
-from programme.accounts.schemas import Principal
-from programme.audit import services as audit
-from programme.core.database import engine
-from programme.core.errors import Conflict, FieldError, InvalidInput, NotFound, NotPermitted
 from programme.delivery import schemas
 from programme.delivery.tables import (
     Group,
@@ -21,7 +17,11 @@ from programme.delivery.tables import (
     ProgrammeSession,
     SessionKind,
 )
-from programme.tables import Account, AuditAction, Role
+from programme.platform.accounts.schemas import Principal
+from programme.platform.audit import services as audit
+from programme.platform.database import engine
+from programme.platform.errors import Conflict, FieldError, InvalidInput, NotFound, NotPermitted
+from programme.platform.tables import Account, AuditAction, Role
 from referrals.rules import Status
 from referrals.tables import Referral
 

@@ -9,7 +9,7 @@ from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
-from programme.tables import Account
+from programme.platform.tables import Account
 from referrals.tables import Referral
 
 

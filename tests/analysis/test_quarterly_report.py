@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from programme.tables import Role
+from programme.platform.tables import Role
 from tests.analysis.seed_table import build_csv, published
 from tests.conftest import distinct_referral, inspire
 

@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 
 from analysis.quarters import Quarter, quarter_sql, quarters_between
-from programme.core import database
+from programme.platform import database
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from programme.tables import Role
+from programme.platform.tables import Role
 from tests.conftest import inspire
 
 pytestmark = pytest.mark.anyio

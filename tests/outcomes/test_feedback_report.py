@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from analysis.proportions import wilson
-from programme.tables import Role
+from programme.platform.tables import Role
 from tests.conftest import good_referral
 
 pytestmark = pytest.mark.anyio

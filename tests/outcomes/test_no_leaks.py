@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from programme.tables import Role
+from programme.platform.tables import Role
 from tests.outcomes.conftest import VICTIM_TRACES
 
 pytestmark = pytest.mark.anyio

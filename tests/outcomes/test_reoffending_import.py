@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from outcomes.tables import Reoffence
-from programme.tables import Role
+from programme.platform.tables import Role
 from referrals.tables import Person
 from tests.conftest import distinct_referral, inspire
 

@@ -6,8 +6,8 @@ import asyncpg
 import pytest
 
 from outcomes.tables import Feedback, Victim
-from programme.core import database
-from programme.tables import AuditEvent, Role
+from programme.platform import database
+from programme.platform.tables import AuditEvent, Role
 from tests.conftest import good_referral
 from tests.outcomes.conftest import VICTIM, VICTIM_TRACES
 

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from litestar import Litestar, get
 
-from programme.accounts import access
 from programme.app import create_app
-from programme.core.settings import ConfigurationError, get_settings
-from programme.tables import Role
+from programme.platform.accounts import access
+from programme.platform.settings import ConfigurationError, get_settings
+from programme.platform.tables import Role
 
 pytestmark = pytest.mark.anyio
 
@@ -45,7 +45,9 @@ def test_an_app_with_an_unguarded_route_refuses_to_start():
         create_app(get_settings(), extra_routes=[forgotten])
 
 
-async def test_an_unguarded_route_that_slipped_past_start_up_is_still_refused(app, sign_in):
+async def test_an_unguarded_route_that_slipped_past_start_up_is_still_refused(
+    app, sign_in, clean_database
+):
     """The app-wide guard is the second line behind the start-up check."""
 
     @get("/slipped", sync_to_thread=False)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from programme.core import database
-from programme.tables import Account, AuditEvent, Role
+from programme.platform import database
+from programme.platform.tables import Account, AuditEvent, Role
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.anyio

@@ -8,7 +8,7 @@ import jwt
 import pytest
 from litestar.security.jwt import Token
 
-from programme.tables import Account, LoginThrottle, Role
+from programme.platform.tables import Account, LoginThrottle, Role
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.anyio

@@ -9,7 +9,7 @@ import socket
 import httpx
 import pytest
 
-from programme.tables import Account, Agency
+from programme.platform.tables import Account, Agency
 from tests.conftest import INSPIRE, PASSWORD
 from tests.conftest import inspire as run_inspire
 

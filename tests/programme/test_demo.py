@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from programme.tables import Role
+from programme.platform.tables import Role
 from referrals.tables import Referral
 from tests.conftest import good_referral, inspire
 

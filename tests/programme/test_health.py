@@ -11,12 +11,12 @@ import pgserver
 import pytest
 from pgserver._commands import pg_ctl
 
-from programme.accounts import services as accounts
-from programme.accounts.schemas import AccountCreate
 from programme.app import create_app
-from programme.core import database
-from programme.core.settings import get_settings
-from programme.tables import Role
+from programme.platform import database
+from programme.platform.accounts import services as accounts
+from programme.platform.accounts.schemas import AccountCreate
+from programme.platform.settings import get_settings
+from programme.platform.tables import Role
 from tests.conftest import ADMIN, PASSWORD
 
 pytestmark = pytest.mark.anyio

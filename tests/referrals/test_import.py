@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from programme.tables import Agency, Role
+from programme.platform.tables import Agency, Role
 from referrals.tables import Person, Referral, ReferralEvent, ReturnedReferral
 from tests.conftest import good_referral, inspire
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from programme.core import database
-from programme.tables import Role
+from programme.platform import database
+from programme.platform.tables import Role
 from referrals.tables import Person, Referral, ReturnedReferral
 from tests.conftest import PHONE_E164, good_referral
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from programme.tables import Role
+from programme.platform.tables import Role
 from referrals.tables import ReferralEvent
 from tests.conftest import good_referral
 

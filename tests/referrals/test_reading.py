@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from programme.tables import AuditEvent, Role
+from programme.platform.tables import AuditEvent, Role
 from referrals.tables import Person, Referral
 from tests.conftest import good_referral
 

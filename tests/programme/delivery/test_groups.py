@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from programme.tables import Role
+from programme.platform.tables import Role
 
 pytestmark = pytest.mark.anyio
 

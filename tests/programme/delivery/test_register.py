@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from programme.delivery.tables import Attendance
-from programme.tables import AuditEvent, Role
+from programme.platform.tables import AuditEvent, Role
 from referrals.tables import ParticipantAlert, Referral, ReferralEvent
 
 pytestmark = pytest.mark.anyio

@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from programme.core.logs import PersonalDataFilter, mask
-from programme.tables import Role
+from programme.platform.logs import PersonalDataFilter, mask
+from programme.platform.tables import Role
 
 pytestmark = pytest.mark.anyio
 

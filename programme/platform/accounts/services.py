@@ -8,24 +8,24 @@ from uuid import UUID
 
 from asyncpg.exceptions import UniqueViolationError
 
-from programme.accounts import schemas
-from programme.accounts.passwords import (
+from programme.platform.accounts import schemas
+from programme.platform.accounts.passwords import (
     MIN_PASSWORD_LENGTH,
     hash_password,
     needs_rehash,
     verify_password,
 )
-from programme.audit import services as audit
-from programme.core.database import engine
-from programme.core.errors import (
+from programme.platform.audit import services as audit
+from programme.platform.database import engine
+from programme.platform.errors import (
     Conflict,
     FieldError,
     InvalidInput,
     NotAuthenticated,
     TooManyAttempts,
 )
-from programme.core.settings import Settings
-from programme.tables import Account, Agency, AuditAction, LoginThrottle, Role
+from programme.platform.settings import Settings
+from programme.platform.tables import Account, Agency, AuditAction, LoginThrottle, Role
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,99}$")
 SELF_REFERRAL_AGENCY = "Self-referral"

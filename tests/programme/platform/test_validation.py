@@ -7,8 +7,8 @@ from typing import Annotated
 import msgspec
 import pytest
 
-from programme.core.errors import InvalidInput
-from programme.core.validation import field_errors, parse
+from programme.platform.errors import InvalidInput
+from programme.platform.validation import field_errors, parse
 
 
 class Example(msgspec.Struct, forbid_unknown_fields=True):

@@ -26,15 +26,15 @@ from litestar.exceptions import (
 from litestar.types import ExceptionHandlersMap
 
 from analysis.survival import AnalysisError
-from programme.core.database import UNREACHABLE_ERRORS
-from programme.core.errors import (
+from programme.platform.database import UNREACHABLE_ERRORS
+from programme.platform.errors import (
     ApplicationError,
     FieldError,
     NotAuthenticated,
     NotPermitted,
     ServiceUnavailable,
 )
-from programme.core.validation import field_errors
+from programme.platform.validation import field_errors
 
 log = logging.getLogger("programme.errors")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from programme.core.crypto import FieldCipher
-from programme.core.settings import ConfigurationError
+from programme.platform.crypto import FieldCipher
+from programme.platform.settings import ConfigurationError
 
 
 def test_a_value_round_trips_and_is_not_stored_in_the_clear():

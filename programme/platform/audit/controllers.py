@@ -8,10 +8,10 @@ from uuid import UUID
 from litestar import Controller, get
 from litestar.params import FromQuery, QueryParameter
 
-from programme.accounts import access
-from programme.audit import services
-from programme.audit.schemas import AuditPage
-from programme.tables import AuditAction, Role
+from programme.platform.accounts import access
+from programme.platform.audit import services
+from programme.platform.audit.schemas import AuditPage
+from programme.platform.tables import AuditAction, Role
 
 
 class AuditController(Controller):

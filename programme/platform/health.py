@@ -5,8 +5,8 @@ from __future__ import annotations
 import msgspec
 from litestar import Response, get
 
-from programme.accounts import access
-from programme.core import database
+from programme.platform import database
+from programme.platform.accounts import access
 
 
 class Health(msgspec.Struct):

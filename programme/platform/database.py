@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from programme.core.settings import ConfigurationError, get_settings
+from programme.platform.settings import ConfigurationError, get_settings
 
 if TYPE_CHECKING:
     from piccolo.engine.postgres import PostgresEngine

@@ -1,6 +1,6 @@
 """The one exception hierarchy of the application.
 
-Services raise these and never touch HTTP; ``programme.core.http_errors`` maps
+Services raise these and never touch HTTP; ``programme.platform.http_errors`` maps
 them to responses in exactly one place.
 """
 

@@ -8,8 +8,8 @@ from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.params import JSONBody
 
-from programme.accounts import access, services
-from programme.accounts.schemas import (
+from programme.platform.accounts import access, services
+from programme.platform.accounts.schemas import (
     Account,
     AccountCreate,
     Agency,
@@ -18,7 +18,7 @@ from programme.accounts.schemas import (
     Principal,
     TokenResponse,
 )
-from programme.tables import Role
+from programme.platform.tables import Role
 
 
 class AuthController(Controller):

@@ -11,9 +11,9 @@ import json
 from typing import Any
 from uuid import UUID
 
-from programme.accounts.schemas import Principal
-from programme.audit.schemas import AuditEntry
-from programme.tables import AuditAction, AuditEvent
+from programme.platform.accounts.schemas import Principal
+from programme.platform.audit.schemas import AuditEntry
+from programme.platform.tables import AuditAction, AuditEvent
 
 
 async def record(

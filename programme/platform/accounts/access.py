@@ -19,11 +19,11 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.security.jwt import JWTAuth, Token
 
-from programme.accounts import services
-from programme.accounts.schemas import Principal
-from programme.core.errors import NotAuthenticated, NotPermitted
-from programme.core.settings import ConfigurationError, Settings
-from programme.tables import Role
+from programme.platform.accounts import services
+from programme.platform.accounts.schemas import Principal
+from programme.platform.errors import NotAuthenticated, NotPermitted
+from programme.platform.settings import ConfigurationError, Settings
+from programme.platform.tables import Role
 
 PUBLIC = "public"
 """``opt`` key marking a route anyone may call without a token."""

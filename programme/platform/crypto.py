@@ -15,7 +15,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from programme.core.settings import ConfigurationError, get_settings
+from programme.platform.settings import ConfigurationError, get_settings
 
 
 def _fernet(secret: str) -> Fernet:

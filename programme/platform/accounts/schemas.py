@@ -8,7 +8,7 @@ from uuid import UUID
 
 import msgspec
 
-from programme.tables import Role
+from programme.platform.tables import Role
 
 Username = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]

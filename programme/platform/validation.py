@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from programme.core.errors import FieldError, InvalidInput
+from programme.platform.errors import FieldError, InvalidInput
 
 S = TypeVar("S", bound=msgspec.Struct)
 

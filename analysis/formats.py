@@ -7,6 +7,8 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
+from analysis.queries import REASONS
+
 
 def _cell(value: Any) -> str:
     if value is None:
@@ -41,3 +43,16 @@ def to_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
 def flatten_quality(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Referral-quality rows with each return reason as its own column."""
     return [{**{k: v for k, v in row.items() if k != "reasons"}, **row["reasons"]} for row in rows]
+
+
+QUALITY_COLUMNS = (
+    "agency",
+    "quarter",
+    "received",
+    "accepted",
+    "returned",
+    *REASONS,
+    "mean_quality_score",
+    "engaged",
+    "share_engaged",
+)

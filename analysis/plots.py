@@ -14,8 +14,9 @@ import pandas as pd
 from lifelines import KaplanMeierFitter
 from lifelines.plotting import add_at_risk_counts
 
-from analysis import cohort
-from analysis.reoffending import AnalysisRequest, group_labels
+from analysis import services
+from analysis.rules import AnalysisRequest
+from analysis.services import group_labels
 from analysis.survival import AnalysisError
 
 FORMATS = {"png": "image/png", "svg": "image/svg+xml"}
@@ -26,10 +27,10 @@ async def reoffending_plot(request: AnalysisRequest, today: date, fmt: str) -> b
     if fmt not in FORMATS:
         raise AnalysisError("the plot comes as png or svg")
     as_of = request.as_of or today
-    raw, _ = await cohort.load(as_of)
+    raw, _ = await services.load_cohort(as_of)
     if raw.empty:
         raise AnalysisError("no referral has any follow-up time by the data cut-off")
-    frame = cohort.follow_up(raw, request.horizon_days, as_of)
+    frame = services.follow_up(raw, request.horizon_days, as_of)
     if request.group_by:
         labels = group_labels(frame, request.group_by)
     else:

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import msgspec
 
-from analysis.before_after import BeforeAfter
+
+@dataclass(frozen=True)
+class BeforeAfter:
+    window_days: int
+    n: int
+    """Referrals whose whole after-window ends by the data cut-off."""
+    incidents_before: int
+    incidents_after: int
+    any_before: int
+    any_after: int
+    mcnemar_p: float | None
+    """Exact McNemar test of 'any incident' before against after (paired)."""
 
 
 class RateOut(msgspec.Struct):

@@ -27,9 +27,20 @@ from lifelines.exceptions import ConvergenceError
 from lifelines.statistics import multivariate_logrank_test, proportional_hazard_test
 from lifelines.utils import restricted_mean_survival_time
 
+from programme.platform.errors import FieldError, InvalidInput
 
-class AnalysisError(ValueError):
-    """The data cannot support the analysis asked for (said in plain words)."""
+
+class AnalysisError(InvalidInput):
+    """The data cannot support the analysis asked for (said in plain words): a 422."""
+
+    default_message = "The analysis cannot be done on this data."
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(errors=[FieldError("analysis", "", reason)])
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 @dataclass(frozen=True)

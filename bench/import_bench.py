@@ -38,14 +38,14 @@ from bench_support import (
     stopwatch,
 )
 from referral_data import CSV_COLUMNS, expected_outcome, referrals_csv
+from referrals.importer import plan_import
 
 from programme.platform import database
 from programme.platform.accounts.schemas import Principal
 from programme.platform.clock import today as programme_today
 from programme.platform.settings import get_settings
 from referrals import import_service
-from referrals.importer import plan_import
-from referrals.intake import dialable_uk_number
+from referrals.rules import dialable_uk_number
 
 BARE_TABLE = "bench_bare_import"
 ACTOR = Principal(id=None, username="bench", role="system")

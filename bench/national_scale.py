@@ -835,8 +835,8 @@ async def quarterly_benchmark(
     import asyncpg
 
     from analysis import reports
-    from analysis.quarters import quarters_between
     from programme.platform import database
+    from programme.platform.quarters import quarters_between
 
     db = database.engine()
     labels = [q.label for q in quarters_between(first, last)]
@@ -1113,12 +1113,12 @@ async def survival_benchmark(
     import warnings
 
     import pandas as pd
+    from analysis.reoffending import AnalysisRequest, analyse, design_matrix
     from bench_support import connect
     from lifelines import CoxPHFitter
     from lifelines.statistics import proportional_hazard_test
 
     from analysis import cohort, survival
-    from analysis.reoffending import AnalysisRequest, analyse, design_matrix
     from analysis.survival import cox, kaplan_meier
     from programme.platform.clock import today
 
@@ -1326,6 +1326,7 @@ THIS_FILE = str(Path(__file__).resolve())
 def child_analyse(as_of_text: str) -> int:
     """In a child process: one analyse() exactly as the project runs it; JSON on stdout."""
     from analysis.reoffending import AnalysisRequest, analyse
+
     from programme.platform.clock import today
 
     request = AnalysisRequest(
@@ -1406,10 +1407,10 @@ async def _tracemalloc_runs(request: Any, now: date, as_of: date) -> dict[str, A
     import warnings
 
     import pandas as pd
+    from analysis.reoffending import analyse, design_matrix
     from lifelines import CoxPHFitter
 
     from analysis import cohort
-    from analysis.reoffending import analyse, design_matrix
 
     out: dict[str, Any] = {}
     gc.collect()
@@ -1453,9 +1454,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from bench_support import connect, empty_every_table
     from run_referrals import code_version
 
-    from analysis.quarters import Quarter
     from programme.platform import database
     from programme.platform.clock import today
+    from programme.platform.quarters import Quarter
 
     log("migrating the benchmark database")
     await database.migrate()

@@ -715,9 +715,9 @@ async def breakdown(setup: Setup, args: argparse.Namespace) -> dict[str, Any]:
     asyncpg query logger on every pooled connection (the statements, and the
     time spent waiting for each; logging itself adds a little to that pass).
     """
-    from programme.delivery import register
+    from programme.delivery import services as register
+    from programme.delivery.rules import Mark
     from programme.delivery.schemas import AttendanceMark
-    from programme.delivery.tables import Mark
     from programme.platform import database
     from programme.platform.accounts.services import principal_for
     from programme.platform.clock import today

@@ -89,18 +89,3 @@ class FeedbackReport(msgspec.Struct):
     total_ci_high: float | None
     suppression_threshold: int
     notes: list[str]
-
-
-class ReoffenceImportReport(msgspec.Struct):
-    imported: int
-    already_present: int
-    refused: int
-    after_referral: int
-    """Imported incidents dated after one of the person's referrals."""
-    errors: list[RowError]
-
-
-class RowError(msgspec.Struct):
-    line: int
-    field: str
-    message: str

@@ -7,24 +7,25 @@ nothing flows from here back into the referral or programme records.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 from uuid import UUID
 
 from outcomes import schemas
-from outcomes.tables import ContactConsent, Feedback, Victim
-from outcomes.victim_checks import VictimDetails, check_victim
+from outcomes.tables import ContactConsent, Feedback, Reoffence, Victim
 from programme.platform.accounts.schemas import Principal
 from programme.platform.audit import services as audit
 from programme.platform.crypto import cipher
 from programme.platform.database import engine
 from programme.platform.errors import Conflict, FieldError, InvalidInput, NotFound
-from programme.platform.tables import AuditAction
+from programme.platform.tables import AuditAction, RecordType
+from referrals.rules import VictimDetails, check_victim
 from referrals.tables import ParticipantAlert, Referral
 
 
 async def record_victims(
-    referral_id: UUID, victims: tuple[VictimDetails, ...] | list[VictimDetails], actor: Principal
+    referral_id: UUID, victims: Sequence[VictimDetails], actor: Principal
 ) -> list[UUID]:
     """Store victims' details encrypted, each with its consent-to-contact record."""
     crypt = cipher()
@@ -50,7 +51,7 @@ async def record_victims(
                     recorded_by=actor.id,
                 )
             )
-        await audit.record(actor, AuditAction.create, "victim", victim_id)
+        await audit.record(actor, AuditAction.create, RecordType.victim, victim_id)
         ids.append(victim_id)
     return ids
 
@@ -76,7 +77,7 @@ async def list_victims(referral_id: UUID, actor: Principal) -> list[schemas.Vict
         raise NotFound("No such referral.")
     rows = await Victim.select().where(Victim.referral == referral_id).order_by(Victim.created_at)
     consents = await _latest_consents([row["id"] for row in rows])
-    await audit.record_many(actor, AuditAction.read, "victim", [row["id"] for row in rows])
+    await audit.record_many(actor, AuditAction.read, RecordType.victim, [row["id"] for row in rows])
     return [_victim(row, consents.get(row["id"])) for row in rows]
 
 
@@ -119,7 +120,7 @@ async def get_victim(victim_id: UUID, actor: Principal, *, audited: bool = True)
     if row is None:
         raise NotFound("No such victim record.")
     if audited:
-        await audit.record(actor, AuditAction.read, "victim", victim_id)
+        await audit.record(actor, AuditAction.read, RecordType.victim, victim_id)
     return _victim(row, (await _latest_consents([victim_id])).get(victim_id))
 
 
@@ -155,7 +156,9 @@ async def change_consent(
                     recorded_by=actor.id,
                 )
             )
-        await audit.record(actor, AuditAction.update, "victim", victim_id, {"consent": True})
+        await audit.record(
+            actor, AuditAction.update, RecordType.victim, victim_id, {"consent": True}
+        )
     return await get_victim(victim_id, actor, audited=False)
 
 
@@ -197,7 +200,9 @@ async def record_feedback(
             actor.id,
         )
         action = AuditAction.create if rows[0]["inserted"] else AuditAction.update
-        await audit.record(actor, action, "victim_feedback", victim_id, {"stage": data.stage.value})
+        await audit.record(
+            actor, action, RecordType.victim_feedback, victim_id, {"stage": data.stage.value}
+        )
     recorded = await list_feedback(victim_id, actor, audited=False)
     return next(f for f in recorded if f.stage == data.stage.value)
 
@@ -220,7 +225,7 @@ async def list_feedback(
         .order_by(Feedback.collected_on)
     )
     if audited:
-        await audit.record(actor, AuditAction.read, "victim_feedback", victim_id)
+        await audit.record(actor, AuditAction.read, RecordType.victim_feedback, victim_id)
     crypt = cipher()
     return [
         schemas.Feedback(
@@ -252,11 +257,20 @@ async def perpetrator_progress(victim_id: UUID, actor: Principal) -> schemas.Per
         .where(ParticipantAlert.referral == referral["id"])
         .order_by(ParticipantAlert.raised_on)
     )
-    await audit.record(actor, AuditAction.read, "referral", referral["id"], {"view": "support"})
+    await audit.record(
+        actor, AuditAction.read, RecordType.referral, referral["id"], {"view": "support"}
+    )
     return schemas.PerpetratorProgress(
         referral_id=referral["id"],
         reference=referral["reference"],
         status=referral["status"],
         status_on=referral["status_on"],
         alerts=[schemas.Alert(**a) for a in alerts],
+    )
+
+
+async def police_recorded_before(person_id: UUID, before: date) -> int:
+    """Police-recorded incidents of a person dated before a day: prior history."""
+    return await Reoffence.count().where(
+        (Reoffence.person == person_id) & (Reoffence.offence_date < before)
     )

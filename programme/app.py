@@ -6,17 +6,16 @@ from collections.abc import Sequence
 
 from litestar import Litestar
 from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.types import ControllerRouterHandler
 
 from analysis.controllers import AnalysisController, ReportController
-from outcomes.controllers import (
-    ReoffendingImportController,
-    VictimController,
-    VictimFeedbackReportController,
-)
+from outcomes import services as outcomes
+from outcomes.controllers import VictimController
 from programme.delivery.controllers import GroupController, ProgrammeController, SessionController
+from programme.imports.controllers import ImportController
 from programme.platform import database
 from programme.platform.accounts import access
 from programme.platform.accounts.controllers import (
@@ -30,7 +29,7 @@ from programme.platform.http_errors import EXCEPTION_HANDLERS
 from programme.platform.logs import logging_config
 from programme.platform.settings import Settings, get_settings
 from referrals.controllers import ReferralController
-from referrals.import_controllers import ImportController
+from referrals.services import OutcomesHooks
 
 ROUTES: list[ControllerRouterHandler] = [
     health,
@@ -44,11 +43,15 @@ ROUTES: list[ControllerRouterHandler] = [
     GroupController,
     SessionController,
     VictimController,
-    VictimFeedbackReportController,
-    ReoffendingImportController,
     ReportController,
     AnalysisController,
 ]
+
+OUTCOMES = OutcomesHooks(
+    record_victims=outcomes.record_victims,
+    police_recorded_before=outcomes.police_recorded_before,
+)
+"""Referrals hand victims to, and read prior incidents from, the outcomes domain above them."""
 
 
 def create_app(
@@ -71,6 +74,10 @@ def create_app(
         on_app_init=[jwt_auth.on_app_init],
         on_startup=[open_pool],
         on_shutdown=[close_pool],
+        dependencies={
+            **access.DEPENDENCIES,
+            "outcomes": Provide(lambda: OUTCOMES, sync_to_thread=False),
+        },
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=logging_config(),
         state=State({"settings": settings, "jwt_auth": jwt_auth}),

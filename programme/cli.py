@@ -13,8 +13,10 @@ from typing import Any, TypeVar
 
 import click
 
+from analysis.rules import HORIZON_DAYS, quarter_range
 from programme.platform.accounts.schemas import Principal
 from programme.platform.errors import ApplicationError
+from programme.platform.quarters import Quarter
 from programme.platform.settings import ConfigurationError
 from programme.platform.tables import Role
 
@@ -126,9 +128,9 @@ def import_referrals(file: str, skip_invalid: bool) -> None:
     """Import referrals from FILE (CSV, first line naming the columns)."""
     from pathlib import Path
 
+    from programme.imports.services import import_referrals as run_import
     from programme.platform.clock import today
     from programme.platform.settings import get_settings
-    from referrals.import_service import import_referrals as run_import
 
     content = Path(file).read_bytes()
     report = run_with_database(
@@ -159,7 +161,7 @@ def import_reoffending(file: str, skip_invalid: bool) -> None:
     """Import police-recorded incidents from FILE (CSV)."""
     from pathlib import Path
 
-    from outcomes.reoffending import import_reoffending as run_import
+    from programme.imports.services import import_reoffending as run_import
     from programme.platform.clock import today
     from programme.platform.settings import get_settings
 
@@ -187,15 +189,12 @@ def report() -> None:
 FORMAT = click.Choice(["table", "csv", "json"])
 
 
-def _quarters(first: str, last: str) -> tuple[Any, Any]:
-    from analysis.quarters import Quarter
-
+def _quarters(first: str, last: str) -> tuple[Quarter, Quarter]:
     try:
-        start, end = Quarter.parse(first), Quarter.parse(last)
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
-    if end < start:
-        raise _fail(f"--to {end.label} comes before --from {start.label}")
+        start, end = quarter_range(first, last)
+    except ApplicationError as exc:
+        raise _fail("; ".join(f"--{e.field}: {e.message}" for e in exc.errors)) from None
+    assert start is not None and end is not None  # both options are required
     return start, end
 
 
@@ -211,7 +210,7 @@ def _json(value: Any) -> str:
 @click.option("--format", "fmt", type=FORMAT, default="table", show_default=True)
 def report_quarterly(first: str, last: str, fmt: str) -> None:
     """Referrals, engagement, starts and completions per UK financial quarter."""
-    from analysis import reports
+    from analysis import services as reports
     from analysis.formats import to_csv, to_table
 
     start, end = _quarters(first, last)
@@ -248,9 +247,8 @@ def report_quarterly(first: str, last: str, fmt: str) -> None:
 @click.option("--format", "fmt", type=FORMAT, default="table", show_default=True)
 def report_quality(first: str, last: str, fmt: str) -> None:
     """Per agency and quarter: received, accepted, returned by reason, quality, engagement."""
-    from analysis import reports
-    from analysis.controllers import QUALITY_COLUMNS
-    from analysis.formats import flatten_quality, to_csv, to_table
+    from analysis import services as reports
+    from analysis.formats import QUALITY_COLUMNS, flatten_quality, to_csv, to_table
 
     start, end = _quarters(first, last)
     rows = run_with_database(lambda: reports.referral_quality(start, end))
@@ -268,7 +266,7 @@ def analyse() -> None:
 
 
 @analyse.command("reoffending")
-@click.option("--horizon-days", default=182, show_default=True, type=int)
+@click.option("--horizon-days", default=HORIZON_DAYS, show_default=True, type=int)
 @click.option("--as-of", default=None, help="Data cut-off date (YYYY-MM-DD); default today.")
 @click.option("--group-by", default=None, help="e.g. risk_level, gender, engaged, completed.")
 @click.option("--covariates", default=None, help="Comma list, e.g. age_at_referral,risk_level.")
@@ -294,8 +292,8 @@ def analyse_reoffending(
     from datetime import date
     from pathlib import Path
 
-    from analysis import plots, reoffending
-    from analysis.controllers import parse_request
+    from analysis import plots, rules
+    from analysis import services as reoffending
     from programme.platform.clock import today
 
     try:
@@ -304,7 +302,9 @@ def analyse_reoffending(
         raise _fail(f"--as-of {as_of!r} is not a date like 2024-03-31") from None
     if plot_file and Path(plot_file).suffix.lower() not in (".png", ".svg"):
         raise _fail("--plot must name a .png or .svg file")
-    request = parse_request(horizon_days, cut_off, group_by, covariates, landmark_days)
+    request = rules.analysis_request(
+        horizon_days, cut_off, group_by, covariates, landmark_days, today()
+    )
 
     async def work() -> Any:
         result = await reoffending.analyse(request, today())

@@ -21,12 +21,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from outcomes import services as outcomes
-from outcomes.reoffending import import_reoffending
 from outcomes.schemas import FeedbackCreate
 from outcomes.tables import Behaviour, FeelsSafer, Stage
-from outcomes.victim_checks import VictimDetails
-from programme.delivery import register
 from programme.delivery import services as delivery
+from programme.delivery.rules import Mark
 from programme.delivery.schemas import (
     AttendanceMark,
     ExitReviewCreate,
@@ -34,13 +32,14 @@ from programme.delivery.schemas import (
     MemberAdd,
     SessionCreate,
 )
-from programme.delivery.tables import Group, Mark
+from programme.delivery.tables import Group
+from programme.imports.services import import_referrals, import_reoffending
 from programme.platform.accounts import services as accounts
 from programme.platform.accounts.schemas import AccountCreate, Principal
 from programme.platform.errors import Conflict
 from programme.platform.settings import Settings
 from programme.platform.tables import Account, Role
-from referrals.import_service import import_referrals
+from referrals.rules import VictimDetails
 from referrals.tables import Person, Referral, ReturnedReferral
 
 FIRST_DAY = date(2022, 4, 1)
@@ -240,13 +239,13 @@ async def _programme(rng: random.Random, actor: Principal, today: date) -> tuple
                         else Mark.absent
                     )
                     marks.append(AttendanceMark(person["id"], status))
-                await register.save_register(session.id, marks, actor, today)
+                await delivery.save_register(session.id, marks, actor, today)
                 registers += 1
             review_on = starts_on + timedelta(weeks=24)
             if review_on <= min(today, LAST_DAY):
                 for person in ready:
                     if attendance_rate[person["id"]] >= 0.85:
-                        await register.record_exit_review(
+                        await delivery.record_exit_review(
                             ExitReviewCreate(person["id"], review_on), actor, today
                         )
         starts_on += timedelta(days=61)

@@ -6,17 +6,16 @@ from datetime import date
 from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, get, post
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from programme.platform.accounts import access
-from programme.platform.accounts.schemas import Principal
 from programme.platform.clock import today
 from programme.platform.tables import Role
-from referrals import reading, services
-from referrals.intake import SUBMISSION_FIELDS
-from referrals.rules import Status
+from referrals import services
+from referrals.rules import SUBMISSION_FIELDS, Status
 from referrals.schemas import (
     EventCreate,
     ReferralAccepted,
@@ -24,8 +23,7 @@ from referrals.schemas import (
     ReferralView,
     TimelineEntry,
 )
-
-AnyUser = Request[Principal, Any, Any]
+from referrals.services import OutcomesHooks
 
 
 class ReferralController(Controller):
@@ -40,11 +38,14 @@ class ReferralController(Controller):
         "no personal details.",
     )
     async def submit(
-        self, data: JSONBody[dict[str, Any]], request: AnyUser, state: State
+        self,
+        data: JSONBody[dict[str, Any]],
+        actor: access.SignedIn,
+        state: State,
+        outcomes: NamedDependency[OutcomesHooks],
     ) -> ReferralAccepted:
         """Submit a referral (referrers for their agency; facilitators for self-referrals)."""
-        actor = access.current_user(request)
-        return await services.submit_referral(data, actor, state.settings, today())
+        return await services.submit_referral(data, actor, state.settings, today(), outcomes)
 
     @get(
         "/",
@@ -52,7 +53,7 @@ class ReferralController(Controller):
     )
     async def list_referrals(
         self,
-        request: AnyUser,
+        actor: access.SignedIn,
         state: State,
         status: FromQuery[Status | None] = None,
         agency: FromQuery[UUID | None] = None,
@@ -62,27 +63,28 @@ class ReferralController(Controller):
         offset: Annotated[int, QueryParameter(ge=0)] = 0,
     ) -> ReferralPage:
         """Referrals newest first, in the caller's role's view."""
-        filters = reading.ReferralFilters(status, agency, received_from, received_to)
+        filters = services.ReferralFilters(status, agency, received_from, received_to)
         secret = state.settings.token_secret()
-        return await reading.list_referrals(
-            access.current_user(request), filters, limit, offset, secret
-        )
+        return await services.list_referrals(actor, filters, limit, offset, secret)
 
     @get(
         "/{referral_id:uuid}",
         guards=[access.requires(Role.referrer, Role.facilitator, Role.admin, Role.monitor)],
     )
     async def get_referral(
-        self, referral_id: FromPath[UUID], request: AnyUser, state: State
+        self,
+        referral_id: FromPath[UUID],
+        actor: access.SignedIn,
+        state: State,
+        outcomes: NamedDependency[OutcomesHooks],
     ) -> ReferralView:
         """One referral with its dated timeline, in the caller's role's view."""
         secret = state.settings.token_secret()
-        return await reading.get_referral(access.current_user(request), referral_id, secret)
+        return await services.get_referral(actor, referral_id, secret, outcomes)
 
     @post("/{referral_id:uuid}/events", guards=[access.requires(Role.facilitator, Role.admin)])
     async def record_event(
-        self, referral_id: FromPath[UUID], data: JSONBody[EventCreate], request: AnyUser
+        self, referral_id: FromPath[UUID], data: JSONBody[EventCreate], actor: access.SignedIn
     ) -> list[TimelineEntry]:
         """Move the referral on: contacted, engaged, started, completed, or an exit."""
-        actor = access.current_user(request)
         return await services.record_event(referral_id, data, actor, today())

@@ -124,23 +124,3 @@ class ReferralPage(msgspec.Struct):
     total: int
     limit: int
     offset: int
-
-
-class ImportReport(msgspec.Struct):
-    imported: int
-    returned: int
-    """Rows recorded as returned referrals (no consent, or failing intake rules)."""
-    already_present: int
-    """Rows imported before; re-importing a file adds nothing."""
-    refused: int
-    """Rows with errors that were not imported."""
-    agencies_created: list[str]
-    warnings: list[RowProblem]
-    errors: list[RowProblem]
-
-
-class RowProblem(msgspec.Struct):
-    line: int
-    code: str
-    field: str
-    message: str

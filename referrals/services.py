@@ -1,16 +1,26 @@
-"""Referral rules: accepting or returning a submission, the lifecycle, and who sees what."""
+"""Referral services: accepting or returning a submission, moving it through its
+lifecycle, and reading it, each role in its own view, every read audited.
+
+- referrers: their own agency's referrals; status and timeline only.
+- facilitators and admins: the named record.
+- monitors: a pseudonymous record (no name, date of birth or phone number).
+A referral whose consent was withdrawn keeps only what audit and statistics
+need in view: its personal details are withheld from everyone.
+"""
 
 from __future__ import annotations
 
 import json
 import secrets
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 from uuid import UUID
 
 from asyncpg.exceptions import UniqueViolationError
 
-from outcomes.services import record_victims
 from programme.platform.accounts.schemas import Principal
 from programme.platform.accounts.services import SELF_REFERRAL_AGENCY, get_or_create_agency
 from programme.platform.audit import services as audit
@@ -23,16 +33,31 @@ from programme.platform.errors import (
     NotPermitted,
 )
 from programme.platform.settings import Settings
-from programme.platform.tables import AuditAction, Role
-from referrals import intake
-from referrals.people import match_key
-from referrals.rules import OPEN, ReturnReason, Status, allowed_next
+from programme.platform.tables import AuditAction, RecordType, Role
+from referrals import rules
+from referrals.rules import (
+    OPEN,
+    QUALITY_WHY,
+    ReturnReason,
+    Status,
+    age_band,
+    age_on,
+    allowed_next,
+    match_key,
+    pseudonym,
+)
 from referrals.schemas import (
     EventCreate,
     MissingDetail,
     QualityAssessment,
     ReferralAccepted,
+    ReferralNamedView,
+    ReferralPage,
+    ReferralPseudonymousView,
+    ReferralStatusView,
+    ReferralView,
     TimelineEntry,
+    TimelineStep,
 )
 from referrals.tables import (
     ParticipantAlert,
@@ -41,6 +66,20 @@ from referrals.tables import (
     ReferralEvent,
     ReturnedReferral,
 )
+
+
+@dataclass(frozen=True)
+class OutcomesHooks:
+    """What the referral services hand to, and read from, the outcomes domain.
+
+    Outcomes (victims, police-recorded incidents) sit above referrals: they
+    refer to referrals, never the other way round. The composition root passes
+    these in, so this package imports nothing of outcomes.
+    """
+
+    record_victims: Callable[[UUID, Sequence[rules.VictimDetails], Principal], Awaitable[object]]
+    police_recorded_before: Callable[[UUID, date], Awaitable[int]]
+    """Police-recorded incidents of a person dated before a day."""
 
 
 async def submitting_agency(actor: Principal) -> UUID:
@@ -71,18 +110,18 @@ async def record_return(
         )
     ).returning(ReturnedReferral.id)
     returned_id: UUID = rows[0]["id"]
-    await audit.record(actor, AuditAction.create, "returned_referral", returned_id)
+    await audit.record(actor, AuditAction.create, RecordType.returned_referral, returned_id)
     return returned_id
 
 
 async def submit_referral(
-    raw: Any, actor: Principal, settings: Settings, today: date
+    raw: Any, actor: Principal, settings: Settings, today: date, outcomes: OutcomesHooks
 ) -> ReferralAccepted:
     """Accept a referral that passes every check, or return it with every reason."""
     if not isinstance(raw, dict):
         raise InvalidInput(errors=[FieldError("invalid", "", "The body must be a JSON object.")])
     agency_id = await submitting_agency(actor)
-    checked = intake.check(raw, today=today, commissioned_areas=settings.commissioned_areas)
+    checked = rules.check(raw, today=today, commissioned_areas=settings.commissioned_areas)
     if checked.submission is None:
         extra: dict[str, Any] = {}
         if checked.reasons:
@@ -94,8 +133,8 @@ async def submit_referral(
             "The referral was not accepted; see errors.", errors=checked.errors, extra=extra
         )
     async with engine().transaction():
-        accepted = await accept(checked.submission, agency_id, actor)
-        await audit.record(actor, AuditAction.create, "referral", accepted.id)
+        accepted = await accept(checked.submission, agency_id, actor, outcomes)
+        await audit.record(actor, AuditAction.create, RecordType.referral, accepted.id)
     return accepted
 
 
@@ -118,7 +157,7 @@ async def open_referral_of(person_ids: list[UUID]) -> str | None:
     return None if row is None else row["reference"]
 
 
-async def find_person(submission: intake.Submission) -> list[UUID]:
+async def find_person(submission: rules.Submission) -> list[UUID]:
     """People this submission may be: same name and birth date, or same birth date and phone."""
     key = match_key(submission.first_name, submission.last_name, submission.date_of_birth)
     rows = await Person.select(Person.id).where(
@@ -128,7 +167,7 @@ async def find_person(submission: intake.Submission) -> list[UUID]:
     return [row["id"] for row in rows]
 
 
-async def lock_person_keys(submission: intake.Submission) -> None:
+async def lock_person_keys(submission: rules.Submission) -> None:
     keys = sorted(
         {
             match_key(submission.first_name, submission.last_name, submission.date_of_birth),
@@ -147,7 +186,7 @@ def _already_open(reference: str) -> Conflict:
 
 
 async def accept(
-    submission: intake.Submission, agency_id: UUID, actor: Principal
+    submission: rules.Submission, agency_id: UUID, actor: Principal, outcomes: OutcomesHooks
 ) -> ReferralAccepted:
     """Store an accepted referral, linking it to the person if they were referred before.
 
@@ -178,7 +217,7 @@ async def accept(
         person_id = rows[0]["id"]
     previous = await Referral.count().where(Referral.person == person_id) if person_ids else 0
     reference = submission.reference or await _new_reference(submission.received_on)
-    quality = intake.assess_quality(submission)
+    quality = rules.assess_quality(submission)
     try:
         rows = await Referral.insert(
             Referral(
@@ -210,7 +249,8 @@ async def accept(
             "That reference is used by another referral.", extra={"field": "reference"}
         ) from None
     referral_id = rows[0]["id"]
-    await record_victims(referral_id, submission.victims, actor)
+    if submission.victims:
+        await outcomes.record_victims(referral_id, submission.victims, actor)
     await ReferralEvent.insert(
         ReferralEvent(
             referral=referral_id,
@@ -290,7 +330,7 @@ async def record_event(
                 ParticipantAlert(referral=referral_id, kind="disengaged", raised_on=event.on)
             )
         await audit.record(
-            actor, AuditAction.update, "referral", referral_id, {"event": event.type.value}
+            actor, AuditAction.update, RecordType.referral, referral_id, {"event": event.type.value}
         )
     return await timeline(referral_id)
 
@@ -316,3 +356,202 @@ async def timeline(referral_id: UUID) -> list[TimelineEntry]:
         )
         for row in rows
     ]
+
+
+@dataclass(frozen=True)
+class ReferralFilters:
+    status: Status | None = None
+    agency_id: UUID | None = None
+    received_from: date | None = None
+    received_to: date | None = None
+
+
+_COLUMNS = (
+    Referral.id,
+    Referral.reference,
+    Referral.agency.name.as_alias("agency"),
+    Referral.agency.id.as_alias("agency_id"),
+    Referral.received_on,
+    Referral.status,
+    Referral.status_on,
+    Referral.person.id.as_alias("person_id"),
+    Referral.person.first_name.as_alias("first_name"),
+    Referral.person.last_name.as_alias("last_name"),
+    Referral.person.date_of_birth.as_alias("date_of_birth"),
+    Referral.person.phone.as_alias("phone"),
+    Referral.person.gender.as_alias("gender"),
+    Referral.local_authority,
+    Referral.relationship,
+    Referral.risk_level,
+    Referral.prior_incidents,
+    Referral.substance_misuse,
+    Referral.mental_health,
+    Referral.children_in_household,
+    Referral.consent_obtained_on,
+    Referral.consent_method,
+    Referral.notes,
+    Referral.quality_score,
+    Referral.missing_details,
+)
+
+
+def _scope(actor: Principal, filters: ReferralFilters) -> ReferralFilters:
+    """Referrers only ever see their own agency, whatever they ask for."""
+    if actor.role == Role.referrer.value:
+        if actor.agency_id is None:
+            raise NotPermitted("A referrer account must belong to an agency.")
+        if filters.agency_id is not None and filters.agency_id != actor.agency_id:
+            raise NotPermitted("Referrers see only their own agency's referrals.")
+        return ReferralFilters(
+            filters.status, actor.agency_id, filters.received_from, filters.received_to
+        )
+    return filters
+
+
+def _where(filters: ReferralFilters) -> list[Any]:
+    clauses: list[Any] = []
+    if filters.status is not None:
+        clauses.append(Referral.status == filters.status.value)
+    if filters.agency_id is not None:
+        clauses.append(Referral.agency == filters.agency_id)
+    if filters.received_from is not None:
+        clauses.append(Referral.received_on >= filters.received_from)
+    if filters.received_to is not None:
+        clauses.append(Referral.received_on <= filters.received_to)
+    return clauses
+
+
+async def _steps(referral_ids: list[UUID]) -> dict[UUID, list[TimelineStep]]:
+    steps: dict[UUID, list[TimelineStep]] = defaultdict(list)
+    if not referral_ids:
+        return steps
+    rows = (
+        await ReferralEvent.select(
+            ReferralEvent.referral, ReferralEvent.type, ReferralEvent.occurred_on
+        )
+        .where(ReferralEvent.referral.is_in(referral_ids))
+        .order_by(ReferralEvent.occurred_on)
+        .order_by(ReferralEvent.id)
+    )
+    for row in rows:
+        steps[row["referral"]].append(TimelineStep(type=row["type"], on=row["occurred_on"]))
+    return steps
+
+
+async def _previous_references(row: dict[str, Any]) -> list[str]:
+    rows = (
+        await Referral.select(Referral.reference)
+        .where((Referral.person == row["person_id"]) & (Referral.id != row["id"]))
+        .order_by(Referral.received_on)
+    )
+    return [r["reference"] for r in rows]
+
+
+def _view(
+    actor: Principal,
+    row: dict[str, Any],
+    steps: list[TimelineStep],
+    entries: list[TimelineEntry] | None,
+    previous: list[str],
+    secret: str,
+    recorded_prior: int | None = None,
+) -> ReferralView:
+    if actor.role == Role.referrer.value:
+        return ReferralStatusView(
+            id=row["id"], reference=row["reference"], agency=row["agency"],
+            received_on=row["received_on"], status=row["status"], status_on=row["status_on"],
+            timeline=steps,
+        )  # fmt: skip
+    if actor.role == Role.monitor.value:
+        return ReferralPseudonymousView(
+            id=row["id"], pseudonym=pseudonym(row["person_id"], secret),
+            age_band=age_band(age_on(row["date_of_birth"], row["received_on"])),
+            gender=row["gender"], agency=row["agency"], local_authority=row["local_authority"],
+            risk_level=row["risk_level"], received_on=row["received_on"], status=row["status"],
+            status_on=row["status_on"], timeline=steps,
+        )  # fmt: skip
+    restricted = row["status"] == Status.withdrawn.value
+    missing = (
+        json.loads(row["missing_details"])
+        if isinstance(row["missing_details"], str)
+        else row["missing_details"]
+    )
+    return ReferralNamedView(
+        id=row["id"], reference=row["reference"], agency=row["agency"],
+        received_on=row["received_on"], status=row["status"], status_on=row["status_on"],
+        restricted=restricted,
+        first_name=None if restricted else row["first_name"],
+        last_name=None if restricted else row["last_name"],
+        date_of_birth=None if restricted else row["date_of_birth"],
+        phone=None if restricted else row["phone"],
+        gender=row["gender"], local_authority=row["local_authority"],
+        relationship=row["relationship"], risk_level=row["risk_level"],
+        prior_incidents=row["prior_incidents"],
+        police_recorded_prior_incidents=recorded_prior, substance_misuse=row["substance_misuse"],
+        mental_health=row["mental_health"], children_in_household=row["children_in_household"],
+        consent_obtained_on=row["consent_obtained_on"], consent_method=row["consent_method"],
+        notes=None if restricted else row["notes"],
+        quality=QualityAssessment(
+            score=row["quality_score"],
+            missing=[MissingDetail(field=f, why=QUALITY_WHY.get(f, "")) for f in missing],
+        ),
+        previous_references=previous,
+        timeline=entries if entries is not None else [
+            TimelineEntry(type=s.type, on=s.on, note=None, recorded_by=None) for s in steps
+        ],
+    )  # fmt: skip
+
+
+def _view_name(actor: Principal) -> str:
+    return {Role.referrer.value: "status", Role.monitor.value: "pseudonymous"}.get(
+        actor.role, "named"
+    )
+
+
+async def list_referrals(
+    actor: Principal, filters: ReferralFilters, limit: int, offset: int, secret: str
+) -> ReferralPage:
+    filters = _scope(actor, filters)
+    clauses = _where(filters)
+    query = Referral.select(*_COLUMNS)
+    count = Referral.count()
+    for clause in clauses:
+        query = query.where(clause)
+        count = count.where(clause)
+    rows = (
+        await query.order_by(Referral.received_on, ascending=False)
+        .order_by(Referral.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    total = await count
+    steps = await _steps([row["id"] for row in rows])
+    items = [_view(actor, row, steps[row["id"]], None, [], secret) for row in rows]
+    await audit.record_many(
+        actor, AuditAction.read, RecordType.referral, [row["id"] for row in rows],
+        {"view": _view_name(actor)},
+    )  # fmt: skip
+    return ReferralPage(items=items, total=total, limit=limit, offset=offset)
+
+
+async def get_referral(
+    actor: Principal, referral_id: UUID, secret: str, outcomes: OutcomesHooks
+) -> ReferralView:
+    row = await Referral.select(*_COLUMNS).where(Referral.id == referral_id).first()
+    scope = _scope(actor, ReferralFilters())
+    if row is None or (scope.agency_id is not None and row["agency_id"] != scope.agency_id):
+        # Another agency's referral is indistinguishable from one that does not exist.
+        raise NotFound("No such referral.")
+    steps = (await _steps([referral_id]))[referral_id]
+    named = _view_name(actor) == "named"
+    entries = await timeline(referral_id) if named else None
+    previous = await _previous_references(row) if named else []
+    recorded_prior = (
+        await outcomes.police_recorded_before(row["person_id"], row["received_on"])
+        if named
+        else None
+    )
+    await audit.record(
+        actor, AuditAction.read, RecordType.referral, referral_id, {"view": _view_name(actor)}
+    )
+    return _view(actor, row, steps, entries, previous, secret, recorded_prior)

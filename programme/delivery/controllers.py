@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
-from litestar import Controller, Request, get, post, put
+from litestar import Controller, get, post, put
 from litestar.params import FromPath, JSONBody
 
-from programme.delivery import register, schemas, services
+from programme.delivery import schemas, services
 from programme.platform.accounts import access
-from programme.platform.accounts.schemas import Principal
 from programme.platform.clock import today
 from programme.platform.tables import Role
 
-AnyUser = Request[Principal, Any, Any]
 STAFF = (Role.facilitator, Role.admin)
 
 
@@ -25,32 +22,32 @@ class ProgrammeController(Controller):
     @get("/settings", guards=[access.requires(Role.admin, Role.facilitator, Role.monitor)])
     async def get_settings(self) -> schemas.ProgrammeSettings:
         """The programme's length and completion rule."""
-        return await services.get_settings()
+        return await services.programme_settings()
 
     @put("/settings", guards=[access.requires(Role.admin)])
     async def update_settings(
-        self, data: JSONBody[schemas.ProgrammeSettingsUpdate], request: AnyUser
+        self, data: JSONBody[schemas.ProgrammeSettingsUpdate], actor: access.SignedIn
     ) -> schemas.ProgrammeSettings:
         """Change the completion rule; commissioners set the numbers."""
-        return await services.update_settings(data, access.current_user(request))
+        return await services.update_settings(data, actor)
 
     @get("/at-risk", guards=[access.requires(*STAFF)])
-    async def at_risk(self, request: AnyUser) -> list[schemas.AtRisk]:
+    async def at_risk(self, actor: access.SignedIn) -> list[schemas.AtRisk]:
         """Participants with the set number of unexcused absences in a row (own groups)."""
-        limit = (await services.get_settings()).at_risk_absences
-        return await services.at_risk(access.current_user(request), limit)
+        limit = (await services.programme_settings()).at_risk_absences
+        return await services.at_risk(actor, limit)
 
     @get("/waiting-list", guards=[access.requires(Role.facilitator, Role.admin, Role.monitor)])
-    async def waiting_list(self, request: AnyUser) -> schemas.WaitingList:
+    async def waiting_list(self, actor: access.SignedIn) -> schemas.WaitingList:
         """Engaged referrals without a group place; monitors see the counts only."""
-        return await services.waiting_list(access.current_user(request), today())
+        return await services.waiting_list(actor, today())
 
     @post("/exit-reviews", guards=[access.requires(*STAFF)])
     async def exit_review(
-        self, data: JSONBody[schemas.ExitReviewCreate], request: AnyUser
+        self, data: JSONBody[schemas.ExitReviewCreate], actor: access.SignedIn
     ) -> schemas.ReferralProgress:
         """Record an exit review; completion follows when the register meets the rule."""
-        return await register.record_exit_review(data, access.current_user(request), today())
+        return await services.record_exit_review(data, actor, today())
 
 
 class GroupController(Controller):
@@ -60,32 +57,35 @@ class GroupController(Controller):
 
     @post("/")
     async def create_group(
-        self, data: JSONBody[schemas.GroupCreate], request: AnyUser
+        self, data: JSONBody[schemas.GroupCreate], actor: access.SignedIn
     ) -> schemas.Group:
-        return await services.create_group(data, access.current_user(request))
+        return await services.create_group(data, actor)
 
     @get("/")
-    async def list_groups(self, request: AnyUser) -> list[schemas.Group]:
+    async def list_groups(self, actor: access.SignedIn) -> list[schemas.Group]:
         """Admins see every group; facilitators the groups they facilitate."""
-        return await services.list_groups(access.current_user(request))
+        return await services.list_groups(actor)
 
     @get("/{group_id:uuid}")
-    async def get_group(self, group_id: FromPath[UUID], request: AnyUser) -> schemas.Group:
-        await services.require_group_access(access.current_user(request), group_id)
+    async def get_group(self, group_id: FromPath[UUID], actor: access.SignedIn) -> schemas.Group:
+        await services.require_group_access(actor, group_id)
         return await services.get_group(group_id)
 
     @post("/{group_id:uuid}/members")
     async def add_member(
-        self, group_id: FromPath[UUID], data: JSONBody[schemas.MemberAdd], request: AnyUser
+        self, group_id: FromPath[UUID], data: JSONBody[schemas.MemberAdd], actor: access.SignedIn
     ) -> schemas.Group:
         """Give an engaged referral a place (or transfer a started one here)."""
-        return await services.add_member(group_id, data, access.current_user(request), today())
+        return await services.add_member(group_id, data, actor, today())
 
     @post("/{group_id:uuid}/sessions")
     async def add_session(
-        self, group_id: FromPath[UUID], data: JSONBody[schemas.SessionCreate], request: AnyUser
+        self,
+        group_id: FromPath[UUID],
+        data: JSONBody[schemas.SessionCreate],
+        actor: access.SignedIn,
     ) -> schemas.SessionSummary:
-        return await services.add_session(group_id, data, access.current_user(request))
+        return await services.add_session(group_id, data, actor)
 
 
 class SessionController(Controller):
@@ -94,16 +94,17 @@ class SessionController(Controller):
     guards = [access.requires(*STAFF)]
 
     @get("/{session_id:uuid}/attendance")
-    async def get_register(self, session_id: FromPath[UUID], request: AnyUser) -> schemas.Register:
-        return await register.get_register(session_id, access.current_user(request))
+    async def get_register(
+        self, session_id: FromPath[UUID], actor: access.SignedIn
+    ) -> schemas.Register:
+        return await services.get_register(session_id, actor)
 
     @put("/{session_id:uuid}/attendance")
     async def save_register(
         self,
         session_id: FromPath[UUID],
         data: JSONBody[list[schemas.AttendanceMark]],
-        request: AnyUser,
+        actor: access.SignedIn,
     ) -> schemas.Register:
         """Save the register; the same register twice changes nothing; corrections replace."""
-        actor = access.current_user(request)
-        return await register.save_register(session_id, data, actor, today())
+        return await services.save_register(session_id, data, actor, today())

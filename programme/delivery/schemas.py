@@ -8,7 +8,7 @@ from uuid import UUID
 
 import msgspec
 
-from programme.delivery.tables import Mark, SessionKind
+from programme.delivery.rules import Mark, SessionKind
 
 Count = Annotated[int, msgspec.Meta(ge=1, le=1000)]
 

@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from piccolo.columns import UUID, Boolean, Date, ForeignKey, Integer, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
+from programme.delivery.rules import DEFAULT_RULE, Mark, SessionKind
 from programme.platform.tables import Account
 from referrals.tables import Referral
-
-
-class SessionKind(StrEnum):
-    group = "group"
-    one_to_one = "one_to_one"
-
-
-class Mark(StrEnum):
-    attended = "attended"
-    late = "late"
-    absent = "absent"
-    excused = "excused"
-
-
-PRESENT = frozenset({Mark.attended, Mark.late})
 
 
 class Programme(Table):
@@ -33,14 +17,22 @@ class Programme(Table):
 
     id = UUID(primary_key=True)
     name = Varchar(length=100, unique=True)
-    weeks = Integer(default=26, help_text="Length of the programme from the first session.")
-    core_sessions = Integer(default=24, help_text="Core group sessions in the course.")
-    completion_min_sessions = Integer(
-        default=18, help_text="Core sessions to attend (within the length) to complete."
+    weeks = Integer(
+        default=DEFAULT_RULE.weeks, help_text="Length of the programme from the first session."
     )
-    exit_review_required = Boolean(default=True, help_text="Completion needs an exit review.")
+    core_sessions = Integer(
+        default=DEFAULT_RULE.core_sessions, help_text="Core group sessions in the course."
+    )
+    completion_min_sessions = Integer(
+        default=DEFAULT_RULE.completion_min_sessions,
+        help_text="Core sessions to attend (within the length) to complete.",
+    )
+    exit_review_required = Boolean(
+        default=DEFAULT_RULE.exit_review_required, help_text="Completion needs an exit review."
+    )
     at_risk_absences = Integer(
-        default=3, help_text="Consecutive unexcused absences that put someone at risk."
+        default=DEFAULT_RULE.at_risk_absences,
+        help_text="Consecutive unexcused absences that put someone at risk.",
     )
     updated_at = Timestamptz(default=TimestamptzNow())
 

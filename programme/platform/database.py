@@ -92,6 +92,16 @@ async def connection() -> AsyncIterator[asyncpg.Connection]:
         yield transaction.connection
 
 
+async def fetch(sql: str, *args: Any) -> list[asyncpg.Record]:
+    """Run one statement of a domain's ``queries`` module (``$1`` parameters).
+
+    Inside a transaction it runs on the transaction's connection, so it sees
+    and holds that transaction's locks; otherwise on a pooled connection.
+    """
+    async with connection() as conn:
+        return await conn.fetch(sql, *args)
+
+
 async def ping() -> bool:
     """Whether the database answers a trivial query right now."""
     try:

@@ -25,7 +25,6 @@ from litestar.exceptions import (
 )
 from litestar.types import ExceptionHandlersMap
 
-from analysis.survival import AnalysisError
 from programme.platform.database import UNREACHABLE_ERRORS
 from programme.platform.errors import (
     ApplicationError,
@@ -110,12 +109,6 @@ def validation_error(request: Request, exc: ValidationException) -> Response:
     return _body(422, "The request has problems; see errors.", errors, {})
 
 
-def analysis_error(_: Request, exc: AnalysisError) -> Response:
-    return _body(
-        422, "The analysis cannot be done on this data.", [FieldError("analysis", "", str(exc))], {}
-    )
-
-
 def http_exception(_: Request, exc: HTTPException) -> Response:
     if isinstance(exc, NotAuthorizedException):
         return application_error(
@@ -145,7 +138,6 @@ def unexpected_error(request: Request, exc: Exception) -> Response:
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ApplicationError: application_error,
     ValidationException: validation_error,
-    AnalysisError: analysis_error,
     HTTPException: http_exception,
     **{error: database_unreachable for error in UNREACHABLE_ERRORS},
     Exception: unexpected_error,

@@ -39,6 +39,24 @@ class AuditAction(StrEnum):
     login = "login"
 
 
+class RecordType(StrEnum):
+    """What kind of record an audit row is about; admins filter the trail by it."""
+
+    account = "account"
+    agency = "agency"
+    analysis = "analysis"
+    attendance = "attendance"
+    exit_review = "exit_review"
+    group = "group"
+    programme = "programme"
+    referral = "referral"
+    reoffence_import = "reoffence_import"
+    report = "report"
+    returned_referral = "returned_referral"
+    victim = "victim"
+    victim_feedback = "victim_feedback"
+
+
 class Agency(Table):
     """An organisation that refers people: a police force, a social care team, ..."""
 

@@ -14,7 +14,7 @@ import io
 from datetime import date, timedelta
 from pathlib import Path
 
-from analysis.quarters import Quarter
+from programme.platform.quarters import Quarter
 
 SEED = Path(__file__).parents[1] / "data" / "rotherham-itc-quarterly-2021-2023.csv"
 COLUMNS = [

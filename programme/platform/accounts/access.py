@@ -14,8 +14,9 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from litestar import Litestar
+from litestar import Litestar, Request
 from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency, Provide
 from litestar.handlers.base import BaseRouteHandler
 from litestar.security.jwt import JWTAuth, Token
 
@@ -127,8 +128,14 @@ def issue_token(auth: JWTAuth[Principal, Token], principal: Principal, settings:
     )
 
 
-def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
-    principal = connection.user
+def signed_in(request: Request[Any, Any, Any]) -> Principal:
+    """The signed-in person: injected into every handler that names an ``actor``."""
+    principal = request.user
     if not isinstance(principal, Principal):
         raise NotAuthenticated()
     return principal
+
+
+DEPENDENCIES = {"actor": Provide(signed_in, sync_to_thread=False)}
+SignedIn = NamedDependency[Principal]
+"""A handler parameter ``actor: SignedIn`` receives the signed-in person."""

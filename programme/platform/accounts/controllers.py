@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar import Controller, Request, get, post
+from litestar import Controller, get, post
 from litestar.datastructures import State
 from litestar.params import JSONBody
 
@@ -33,9 +31,9 @@ class AuthController(Controller):
         return TokenResponse(access_token=token, expires_in=state.settings.token_ttl_minutes * 60)
 
     @get("/me", guards=[access.requires(*access.EVERY_ROLE)])
-    async def me(self, request: Request[Principal, Any, Any]) -> Principal:
+    async def me(self, actor: access.SignedIn) -> Principal:
         """Who the token belongs to."""
-        return access.current_user(request)
+        return actor
 
 
 class AccountController(Controller):
@@ -44,14 +42,14 @@ class AccountController(Controller):
     guards = [access.requires(Role.admin)]
 
     @get("/")
-    async def list_accounts(self, request: Request[Principal, Any, Any]) -> list[Account]:
-        return await services.list_accounts(access.current_user(request))
+    async def list_accounts(self, actor: access.SignedIn) -> list[Account]:
+        return await services.list_accounts(actor)
 
     @post("/")
     async def create_account(
-        self, data: JSONBody[AccountCreate], request: Request[Principal, Any, Any]
+        self, data: JSONBody[AccountCreate], actor: access.SignedIn
     ) -> Account:
-        return await services.create_account(data, access.current_user(request))
+        return await services.create_account(data, actor)
 
 
 class AgencyController(Controller):
@@ -64,7 +62,5 @@ class AgencyController(Controller):
         return await services.list_agencies()
 
     @post("/", guards=[access.requires(Role.admin)])
-    async def create_agency(
-        self, data: JSONBody[AgencyCreate], request: Request[Principal, Any, Any]
-    ) -> Agency:
-        return await services.create_agency(data.name, access.current_user(request))
+    async def create_agency(self, data: JSONBody[AgencyCreate], actor: access.SignedIn) -> Agency:
+        return await services.create_agency(data.name, actor)

@@ -25,7 +25,7 @@ from programme.platform.errors import (
     TooManyAttempts,
 )
 from programme.platform.settings import Settings
-from programme.platform.tables import Account, Agency, AuditAction, LoginThrottle, Role
+from programme.platform.tables import Account, Agency, AuditAction, LoginThrottle, RecordType, Role
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,99}$")
 SELF_REFERRAL_AGENCY = "Self-referral"
@@ -45,7 +45,7 @@ async def get_or_create_agency(name: str, actor: schemas.Principal) -> tuple[UUI
         "INSERT INTO agency (name) VALUES ({}) ON CONFLICT (name) DO NOTHING RETURNING id", clean
     )
     if rows:
-        await audit.record(actor, AuditAction.create, "agency", rows[0]["id"])
+        await audit.record(actor, AuditAction.create, RecordType.agency, rows[0]["id"])
         return rows[0]["id"], True
     again = await Agency.select(Agency.id).where(Agency.name == clean).first()
     assert again is not None
@@ -114,7 +114,7 @@ async def create_account(data: schemas.AccountCreate, actor: schemas.Principal) 
             raise Conflict("That username is taken.") from None
         account_id = rows[0]["id"]
         await audit.record(
-            actor, AuditAction.create, "account", account_id, {"role": data.role.value}
+            actor, AuditAction.create, RecordType.account, account_id, {"role": data.role.value}
         )
     return await get_account(account_id)
 
@@ -137,7 +137,9 @@ async def get_account(account_id: UUID) -> schemas.Account:
 
 async def list_accounts(actor: schemas.Principal) -> list[schemas.Account]:
     rows = await Account.select(*_ACCOUNT_COLUMNS).order_by(Account.username)
-    await audit.record_many(actor, AuditAction.read, "account", [row["id"] for row in rows])
+    await audit.record_many(
+        actor, AuditAction.read, RecordType.account, [row["id"] for row in rows]
+    )
     return [schemas.Account(**row) for row in rows]
 
 
@@ -216,5 +218,5 @@ async def authenticate(username: str, password: str, settings: Settings) -> sche
         )
     principal = await principal_for(row["id"])
     assert principal is not None
-    await audit.record(principal, AuditAction.login, "account", principal.id)
+    await audit.record(principal, AuditAction.login, RecordType.account, principal.id)
     return principal

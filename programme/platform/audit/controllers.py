@@ -11,7 +11,7 @@ from litestar.params import FromQuery, QueryParameter
 from programme.platform.accounts import access
 from programme.platform.audit import services
 from programme.platform.audit.schemas import AuditPage
-from programme.platform.tables import AuditAction, Role
+from programme.platform.tables import AuditAction, RecordType, Role
 
 
 class AuditController(Controller):
@@ -22,7 +22,7 @@ class AuditController(Controller):
     @get("/")
     async def search(
         self,
-        record_type: FromQuery[str | None] = None,
+        record_type: FromQuery[RecordType | None] = None,
         record_id: FromQuery[str | None] = None,
         account_id: FromQuery[UUID | None] = None,
         username: FromQuery[str | None] = None,

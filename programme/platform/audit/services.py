@@ -8,64 +8,96 @@ without its audit row. ``detail`` names fields and filters, never values.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from programme.platform.accounts.schemas import Principal
-from programme.platform.audit.schemas import AuditEntry
-from programme.platform.tables import AuditAction, AuditEvent
+import asyncpg
+
+from programme.platform.audit.schemas import Actor, AuditEntry
+from programme.platform.tables import AuditAction, AuditEvent, RecordType
 
 
-async def record(
-    actor: Principal,
+def _row(
+    actor: Actor,
     action: AuditAction,
-    record_type: str,
-    record_id: str | UUID | None = None,
-    detail: dict[str, Any] | None = None,
-) -> None:
-    await AuditEvent.insert(
-        AuditEvent(
-            account_id=actor.id,
-            username=actor.username,
-            role=actor.role,
-            action=action.value,
-            record_type=record_type,
-            record_id=None if record_id is None else str(record_id),
-            detail=json.dumps(detail or {}),
-        )
+    record_type: RecordType,
+    record_id: str | UUID | None,
+    detail_json: str,
+) -> AuditEvent:
+    """The one place an audit row is made, whichever way it is then written."""
+    return AuditEvent(
+        account_id=actor.id,
+        username=actor.username,
+        role=actor.role,
+        action=action.value,
+        record_type=record_type.value,
+        record_id=None if record_id is None else str(record_id),
+        detail=detail_json,
     )
 
 
-async def record_many(
-    actor: Principal,
+async def record(
+    actor: Actor,
     action: AuditAction,
-    record_type: str,
-    record_ids: list[str] | list[UUID],
+    record_type: RecordType,
+    record_id: str | UUID | None = None,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """One row per record read, written in a single statement."""
+    await AuditEvent.insert(_row(actor, action, record_type, record_id, json.dumps(detail or {})))
+
+
+async def record_many(
+    actor: Actor,
+    action: AuditAction,
+    record_type: RecordType,
+    record_ids: Sequence[str | UUID],
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """One row per record, written in a single statement."""
     if not record_ids:
         return
     detail_json = json.dumps(detail or {})
     await AuditEvent.insert(
-        *[
-            AuditEvent(
-                account_id=actor.id,
-                username=actor.username,
-                role=actor.role,
-                action=action.value,
-                record_type=record_type,
-                record_id=str(record_id),
-                detail=detail_json,
-            )
-            for record_id in record_ids
-        ]
+        *[_row(actor, action, record_type, record_id, detail_json) for record_id in record_ids]
     )
+
+
+_COPY_COLUMNS = (
+    "occurred_at",
+    "account_id",
+    "username",
+    "role",
+    "action",
+    "record_type",
+    "record_id",
+    "detail",
+)
+
+
+async def copy_many(
+    connection: asyncpg.Connection,
+    actor: Actor,
+    action: AuditAction,
+    record_type: RecordType,
+    record_ids: Sequence[str | UUID],
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """As ``record_many``, by COPY on ``connection``: for imports of 100,000 rows."""
+    detail_json = json.dumps(detail or {})
+    now = datetime.now(UTC)
+    rows = []
+    for record_id in record_ids:
+        row = _row(actor, action, record_type, record_id, detail_json)
+        row.occurred_at = now
+        rows.append(tuple(getattr(row, name) for name in _COPY_COLUMNS))
+    await connection.copy_records_to_table("audit_event", records=rows, columns=_COPY_COLUMNS)
 
 
 async def search(
     *,
-    record_type: str | None = None,
+    record_type: RecordType | None = None,
     record_id: str | None = None,
     account_id: UUID | None = None,
     username: str | None = None,

@@ -7,8 +7,8 @@ from datetime import date
 import asyncpg
 import pytest
 
-from analysis.quarters import Quarter, quarter_sql, quarters_between
 from programme.platform import database
+from programme.platform.quarters import Quarter, quarter_sql, quarters_between
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,20 @@
-"""Bulk import of referrals from CSV: historical data and other systems' exports.
+"""Importing files: the whole-file checks, before anything is written.
 
-The whole file is checked before anything is written. Unless ``skip_invalid``
-is asked for, one bad row means nothing is imported, so a half-imported file
-never happens. Rows pass the same intake checks as the API: a readable row that
-fails them (no consent, out of area, ...) becomes a returned referral, as it
-would have at the door; a row that cannot be read (a bad date, an unknown
-choice, dates out of order) is an error with its line number. Importing the
-same file again adds nothing.
+Pure functions: no database, no HTTP. Every import reads its CSV with
+``read_csv``, so header problems, encodings and line numbers are reported the
+same way for every kind of file.
+
+Referrals (historical data and other systems' exports): unless
+``skip_invalid`` is asked for, one bad row means nothing is imported, so a
+half-imported file never happens. Rows pass the same intake checks as the API:
+a readable row that fails them (no consent, out of area, ...) becomes a
+returned referral, as it would have at the door; a row that cannot be read (a
+bad date, an unknown choice, dates out of order) is an error with its line
+number. Importing the same file again adds nothing.
+
+Police-recorded incidents (the reoffending outcome): rows are matched to a
+referred person by referral ``reference`` or by first name, last name and date
+of birth; the matching itself needs the database and happens in the service.
 """
 
 from __future__ import annotations
@@ -17,13 +25,84 @@ import hmac
 import io
 import itertools
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date
 
-from referrals import intake
-from referrals.people import match_key
-from referrals.rules import EXITS, PROGRESS, ReturnReason, Status
-from referrals.schemas import RowProblem
+from programme.imports.schemas import RowProblem
+from referrals import rules
+from referrals.rules import EXITS, PROGRESS, ReturnReason, Status, match_key
+
+MAX_CELL = 131_072
+"""Longer cells are refused with a line number (the csv module's own limit)."""
+
+
+def read_csv(
+    content: bytes,
+    columns: Collection[str],
+    required: Collection[str],
+    problems: list[RowProblem],
+) -> list[tuple[int, dict[str, str]]]:
+    """The file's non-blank rows with their line numbers, values stripped.
+
+    Header problems (not UTF-8, empty, unknown, repeated or missing columns)
+    go into ``problems`` and no rows come back; a row of the wrong width or
+    with an unreadable cell is a problem on its line and is left out.
+    """
+
+    def problem(line: int, code: str, name: str, message: str) -> None:
+        problems.append(RowProblem(line=line, code=code, field=name, message=message))
+
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        problem(1, "invalid", "", "The file is not UTF-8 text.")
+        return []
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        problem(line, "invalid", "", "The file contains a NUL character, which no cell may hold.")
+        return []
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+    except csv.Error:
+        header = None
+    if not header:
+        problem(1, "invalid", "", "The file is empty: the first line must name the columns.")
+        return []
+    names = [name.strip() for name in header]
+    for name in names:
+        if name not in columns:
+            problem(1, "unknown_column", name, "This column is not recognised.")
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problem(1, "duplicate_column", name, "This column appears more than once.")
+    for name in required:
+        if name not in names:
+            problem(1, "missing_column", name, "This column is required for an import.")
+    if problems:
+        return []
+    rows = []
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            break
+        except csv.Error:
+            problem(reader.line_num, "invalid", "", f"A cell is longer than {MAX_CELL} characters.")
+            continue
+        line = reader.line_num
+        if not any(value.strip() for value in values):
+            continue
+        if len(values) != len(names):
+            problem(line, "invalid", "", f"Expected {len(names)} values, found {len(values)}.")
+            continue
+        rows.append((line, {k: v.strip() for k, v in zip(names, values, strict=True)}))
+    return rows
+
+
+def keyed_digest(secret: str, text: str) -> str:
+    return hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
+
 
 AGENCY = "agency"
 MILESTONES: dict[str, Status] = {
@@ -35,14 +114,14 @@ MILESTONES: dict[str, Status] = {
     "withdrawn_on": Status.withdrawn,
     "closed_on": Status.closed,
 }
-COLUMNS = frozenset({*intake.SUBMISSION_FIELDS, AGENCY, *MILESTONES})
+COLUMNS = frozenset({*rules.SUBMISSION_FIELDS, AGENCY, *MILESTONES})
 
 
 @dataclass
 class AcceptedRow:
     line: int
     agency: str
-    submission: intake.Submission
+    submission: rules.Submission
     reference: str
     milestones: list[tuple[Status, date]]
     person_key: str
@@ -70,45 +149,6 @@ class Plan:
     def error(self, line: int, code: str, name: str, message: str) -> None:
         self.errors.append(RowProblem(line=line, code=code, field=name, message=message))
         self.error_lines.add(line)
-
-
-def keyed_digest(secret: str, text: str) -> str:
-    return hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
-
-
-def read_rows(content: bytes, plan: Plan) -> list[tuple[int, dict[str, str]]]:
-    """The file's rows with their line numbers; header problems go into ``plan``."""
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        plan.error(1, "invalid", "", "The file is not UTF-8 text.")
-        return []
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
-    if not header:
-        plan.error(1, "invalid", "", "The file is empty: the first line must name the columns.")
-        return []
-    names = [name.strip() for name in header]
-    for name in names:
-        if name not in COLUMNS:
-            plan.error(1, "unknown_column", name, "This column is not recognised.")
-    for name in {n for n in names if names.count(n) > 1}:
-        plan.error(1, "duplicate_column", name, "This column appears more than once.")
-    for required in (AGENCY, "received_on"):
-        if required not in names:
-            plan.error(1, "missing_column", required, "This column is required for an import.")
-    if plan.errors:
-        return []
-    rows = []
-    for values in reader:
-        line = reader.line_num
-        if not any(value.strip() for value in values):
-            continue
-        if len(values) != len(names):
-            plan.error(line, "invalid", "", f"Expected {len(names)} values, found {len(values)}.")
-            continue
-        rows.append((line, dict(zip(names, values, strict=True))))
-    return rows
 
 
 def _milestones(line: int, row: dict[str, str], received_on: date, today: date, plan: Plan):
@@ -181,19 +221,21 @@ def plan_import(
     """Check every row of a file; the database is not touched."""
     plan = Plan()
     seen_references: dict[str, int] = {}
-    for line, row in read_rows(content, plan):
+    rows = read_csv(content, COLUMNS, (AGENCY, "received_on"), plan.errors)
+    plan.error_lines.update(problem.line for problem in plan.errors)
+    for line, row in rows:
         agency = " ".join((row.get(AGENCY) or "").split())
         if not agency or len(agency) > 200:
             plan.error(
                 line, "incomplete", AGENCY, "Name the referring agency (up to 200 characters)."
             )
-        raw = {k: v for k, v in row.items() if k in intake.SUBMISSION_FIELDS and v.strip()}
+        raw = {k: v for k, v in row.items() if k in rules.SUBMISSION_FIELDS and v.strip()}
         if "received_on" not in raw:
             plan.error(
                 line, "incomplete", "received_on", "Imported referrals need their received date."
             )
             continue
-        checked = intake.check(raw, today=today, commissioned_areas=commissioned_areas)
+        checked = rules.check(raw, today=today, commissioned_areas=commissioned_areas)
         received_on = checked.received_on
         if checked.malformed or received_on is None:
             for problem in checked.errors:
@@ -281,3 +323,79 @@ def check_overlaps(plan: Plan, identity: dict[int, str], open_elsewhere: dict[st
 def final_status(milestones: list[tuple[Status, date]], received_on: date) -> tuple[Status, date]:
     """The status a row's last milestone leaves it in, and its date."""
     return milestones[-1] if milestones else (Status.accepted, received_on)
+
+
+INCIDENT_COLUMNS = frozenset(
+    {"reference", "first_name", "last_name", "date_of_birth", "offence_date", "offence_type"}
+)
+PERSON_COLUMNS = frozenset({"first_name", "last_name", "date_of_birth"})
+MAX_OFFENCE_TYPE = 100
+
+
+@dataclass
+class IncidentRow:
+    line: int
+    offence_on: date
+    offence_type: str | None
+    reference: str | None
+    """How the row names the person: by referral reference, or else by ``person_key``."""
+    person_key: str | None
+
+
+@dataclass
+class IncidentPlan:
+    rows: list[IncidentRow] = field(default_factory=list)
+    errors: list[RowProblem] = field(default_factory=list)
+
+    def error(self, line: int, code: str, name: str, message: str) -> None:
+        self.errors.append(RowProblem(line=line, code=code, field=name, message=message))
+
+
+def _day(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def plan_incidents(content: bytes, *, today: date) -> IncidentPlan:
+    """Check every row of a police incident file; matching people is the service's job."""
+    plan = IncidentPlan()
+    rows = read_csv(content, INCIDENT_COLUMNS, ("offence_date",), plan.errors)
+    if plan.errors:
+        return plan
+    named_by = set(rows[0][1]) if rows else set()
+    if rows and "reference" not in named_by and not named_by >= PERSON_COLUMNS:
+        plan.error(
+            1,
+            "missing_column",
+            "reference",
+            "Give reference, or first_name, last_name and date_of_birth, to match people.",
+        )
+        return plan
+    for line, row in rows:
+        errors_before = len(plan.errors)
+        offence_on = _day(row.get("offence_date", ""))
+        if offence_on is None:
+            plan.error(line, "invalid", "offence_date", "Expected a date as YYYY-MM-DD.")
+        elif offence_on > today:
+            plan.error(line, "future_date", "offence_date", "Cannot be in the future.")
+        kind = row.get("offence_type") or None
+        if kind and len(kind) > MAX_OFFENCE_TYPE:
+            plan.error(line, "too_long", "offence_type", f"At most {MAX_OFFENCE_TYPE} characters.")
+        reference = row.get("reference") or None
+        key = None
+        if reference is None:
+            born = _day(row.get("date_of_birth", ""))
+            if not (row.get("first_name") and row.get("last_name") and born):
+                plan.error(
+                    line,
+                    "incomplete",
+                    "reference",
+                    "Give the reference, or first name, last name and date of birth.",
+                )
+            else:
+                key = match_key(row["first_name"], row["last_name"], born)
+        if len(plan.errors) == errors_before and offence_on is not None:
+            plan.rows.append(IncidentRow(line, offence_on, kind, reference, key))
+    return plan

@@ -1,35 +1,48 @@
-"""Writing a checked import: one transaction, bulk COPY, audited."""
+"""Writing a checked import: one transaction, bulk COPY, audited.
+
+Each import checks its whole file first (``programme.imports.rules``), looks
+up what is already stored, and then writes everything in one transaction, so a
+half-imported file never happens.
+"""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
+from outcomes.tables import Reoffence
+from programme.imports import queries
+from programme.imports.rules import (
+    AcceptedRow,
+    IncidentRow,
+    Plan,
+    check_overlaps,
+    final_status,
+    keyed_digest,
+    plan_import,
+    plan_incidents,
+)
+from programme.imports.schemas import ImportReport, RowProblem
+from programme.platform import database
 from programme.platform.accounts.schemas import Principal
 from programme.platform.accounts.services import get_or_create_agency
+from programme.platform.audit import services as audit
 from programme.platform.database import engine
 from programme.platform.settings import Settings
-from programme.platform.tables import Agency, AuditAction
-from referrals import intake
-from referrals.importer import AcceptedRow, Plan, check_overlaps, final_status, plan_import
+from programme.platform.tables import Agency, AuditAction, RecordType
+from referrals import rules
 from referrals.rules import OPEN, Status
-from referrals.schemas import ImportReport
-from referrals.tables import Person, Referral, ReturnedReferral
 
 
 async def _existing_people(rows: list[AcceptedRow]) -> dict[int, str]:
     """Who each row's person is: a stored person's id, else the row's match key."""
     keys = list({row.person_key for row in rows})
     phones = list({row.submission.phone for row in rows})
-    found = await Person.raw(
-        "SELECT id, match_key, date_of_birth, phone FROM person"
-        " WHERE match_key = ANY({}) OR phone = ANY({})",
-        keys,
-        phones,
-    )
+    found = await database.fetch(queries.PEOPLE_BY_KEY_OR_PHONE, keys, phones)
     by_key = {p["match_key"]: str(p["id"]) for p in found}
     by_phone = {(p["date_of_birth"], p["phone"]): str(p["id"]) for p in found}
     identity = {}
@@ -45,14 +58,10 @@ async def _existing_people(rows: list[AcceptedRow]) -> dict[int, str]:
 
 async def _drop_already_imported(plan: Plan) -> int:
     references = [row.reference for row in plan.accepted]
-    stored = await Referral.raw(
-        "SELECT reference FROM referral WHERE reference = ANY({})", references
-    )
+    stored = await database.fetch(queries.KNOWN_REFERENCES, references)
     known = {r["reference"] for r in stored}
     fingerprints = [row.fingerprint for row in plan.returned]
-    stored = await ReturnedReferral.raw(
-        "SELECT fingerprint FROM returned_referral WHERE fingerprint = ANY({})", fingerprints
-    )
+    stored = await database.fetch(queries.KNOWN_RETURN_FINGERPRINTS, fingerprints)
     seen = {r["fingerprint"] for r in stored}
     before = len(plan.accepted) + len(plan.returned)
     plan.accepted = [row for row in plan.accepted if row.reference not in known]
@@ -69,11 +78,7 @@ async def _open_referrals(identities: set[str]) -> dict[str, str]:
     person_ids = [UUID(i) for i in identities if len(i) == 36 and "|" not in i]
     if not person_ids:
         return {}
-    rows = await Referral.raw(
-        "SELECT person, reference FROM referral WHERE person = ANY({}) AND status = ANY({})",
-        person_ids,
-        [s.value for s in OPEN],
-    )
+    rows = await database.fetch(queries.OPEN_REFERRALS_OF, person_ids, [s.value for s in OPEN])
     return {str(r["person"]): r["reference"] for r in rows}
 
 
@@ -134,7 +139,7 @@ async def _write(
     person_ids: dict[str, UUID] = {}
     referrals: list[tuple[Any, ...]] = []
     events: list[tuple[Any, ...]] = []
-    audit: list[tuple[Any, ...]] = []
+    audited: list[UUID] = []
     for row in sorted(plan.accepted, key=lambda r: r.submission.received_on):
         sub = row.submission
         who = identity[row.line]
@@ -157,7 +162,7 @@ async def _write(
                 person_ids[who] = UUID(who)
         referral_id = uuid.uuid4()
         status, status_on = final_status(row.milestones, sub.received_on)
-        quality = intake.assess_quality(sub)
+        quality = rules.assess_quality(sub)
         referrals.append(
             (
                 referral_id,
@@ -186,18 +191,7 @@ async def _write(
         )
         for step, on in [(Status.accepted, sub.received_on), *row.milestones]:
             events.append((referral_id, step.value, on, actor.id, now, "import"))
-        audit.append(
-            (
-                now,
-                actor.id,
-                actor.username,
-                actor.role,
-                AuditAction.create.value,
-                "referral",
-                str(referral_id),
-                '{"source": "import"}',
-            )
-        )
+        audited.append(referral_id)
     returned = [
         (
             uuid.uuid4(),
@@ -272,18 +266,118 @@ async def _write(
             "created_at",
         ],
     )
-    await connection.copy_records_to_table(
-        "audit_event",
-        records=audit,
-        columns=[
-            "occurred_at",
-            "account_id",
-            "username",
-            "role",
-            "action",
-            "record_type",
-            "record_id",
-            "detail",
-        ],
+    await audit.copy_many(
+        connection, actor, AuditAction.create, RecordType.referral, audited, {"source": "import"}
     )
     return created
+
+
+async def import_reoffending(
+    content: bytes, actor: Principal, secret: str, today: date, *, skip_invalid: bool
+) -> ImportReport:
+    """Police-recorded incidents: every row matched to one referred person, or nothing written.
+
+    Importing the same file again adds nothing. Incidents before a referral are
+    kept as prior history; the analysis counts only those after the referral date.
+    """
+    plan = plan_incidents(content, today=today)
+    errors = plan.errors
+    by_reference = {
+        row["reference"]: row["person"]
+        for row in await database.fetch(
+            queries.PEOPLE_BY_REFERENCE, list({r.reference for r in plan.rows if r.reference})
+        )
+    }
+    by_key: dict[str, list[UUID]] = {}
+    for row in await database.fetch(
+        queries.PEOPLE_BY_MATCH_KEY, list({r.person_key for r in plan.rows if r.person_key})
+    ):
+        by_key.setdefault(row["match_key"], []).append(row["id"])
+    matched: list[tuple[IncidentRow, UUID]] = []
+    for item in plan.rows:
+        if item.reference is not None:
+            person = by_reference.get(item.reference)
+            if person is None:
+                errors.append(
+                    RowProblem(
+                        line=item.line,
+                        code="unmatched",
+                        field="reference",
+                        message="Unmatched: no referral has this reference.",
+                    )
+                )
+                continue
+        else:
+            candidates = by_key.get(item.person_key or "", [])
+            if len(candidates) != 1:
+                errors.append(
+                    RowProblem(
+                        line=item.line,
+                        code="unmatched" if not candidates else "ambiguous",
+                        field="first_name",
+                        message=(
+                            "Unmatched: no referred person has this name and date of birth."
+                            if not candidates
+                            else f"Ambiguous: {len(candidates)} people match."
+                        ),
+                    )
+                )
+                continue
+            person = candidates[0]
+        matched.append((item, person))
+    bad_lines = {e.line for e in errors}
+    if errors and not skip_invalid:
+        return ImportReport(
+            imported=0, already_present=0, refused=len(bad_lines), warnings=[], errors=errors
+        )
+    # The n-th identical incident of a person on a day is told apart by its count,
+    # so a file listing two same-day incidents imports both, and only once.
+    seen: Counter[tuple[Any, ...]] = Counter()
+    fingerprinted = []
+    for item, person in matched:
+        identity = (person, item.offence_on, item.offence_type or "")
+        seen[identity] += 1
+        fingerprint = keyed_digest(
+            secret, f"incident|{identity[0]}|{identity[1]}|{identity[2]}|{seen[identity]}"
+        )
+        fingerprinted.append((item, person, fingerprint))
+    known = {
+        row["fingerprint"]
+        for row in await database.fetch(
+            queries.KNOWN_INCIDENT_FINGERPRINTS, [f for _, _, f in fingerprinted]
+        )
+    }
+    new = [entry for entry in fingerprinted if entry[2] not in known]
+    now = datetime.now(UTC)
+    async with engine().transaction() as transaction:
+        # COPY, not INSERT: one parameter per value would pass PostgreSQL's limit.
+        await transaction.connection.copy_records_to_table(
+            Reoffence._meta.tablename,
+            records=[
+                (uuid.uuid4(), who, item.offence_on, item.offence_type, fingerprint, actor.id, now)
+                for item, who, fingerprint in new
+            ],
+            columns=[
+                "id", "person", "offence_date", "offence_type", "fingerprint", "imported_by",
+                "created_at",
+            ],
+        )  # fmt: skip
+        await audit.record(
+            actor, AuditAction.create, RecordType.reoffence_import, None, {"rows": len(new)}
+        )
+    first_referral = {
+        row["person"]: row["received_on"]
+        for row in await database.fetch(
+            queries.FIRST_REFERRAL_OF, list({person for _, person, _ in new})
+        )
+    }
+    return ImportReport(
+        imported=len(new),
+        already_present=len(fingerprinted) - len(new),
+        refused=len(bad_lines),
+        warnings=[],
+        errors=errors,
+        after_referral=sum(
+            1 for item, person, _ in new if item.offence_on > first_referral[person]
+        ),
+    )

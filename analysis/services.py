@@ -1,73 +1,269 @@
-"""The reoffending analysis contract monitors ask for: does the programme reduce
-reoffending, and how sure can we be?
+"""The reports and the reoffending analysis contract monitors ask for.
 
-Grouping by programme status (engaged, completed) from the referral date
-flatters the programme: someone had to stay offence-free long enough to
+Reports: the quarterly table (referrals, returns, contact, engagement, starts
+and completions per UK financial quarter), referral quality per agency, and
+what victims/survivors say, in aggregate. Each is one SQL aggregate
+(``analysis.queries``) and a little arithmetic.
+
+The reoffending analysis: does the programme reduce reoffending, and how sure
+can we be? Grouping by programme status (engaged, completed) from the referral
+date flatters the programme: someone had to stay offence-free long enough to
 engage or complete (immortal-time bias). That naive comparison is reported,
 because it is what councils publish, beside two bias-aware ones: status as a
 time-varying covariate in a Cox model, and a landmark analysis.
+
+The cohort: one row per accepted referral. Time origin is the referral's
+received date; the event is the person's first police-recorded domestic-abuse
+incident strictly after it. Only what was known by the data cut-off (``as_of``)
+counts: milestones and incidents after it are ignored, and referrals received
+on or after it have no follow-up yet.
+
+Before and after: police-recorded incidents in equal windows before and after
+referral. A crude comparison, reported because commissioners ask for it:
+referrals follow an incident, so incidents are at a peak just before referral
+and would fall afterwards even with no programme at all (regression to the
+mean). The survival analysis is the honest measure; this shows the raw counts
+beside it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import binomtest
 
-from analysis import cohort, schemas
-from analysis.before_after import before_after
+from analysis import queries, schemas
+from analysis.proportions import is_small, suppressed, wilson
+from analysis.rules import (
+    NOT_RECORDED,
+    REFERENCE_LEVELS,
+    STATUS_GROUPS,
+    AnalysisRequest,
+)
+from analysis.schemas import BeforeAfter
 from analysis.survival import AnalysisError, cox, kaplan_meier, logrank, time_varying_cox
+from outcomes.schemas import FeedbackCell, FeedbackReport
+from outcomes.tables import Stage
+from programme.platform import database
+from programme.platform.quarters import Quarter, quarters_between
 
-STATUS_GROUPS = ("engaged", "completed")
-BASELINE_GROUPS = (
-    "risk_level",
-    "gender",
-    "substance_misuse",
-    "mental_health",
-    "children_in_household",
-    "local_authority",
-    "agency",
+QUARTERLY_NOTES = [
+    "Each column counts the events dated in that quarter: a person who started in one "
+    "quarter may complete in a later one.",
+    "referrals = accepted + returned (refused at the door: no consent, incomplete, inappropriate).",
+    "Completion rate = completed / started over the range; engagement rate = of referrals "
+    "whose initial contact succeeded in the range, the share that engaged (the agreed "
+    "definition). 95% Wilson intervals.",
+]
+QUALITY_NOTES = [
+    "Per agency and the quarter the referral was received in. Returned referrals are counted "
+    "once per reason they failed, so reasons can add up to more than 'returned'.",
+    "mean_quality_score: share of the useful optional details given, accepted referrals only.",
+    "share_engaged: of the accepted referrals, the share that went on to engage (so far).",
+]
+
+QUARTERLY_COLUMNS = (
+    "quarter",
+    "referrals",
+    "accepted",
+    "returned",
+    "contacted",
+    "engaging",
+    "started",
+    "completed",
+    "disengaged",
+    "withdrawn",
+    "closed",
 )
-COVARIATES = (
-    "age_at_referral",
-    "gender",
-    "risk_level",
-    "prior_incidents",
-    "substance_misuse",
-    "mental_health",
-    "children_in_household",
-)
-REFERENCE_LEVELS = {"gender": "male", "risk_level": "standard"}
-NOT_RECORDED = "not recorded"
 
 
 @dataclass(frozen=True)
-class AnalysisRequest:
-    horizon_days: int = 182
-    as_of: date | None = None
-    group_by: str | None = None
-    covariates: tuple[str, ...] = ()
-    landmark_days: int | None = None
+class Rate:
+    numerator: int
+    denominator: int
+    rate: float | None
+    ci_low: float | None
+    ci_high: float | None
 
 
-def check_request(request: AnalysisRequest, today: date) -> list[tuple[str, str]]:
-    """Every problem with the parameters, as (field, message)."""
-    problems = []
-    if not 1 <= request.horizon_days <= 3650:
-        problems.append(("horizon_days", "Use a follow-up between 1 and 3650 days."))
-    if request.as_of is not None and request.as_of > today:
-        problems.append(("as_of", "The data cut-off cannot be in the future."))
-    if request.group_by and request.group_by not in (*BASELINE_GROUPS, *STATUS_GROUPS):
-        options = ", ".join((*BASELINE_GROUPS, *STATUS_GROUPS))
-        problems.append(("group_by", f"Group by one of: {options}."))
-    for name in request.covariates:
-        if name not in COVARIATES:
-            problems.append(("covariates", f"{name!r} is not one of: {', '.join(COVARIATES)}."))
-    if request.landmark_days is not None and not 0 < request.landmark_days < request.horizon_days:
-        problems.append(("landmark_days", "The landmark must fall inside the follow-up."))
-    return problems
+@dataclass(frozen=True)
+class QuarterlyReport:
+    rows: list[dict[str, Any]]
+    """One per quarter in the range, then 'Total'."""
+    completion_rate: Rate
+    """Completed / started, over the range (the progress report's 55%)."""
+    engagement_rate: Rate
+    """Of referrals whose initial contact succeeded in the range, the share that engaged."""
+
+
+def _rate(numerator: int, denominator: int) -> Rate:
+    if denominator == 0:
+        return Rate(numerator, 0, None, None, None)
+    result = wilson(min(numerator, denominator), denominator)
+    return Rate(numerator, denominator, numerator / denominator, result.ci_low, result.ci_high)
+
+
+async def quarterly(first: Quarter, last: Quarter) -> QuarterlyReport:
+    quarters = quarters_between(first, last)
+    async with database.connection() as connection:
+        records = await connection.fetch(
+            queries.QUARTERLY_SQL, first.first_day, last.last_day, [q.label for q in quarters]
+        )
+    rows = [{column: record[column] for column in QUARTERLY_COLUMNS} for record in records]
+    total: dict[str, Any] = {"quarter": "Total"}
+    for column in QUARTERLY_COLUMNS[1:]:
+        total[column] = sum(row[column] for row in rows)
+    cohort = records[0] if records else None
+    return QuarterlyReport(
+        rows=[*rows, total],
+        completion_rate=_rate(total["completed"], total["started"]),
+        engagement_rate=_rate(
+            cohort["cohort_engaged"] if cohort else 0, cohort["cohort_contacted"] if cohort else 0
+        ),
+    )
+
+
+async def referral_quality(first: Quarter, last: Quarter) -> list[dict[str, Any]]:
+    """Per agency and quarter: received, accepted, returned by reason, quality, engagement."""
+    async with database.connection() as connection:
+        records = await connection.fetch(queries.QUALITY_SQL, first.first_day, last.last_day)
+    rows = []
+    for record in records:
+        row = {k: record[k] for k in ("agency", "quarter", "received", "accepted", "returned")}
+        row["reasons"] = {reason: record[reason] for reason in queries.REASONS}
+        mean = record["mean_quality_score"]
+        row["mean_quality_score"] = None if mean is None else round(float(mean), 1)
+        row["engaged"] = record["engaged"]
+        row["share_engaged"] = (
+            None if record["accepted"] == 0 else record["engaged"] / record["accepted"]
+        )
+        rows.append(row)
+    return rows
+
+
+IMPROVED = ("stopped", "reduced")
+
+
+async def victim_feedback_report(
+    first: Quarter | None, last: Quarter | None, threshold: int
+) -> FeedbackReport:
+    """Per quarter (of collection) and stage: responses, and the share saying the abuse
+    stopped or reduced, with a 95% Wilson interval. Counts of 1 to threshold-1 are
+    published as '<threshold', and a share is withheld whenever it would reveal one."""
+    start = first.first_day if first else date.min
+    end = last.last_day if last else date.max
+    rows = await database.fetch(queries.FEEDBACK_SQL, start, end)
+    stage_order = {stage.value: i for i, stage in enumerate(Stage)}
+    rows = sorted(rows, key=lambda r: (r["first_day"], stage_order[r["stage"]]))
+    cells = [
+        _cell(r["quarter"], r["stage"], r["responded"], r["improved"], threshold) for r in rows
+    ]
+    total = sum(r["responded"] for r in rows)
+    improved = sum(r["improved"] for r in rows)
+    overall = _cell("all", "all", total, improved, threshold)
+    return FeedbackReport(
+        rows=cells,
+        total_responded=overall.responded,
+        total_stopped_or_reduced=overall.stopped_or_reduced,
+        total_share=overall.share,
+        total_ci_low=overall.ci_low,
+        total_ci_high=overall.ci_high,
+        suppression_threshold=threshold,
+        notes=[
+            "Share = stopped or reduced / responded, per quarter the feedback was collected in.",
+            f"Counts from 1 to {threshold - 1} are shown as '<{threshold}'; a share that "
+            "would reveal such a count is withheld.",
+            "Intervals are 95% Wilson score intervals.",
+        ],
+    )
+
+
+def _cell(quarter: str, stage: str, responded: int, improved: int, threshold: int):
+    hidden = any(is_small(n, threshold) for n in (responded, improved, responded - improved))
+    share = None if hidden or responded == 0 else wilson(improved, responded)
+    return FeedbackCell(
+        quarter=quarter,
+        stage=stage,
+        responded=suppressed(responded, threshold),
+        stopped_or_reduced=suppressed(improved, threshold),
+        share=None if share is None else share.share,
+        ci_low=None if share is None else share.ci_low,
+        ci_high=None if share is None else share.ci_high,
+    )
+
+
+async def load_cohort(as_of: date) -> tuple[pd.DataFrame, int]:
+    """The cohort as of the cut-off, and how many referrals have no follow-up yet."""
+    async with database.connection() as connection:
+        records = await connection.fetch(queries.COHORT_SQL, as_of)
+        excluded = await connection.fetchval(queries.NO_FOLLOW_UP_YET, as_of)
+    columns = [
+        "received_on",
+        "date_of_birth",
+        "gender",
+        "risk_level",
+        "prior_incidents",
+        "substance_misuse",
+        "mental_health",
+        "children_in_household",
+        "local_authority",
+        "agency",
+        "engaged_on",
+        "completed_on",
+        "reoffended_on",
+    ]
+    frame = pd.DataFrame.from_records([tuple(r) for r in records], columns=columns)
+    return frame, int(excluded)
+
+
+def _days(later: pd.Series, earlier: pd.Series) -> np.ndarray:
+    delta = pd.to_datetime(later) - pd.to_datetime(earlier)
+    return delta.dt.days.to_numpy(dtype=float)
+
+
+def follow_up(frame: pd.DataFrame, horizon_days: int, as_of: date) -> pd.DataFrame:
+    """Add duration (days), event (0/1), and days to engagement and completion.
+
+    Each person is followed for min(horizon, as_of - received) days; a reoffence
+    within that counts as the event, anything later is censored.
+    """
+    out = frame.copy()
+    available = _days(pd.Series([as_of] * len(out), index=out.index), out["received_on"])
+    limit = np.minimum(float(horizon_days), available)
+    to_event = _days(out["reoffended_on"], out["received_on"])
+    event = ~np.isnan(to_event) & (to_event <= limit)
+    out["duration"] = np.where(event, to_event, limit)
+    out["event"] = event.astype(int)
+    out["days_to_engaged"] = _days(out["engaged_on"], out["received_on"])
+    out["days_to_completed"] = _days(out["completed_on"], out["received_on"])
+    born = pd.to_datetime(out["date_of_birth"])
+    received = pd.to_datetime(out["received_on"])
+    had_birthday = (received.dt.month > born.dt.month) | (
+        (received.dt.month == born.dt.month) & (received.dt.day >= born.dt.day)
+    )
+    out["age_at_referral"] = received.dt.year - born.dt.year - (~had_birthday).astype(int)
+    return out
+
+
+async def before_after(window_days: int, as_of: date) -> BeforeAfter:
+    last_received = as_of - timedelta(days=window_days)
+    async with database.connection() as connection:
+        row = await connection.fetchrow(queries.BEFORE_AFTER_SQL, last_received, window_days)
+    discordant = row["stopped"] + row["started"]
+    p = None if discordant == 0 else float(binomtest(row["stopped"], discordant, 0.5).pvalue)
+    return BeforeAfter(
+        window_days=window_days,
+        n=row["n"],
+        incidents_before=row["incidents_before"],
+        incidents_after=row["incidents_after"],
+        any_before=row["any_before"],
+        any_after=row["any_after"],
+        mcnemar_p=p,
+    )
 
 
 def group_labels(frame: pd.DataFrame, group_by: str) -> pd.Series:
@@ -264,10 +460,10 @@ def _time_varying(
 
 async def analyse(request: AnalysisRequest, today: date) -> schemas.ReoffendingOut:
     as_of = request.as_of or today
-    raw, excluded = await cohort.load(as_of)
+    raw, excluded = await load_cohort(as_of)
     if raw.empty:
         raise AnalysisError("no referral has any follow-up time by the data cut-off")
-    frame = cohort.follow_up(raw, request.horizon_days, as_of)
+    frame = follow_up(raw, request.horizon_days, as_of)
     notes = [
         f"Time origin: the referral's received date. Event: the first police-recorded "
         f"domestic-abuse incident after it. Follow-up: {request.horizon_days} days or to "

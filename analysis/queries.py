@@ -1,0 +1,144 @@
+"""Every SQL statement of the reports and the reoffending analysis.
+
+Built once from constants (the quarter expression, the lifecycle's statuses),
+never from input: values are always bound as ``$n`` parameters.
+"""
+
+from __future__ import annotations
+
+from outcomes.tables import Behaviour
+from programme.platform.quarters import quarter_sql
+from referrals.rules import ReturnReason, Status
+
+COHORT_SQL = f"""
+WITH milestones AS (
+    SELECT referral,
+           min(occurred_on) FILTER (WHERE type = '{Status.engaged}') AS engaged_on,
+           min(occurred_on) FILTER (WHERE type = '{Status.completed}') AS completed_on
+    FROM referral_event
+    WHERE type IN ('{Status.engaged}', '{Status.completed}') AND occurred_on <= $1
+    GROUP BY referral
+), first_after AS (
+    -- One join and GROUP BY, not a subquery probed once per referral.
+    SELECT r.id AS referral, min(o.offence_date) AS reoffended_on
+    FROM referral r JOIN reoffence o ON o.person = r.person
+    WHERE r.received_on < $1 AND o.offence_date > r.received_on AND o.offence_date <= $1
+    GROUP BY r.id
+)
+SELECT r.received_on, p.date_of_birth, p.gender, r.risk_level, r.prior_incidents,
+       r.substance_misuse, r.mental_health, r.children_in_household, r.local_authority,
+       a.name AS agency, m.engaged_on, m.completed_on, f.reoffended_on
+FROM referral r
+JOIN person p ON p.id = r.person
+JOIN agency a ON a.id = r.agency
+LEFT JOIN milestones m ON m.referral = r.id
+LEFT JOIN first_after f ON f.referral = r.id
+WHERE r.received_on < $1
+"""  # noqa: S608
+
+BEFORE_AFTER_SQL = """
+SELECT count(*) FILTER (WHERE before > 0) AS any_before,
+       count(*) FILTER (WHERE after > 0) AS any_after,
+       count(*) FILTER (WHERE before > 0 AND after = 0) AS stopped,
+       count(*) FILTER (WHERE before = 0 AND after > 0) AS started,
+       coalesce(sum(before), 0)::int AS incidents_before,
+       coalesce(sum(after), 0)::int AS incidents_after,
+       count(*) AS n
+FROM (
+    SELECT r.id,
+           count(o.id) FILTER (WHERE o.offence_date >= r.received_on - $2::int
+                                 AND o.offence_date < r.received_on) AS before,
+           count(o.id) FILTER (WHERE o.offence_date > r.received_on
+                                 AND o.offence_date <= r.received_on + $2::int) AS after
+    FROM referral r
+    LEFT JOIN reoffence o ON o.person = r.person
+    WHERE r.received_on <= $1
+    GROUP BY r.id
+) windows
+"""
+
+# Built once from constants (the quarter expression), never from input: values are bound.
+QUARTERLY_SQL = f"""
+WITH happened AS (
+    SELECT occurred_on AS day, type FROM referral_event
+    WHERE occurred_on BETWEEN $1 AND $2
+    UNION ALL
+    SELECT received_on, 'returned' FROM returned_referral
+    WHERE received_on BETWEEN $1 AND $2
+), by_day AS (
+    -- Count per day first, so the quarter label is worked out once per day,
+    -- not once per event.
+    SELECT day, type, count(*) AS n FROM happened GROUP BY 1, 2
+), counted AS (
+    SELECT {quarter_sql("day")} AS quarter,
+           sum(n) FILTER (WHERE type IN ('{Status.accepted}', 'returned'))::int AS referrals,
+           sum(n) FILTER (WHERE type = '{Status.accepted}')::int AS accepted,
+           sum(n) FILTER (WHERE type = 'returned')::int AS returned,
+           sum(n) FILTER (WHERE type = '{Status.contacted}')::int AS contacted,
+           sum(n) FILTER (WHERE type = '{Status.engaged}')::int AS engaging,
+           sum(n) FILTER (WHERE type = '{Status.started}')::int AS started,
+           sum(n) FILTER (WHERE type = '{Status.completed}')::int AS completed,
+           sum(n) FILTER (WHERE type = '{Status.disengaged}')::int AS disengaged,
+           sum(n) FILTER (WHERE type = '{Status.withdrawn}')::int AS withdrawn,
+           sum(n) FILTER (WHERE type = '{Status.closed}')::int AS closed
+    FROM by_day GROUP BY 1
+), cohort AS (
+    -- Referrals whose initial contact succeeded in the range, and which of them
+    -- engaged: a join to the engaged referrals, hashed once.
+    SELECT count(*) AS contacted, count(e.referral) AS engaged
+    FROM referral_event c
+    LEFT JOIN (SELECT DISTINCT referral FROM referral_event WHERE type = '{Status.engaged}') e
+           ON e.referral = c.referral
+    WHERE c.type = '{Status.contacted}' AND c.occurred_on BETWEEN $1 AND $2
+)
+SELECT q.label AS quarter,
+       coalesce(referrals, 0) AS referrals, coalesce(accepted, 0) AS accepted,
+       coalesce(returned, 0) AS returned, coalesce(counted.contacted, 0) AS contacted,
+       coalesce(engaging, 0) AS engaging, coalesce(started, 0) AS started,
+       coalesce(completed, 0) AS completed, coalesce(disengaged, 0) AS disengaged,
+       coalesce(withdrawn, 0) AS withdrawn, coalesce(closed, 0) AS closed,
+       cohort.contacted AS cohort_contacted, cohort.engaged AS cohort_engaged
+FROM unnest($3::text[]) WITH ORDINALITY AS q(label, position)
+LEFT JOIN counted ON counted.quarter = q.label
+CROSS JOIN cohort
+ORDER BY q.position
+"""  # noqa: S608
+
+REASONS = tuple(reason.value for reason in ReturnReason)
+
+QUALITY_SQL = f"""
+WITH submissions AS (
+    SELECT r.agency, r.received_on, true AS accepted, r.quality_score,
+           '[]'::jsonb AS reasons,
+           EXISTS (SELECT 1 FROM referral_event e
+                   WHERE e.referral = r.id AND e.type = '{Status.engaged}') AS engaged
+    FROM referral r WHERE r.received_on BETWEEN $1 AND $2
+    UNION ALL
+    SELECT agency, received_on, false, NULL, reasons, false
+    FROM returned_referral WHERE received_on BETWEEN $1 AND $2
+)
+SELECT a.name AS agency, {quarter_sql("s.received_on")} AS quarter,
+       min(s.received_on) AS first_day,
+       count(*) AS received,
+       count(*) FILTER (WHERE s.accepted) AS accepted,
+       count(*) FILTER (WHERE NOT s.accepted) AS returned,
+       {", ".join(f"count(*) FILTER (WHERE s.reasons ? '{r}') AS {r}" for r in REASONS)},
+       avg(s.quality_score) AS mean_quality_score,
+       count(*) FILTER (WHERE s.engaged) AS engaged
+FROM submissions s JOIN agency a ON a.id = s.agency
+GROUP BY 1, 2
+ORDER BY 1, 3
+"""  # noqa: S608
+
+NO_FOLLOW_UP_YET = "SELECT count(*) FROM referral WHERE received_on >= $1"
+
+FEEDBACK_SQL = f"""
+SELECT {quarter_sql("collected_on")} AS quarter, stage,
+       min(collected_on) AS first_day,
+       count(*) AS responded,
+       count(*) FILTER (WHERE behaviour IN ('{Behaviour.stopped}', '{Behaviour.reduced}'))
+           AS improved
+FROM feedback
+WHERE collected_on BETWEEN $1 AND $2
+GROUP BY 1, 2
+"""  # noqa: S608

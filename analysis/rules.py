@@ -1,0 +1,111 @@
+"""What a report or analysis request may ask for: pure decisions, no database, no HTTP.
+
+The API and the command line both parse their ranges and analysis options
+here, so a request means the same thing whichever way it comes in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from programme.platform.errors import FieldError, InvalidInput
+from programme.platform.quarters import Quarter
+
+
+def quarter_range(first: str | None, last: str | None) -> tuple[Quarter | None, Quarter | None]:
+    """Parse 'from' and 'to' quarter labels, reporting both problems at once."""
+    problems, parsed = [], []
+    for name, label in (("from", first), ("to", last)):
+        try:
+            parsed.append(Quarter.parse(label) if label else None)
+        except ValueError as exc:
+            problems.append(FieldError("invalid", name, str(exc)))
+            parsed.append(None)
+    if not problems and parsed[0] and parsed[1] and parsed[1] < parsed[0]:
+        problems.append(FieldError("invalid", "to", "Comes before 'from'."))
+    if problems:
+        raise InvalidInput(errors=problems)
+    return parsed[0], parsed[1]
+
+
+def default_range(first: str | None, last: str | None, today: date) -> tuple[Quarter, Quarter]:
+    """The asked-for quarters; by default the last four up to the current one."""
+    start, end = quarter_range(first, last)
+    end = end or Quarter.of(today)
+    if start is None:
+        start = end.previous().previous().previous()
+    if end < start:
+        raise InvalidInput(errors=[FieldError("invalid", "to", "Comes before 'from'.")])
+    return start, end
+
+
+HORIZON_DAYS = 182
+"""Six months' follow-up: the programme's own length, and what councils report."""
+MAX_HORIZON_DAYS = 3650
+
+STATUS_GROUPS = ("engaged", "completed")
+BASELINE_GROUPS = (
+    "risk_level",
+    "gender",
+    "substance_misuse",
+    "mental_health",
+    "children_in_household",
+    "local_authority",
+    "agency",
+)
+COVARIATES = (
+    "age_at_referral",
+    "gender",
+    "risk_level",
+    "prior_incidents",
+    "substance_misuse",
+    "mental_health",
+    "children_in_household",
+)
+REFERENCE_LEVELS = {"gender": "male", "risk_level": "standard"}
+NOT_RECORDED = "not recorded"
+
+
+@dataclass(frozen=True)
+class AnalysisRequest:
+    horizon_days: int = HORIZON_DAYS
+    as_of: date | None = None
+    group_by: str | None = None
+    covariates: tuple[str, ...] = ()
+    landmark_days: int | None = None
+
+
+def check_request(request: AnalysisRequest, today: date) -> list[tuple[str, str]]:
+    """Every problem with the parameters, as (field, message)."""
+    problems = []
+    if not 1 <= request.horizon_days <= MAX_HORIZON_DAYS:
+        problems.append(("horizon_days", f"Use a follow-up between 1 and {MAX_HORIZON_DAYS} days."))
+    if request.as_of is not None and request.as_of > today:
+        problems.append(("as_of", "The data cut-off cannot be in the future."))
+    if request.group_by and request.group_by not in (*BASELINE_GROUPS, *STATUS_GROUPS):
+        options = ", ".join((*BASELINE_GROUPS, *STATUS_GROUPS))
+        problems.append(("group_by", f"Group by one of: {options}."))
+    for name in request.covariates:
+        if name not in COVARIATES:
+            problems.append(("covariates", f"{name!r} is not one of: {', '.join(COVARIATES)}."))
+    if request.landmark_days is not None and not 0 < request.landmark_days < request.horizon_days:
+        problems.append(("landmark_days", "The landmark must fall inside the follow-up."))
+    return problems
+
+
+def analysis_request(
+    horizon_days: int,
+    as_of: date | None,
+    group_by: str | None,
+    covariates: str | None,
+    landmark_days: int | None,
+    today: date,
+) -> AnalysisRequest:
+    """The request from its query-string or command-line form, or every problem with it."""
+    names = tuple(c.strip() for c in (covariates or "").split(",") if c.strip())
+    request = AnalysisRequest(horizon_days, as_of, group_by or None, names, landmark_days)
+    problems = check_request(request, today)
+    if problems:
+        raise InvalidInput(errors=[FieldError("invalid", f, m) for f, m in problems])
+    return request

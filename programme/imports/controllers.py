@@ -1,0 +1,57 @@
+"""HTTP routes for admins to import CSV files: referrals and police-recorded incidents."""
+
+from __future__ import annotations
+
+from litestar import Controller, Request, Response, post
+from litestar.datastructures import State
+from litestar.params import FromQuery
+
+from programme.imports import services
+from programme.imports.schemas import ImportReport
+from programme.platform.accounts import access
+from programme.platform.clock import today
+from programme.platform.tables import Role
+
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+
+
+def _answer(report: ImportReport, skip_invalid: bool) -> Response[ImportReport]:
+    """422 when the file's errors kept everything out; 200 when something was written."""
+    nothing_written = bool(report.errors) and not skip_invalid
+    return Response(report, status_code=422 if nothing_written else 200)
+
+
+class ImportController(Controller):
+    path = "/imports"
+    tags = ["imports"]
+    guards = [access.requires(Role.admin)]
+
+    @post("/referrals", request_max_body_size=MAX_UPLOAD_BYTES)
+    async def import_referrals(
+        self,
+        request: Request,
+        actor: access.SignedIn,
+        state: State,
+        skip_invalid: FromQuery[bool] = False,
+    ) -> Response[ImportReport]:
+        """Import a CSV file of referrals (the body); 422 with every row error when nothing was
+        imported."""
+        report = await services.import_referrals(
+            await request.body(), actor, state.settings, today(), skip_invalid=skip_invalid
+        )
+        return _answer(report, skip_invalid)
+
+    @post("/reoffending", request_max_body_size=MAX_UPLOAD_BYTES)
+    async def import_reoffending(
+        self,
+        request: Request,
+        actor: access.SignedIn,
+        state: State,
+        skip_invalid: FromQuery[bool] = False,
+    ) -> Response[ImportReport]:
+        """Import police-recorded incidents (CSV body); 422 listing every row if none imported."""
+        report = await services.import_reoffending(
+            await request.body(), actor, state.settings.token_secret(), today(),
+            skip_invalid=skip_invalid,
+        )  # fmt: skip
+        return _answer(report, skip_invalid)

@@ -1,0 +1,34 @@
+"""Every SQL statement of the imports. Lists go in as one array parameter
+(``= ANY($1)``), never one parameter per row: a file may hold 100,000 rows and
+PostgreSQL takes at most 32,767 parameters."""
+
+from __future__ import annotations
+
+PEOPLE_BY_KEY_OR_PHONE = """
+SELECT id, match_key, date_of_birth, phone FROM person
+WHERE match_key = ANY($1::text[]) OR phone = ANY($2::text[])
+"""
+
+KNOWN_REFERENCES = "SELECT reference FROM referral WHERE reference = ANY($1::text[])"
+
+KNOWN_RETURN_FINGERPRINTS = (
+    "SELECT fingerprint FROM returned_referral WHERE fingerprint = ANY($1::text[])"
+)
+
+OPEN_REFERRALS_OF = """
+SELECT person, reference FROM referral
+WHERE person = ANY($1::uuid[]) AND status = ANY($2::text[])
+"""
+
+PEOPLE_BY_REFERENCE = "SELECT reference, person FROM referral WHERE reference = ANY($1::text[])"
+
+PEOPLE_BY_MATCH_KEY = "SELECT id, match_key FROM person WHERE match_key = ANY($1::text[])"
+
+KNOWN_INCIDENT_FINGERPRINTS = (
+    "SELECT fingerprint FROM reoffence WHERE fingerprint = ANY($1::text[])"
+)
+
+FIRST_REFERRAL_OF = """
+SELECT person, min(received_on) AS received_on FROM referral
+WHERE person = ANY($1::uuid[]) GROUP BY person
+"""

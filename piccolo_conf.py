@@ -1,19 +1,14 @@
-"""Piccolo configuration: the engine built from settings, and the four apps."""
+"""Piccolo configuration: the engine and the apps.
+
+Importing this starts nothing: the engine finds its database (a real server
+from ``DATABASE_URL``, or the embedded one) on its first connection.
+"""
 
 from piccolo.conf.apps import AppRegistry
-from piccolo.engine.postgres import PostgresEngine
 
-from programme.platform.database import database_url
-from programme.platform.settings import get_settings
+from programme.platform.database import DB
 
-DB = PostgresEngine(
-    config={"dsn": database_url()},
-    # The engine's constructor checks the server version; no extensions are needed
-    # because UUIDs come from gen_random_uuid(), built into PostgreSQL 13+.
-    extensions=(),
-)
-
-POOL_MAX_SIZE = get_settings().pool_max_size
+__all__ = ["APP_REGISTRY", "DB"]
 
 APP_REGISTRY = AppRegistry(
     apps=[

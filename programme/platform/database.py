@@ -14,14 +14,12 @@ import io
 import logging
 import warnings
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import asyncpg
+from piccolo.engine.postgres import PostgresEngine
 
 from programme.platform.settings import ConfigurationError, get_settings
-
-if TYPE_CHECKING:
-    from piccolo.engine.postgres import PostgresEngine
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +72,38 @@ def database_url() -> str:
     return str(embedded_server().get_uri())
 
 
-def engine() -> PostgresEngine:
-    """The Piccolo engine built in ``piccolo_conf``."""
-    from piccolo_conf import DB
+class _Engine(PostgresEngine):
+    """Piccolo's PostgreSQL engine, finding its server on first use rather than at import.
 
+    Importing ``piccolo_conf`` (as every ``piccolo`` command does, even
+    ``piccolo migrations new``) must not start the embedded server.
+    """
+
+    _resolved: dict[str, Any] | None = None
+
+    async def check_version(self) -> None:
+        """Piccolo connects at construction to check this; pgserver's 16 and CI's are fine."""
+
+    async def prep_database(self) -> None:
+        """Nothing to create: no extensions are needed."""
+
+    @property
+    def config(self) -> dict[str, Any]:
+        if self._resolved is None:
+            self._resolved = {"dsn": database_url()}
+        return self._resolved
+
+    @config.setter
+    def config(self, value: dict[str, Any]) -> None:
+        self._resolved = value or None
+
+
+# No extensions: UUIDs come from gen_random_uuid(), built into PostgreSQL 13+.
+DB = _Engine(config={}, extensions=())
+"""The one engine; ``piccolo_conf`` hands it to Piccolo."""
+
+
+def engine() -> PostgresEngine:
     return DB
 
 

@@ -12,8 +12,9 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
-from outcomes import schemas
+from outcomes import queries, schemas
 from outcomes.tables import ContactConsent, Feedback, Reoffence, Victim
+from programme.platform import database
 from programme.platform.accounts.schemas import Principal
 from programme.platform.audit import services as audit
 from programme.platform.crypto import cipher
@@ -59,12 +60,7 @@ async def record_victims(
 async def _latest_consents(victim_ids: list[UUID]) -> dict[UUID, dict[str, Any]]:
     if not victim_ids:
         return {}
-    rows = await ContactConsent.raw(
-        "SELECT DISTINCT ON (victim) victim, given, obtained_on, withdrawn_on"
-        " FROM contact_consent WHERE victim = ANY({})"
-        " ORDER BY victim, created_at DESC",
-        victim_ids,
-    )
+    rows = await database.fetch(queries.LATEST_CONSENTS, victim_ids)
     return {row["victim"]: row for row in rows}
 
 
@@ -179,18 +175,8 @@ async def record_feedback(
         raise InvalidInput(errors=problems)
     note = cipher().encrypt(data.note)
     async with engine().transaction():
-        # One row per victim and stage (a unique index): a second recording replaces it.
-        rows = await Feedback.raw(
-            """
-            INSERT INTO feedback (id, victim, stage, collected_on, behaviour, feels_safer,
-                                  note, recorded_by, updated_at)
-            VALUES (gen_random_uuid(), {}, {}, {}, {}, {}, {}, {}, now())
-            ON CONFLICT (victim, stage) DO UPDATE SET
-                collected_on = EXCLUDED.collected_on, behaviour = EXCLUDED.behaviour,
-                feels_safer = EXCLUDED.feels_safer, note = EXCLUDED.note,
-                recorded_by = EXCLUDED.recorded_by, updated_at = now()
-            RETURNING (xmax = 0) AS inserted
-            """,
+        rows = await database.fetch(
+            queries.RECORD_FEEDBACK,
             victim_id,
             data.stage.value,
             data.collected_on,

@@ -21,6 +21,7 @@ from uuid import UUID
 
 from asyncpg.exceptions import UniqueViolationError
 
+from programme.platform import database
 from programme.platform.accounts.schemas import Principal
 from programme.platform.accounts.services import SELF_REFERRAL_AGENCY, get_or_create_agency
 from programme.platform.audit import services as audit
@@ -34,7 +35,7 @@ from programme.platform.errors import (
 )
 from programme.platform.settings import Settings
 from programme.platform.tables import AuditAction, RecordType, Role
-from referrals import rules
+from referrals import queries, rules
 from referrals.rules import (
     OPEN,
     QUALITY_WHY,
@@ -175,7 +176,7 @@ async def lock_person_keys(submission: rules.Submission) -> None:
         }
     )
     for key in keys:
-        await Person.raw("SELECT pg_advisory_xact_lock(hashtextextended({}, 0))", key)
+        await database.fetch(queries.LOCK_PERSON_KEY, key)
 
 
 def _already_open(reference: str) -> Conflict:

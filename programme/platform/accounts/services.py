@@ -8,7 +8,8 @@ from uuid import UUID
 
 from asyncpg.exceptions import UniqueViolationError
 
-from programme.platform.accounts import schemas
+from programme.platform import database
+from programme.platform.accounts import queries, schemas
 from programme.platform.accounts.passwords import (
     MIN_PASSWORD_LENGTH,
     hash_password,
@@ -41,9 +42,7 @@ async def get_or_create_agency(name: str, actor: schemas.Principal) -> tuple[UUI
     existing = await Agency.select(Agency.id).where(Agency.name.ilike(clean)).first()
     if existing is not None:
         return existing["id"], False
-    rows = await Agency.raw(
-        "INSERT INTO agency (name) VALUES ({}) ON CONFLICT (name) DO NOTHING RETURNING id", clean
-    )
+    rows = await database.fetch(queries.CREATE_AGENCY, clean)
     if rows:
         await audit.record(actor, AuditAction.create, RecordType.agency, rows[0]["id"])
         return rows[0]["id"], True
@@ -173,27 +172,13 @@ async def _refuse_if_locked(username: str, now: datetime) -> None:
 async def _count_failure(username: str, now: datetime, settings: Settings) -> None:
     """One more failure; the n-th within the lockout window locks the username."""
     window = timedelta(minutes=settings.login_lockout_minutes)
-    await LoginThrottle.raw(
-        """
-        INSERT INTO login_throttle (username, failures, last_failure_at, locked_until)
-        VALUES ({}, 1, {}, CASE WHEN {} <= 1 THEN {}::timestamptz END)
-        ON CONFLICT (username) DO UPDATE SET
-            failures = CASE WHEN login_throttle.last_failure_at < {}
-                            THEN 1 ELSE login_throttle.failures + 1 END,
-            last_failure_at = EXCLUDED.last_failure_at,
-            locked_until = CASE
-                WHEN login_throttle.last_failure_at >= {}
-                     AND login_throttle.failures + 1 >= {}
-                THEN {}::timestamptz END
-        """,
+    await database.fetch(
+        queries.COUNT_FAILURE,
         username,
         now,
         settings.login_max_failures,
         now + window,
         now - window,
-        now - window,
-        settings.login_max_failures,
-        now + window,
     )
 
 

@@ -14,13 +14,11 @@ and INSPIRE_DB_POOL_SIZE (pool size, default 10 like the service). Listens on
 
 from __future__ import annotations
 
-import argparse
 import os
 from typing import Any
 
-import asyncpg
-import uvicorn
-from litestar import Litestar, get, post
+from harness import bare_app, serve_bare_app
+from litestar import post
 from litestar.datastructures import State
 from litestar.params import JSONBody
 from referral_data import API_FIELDS
@@ -42,31 +40,11 @@ async def store(data: JSONBody[dict[str, Any]], state: State) -> dict[str, str]:
     return {"status": "stored"}
 
 
-@get("/health")
-async def health() -> dict[str, str]:
-    return {"status": "ok"}
-
-
-async def open_pool(app: Litestar) -> None:
-    app.state.pool = await asyncpg.create_pool(
-        os.environ["BENCH_DSN"],
-        min_size=0,
-        max_size=int(os.environ.get("INSPIRE_DB_POOL_SIZE") or 10),
-    )
-
-
-async def close_pool(app: Litestar) -> None:
-    await app.state.pool.close()
-
-
-app = Litestar(route_handlers=[store, health], on_startup=[open_pool], on_shutdown=[close_pool])
+app = bare_app(store)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    serve_bare_app(app, __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

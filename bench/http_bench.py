@@ -14,38 +14,32 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
-import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-from bench_support import (
+from harness import (
+    Servers,
+    add_user,
     count_rows,
     create_text_table,
     drop_table,
     empty_every_table,
-    free_port,
+    log,
     median,
     percentile,
+    project_database,
+    today,
 )
 from referral_data import API_FIELDS, api_body
 
-from programme.platform import database
-from programme.platform.clock import today as programme_today
-
-HERE = Path(__file__).resolve().parent
 BARE_TABLE = "bench_bare_referral"
 USERNAME = "bench"
 PASSWORD = "bench passphrase, loopback only"  # noqa: S105 (a throwaway account in a throwaway database)
 AGENCY = "Bench Police"
-START_TIMEOUT = 90.0
 REQUEST_TIMEOUT = 30.0
 
 
@@ -75,81 +69,6 @@ class LoadResult:
     @property
     def rps(self) -> float:
         return self.created / self.seconds if self.seconds else 0.0
-
-
-def inspire_command() -> str:
-    """The ``inspire`` console script next to this interpreter (the venv's), else on PATH."""
-    beside = Path(sys.executable).parent / "inspire"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("inspire")
-    if found is None:
-        raise RuntimeError("the inspire command is not installed: pip install -e .")
-    return found
-
-
-@contextmanager
-def subprocess_server(
-    name: str, command: list[str], env: dict[str, str], log_dir: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    """Run a server; on the way out terminate it (then kill it) by its own pid."""
-    log_path = log_dir / f"{name}.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            command, env=env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
-        try:
-            yield process
-        finally:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=10)
-
-
-async def wait_until_up(process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
-    """Poll ``url`` until it answers 200, the process exits, or START_TIMEOUT passes."""
-    deadline = time.monotonic() + START_TIMEOUT
-    async with httpx.AsyncClient(trust_env=False, timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                tail = await asyncio.to_thread(log_path.read_text, errors="replace")
-                tail = tail[-2000:]
-                raise RuntimeError(f"{url} exited with {process.returncode}:\n{tail}")
-            try:
-                if (await client.get(url)).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within {START_TIMEOUT:.0f}s")
-
-
-def add_referrer(env: dict[str, str]) -> None:
-    result = subprocess.run(
-        [
-            inspire_command(),
-            "user",
-            "add",
-            USERNAME,
-            "--role",
-            "referrer",
-            "--agency",
-            AGENCY,
-            "--password-stdin",
-        ],
-        input=PASSWORD + "\n",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"inspire user add failed: {result.stderr.strip()}")
 
 
 async def log_in(base_url: str) -> dict[str, str]:
@@ -251,58 +170,38 @@ async def benchmark(
     concurrency: int,
     time_limit: float,
     log_dir: Path,
-    log: Callable[[str], None],
 ) -> dict[str, Any]:
     """Run benchmark 2; migrations must have been applied in this process."""
-    today = programme_today()
+    now = today()
     total = warm_up + rounds * requests
     if total > 100_000:
         raise ValueError("at most 100,000 distinct people: lower --requests or --rounds")
-    bodies = encode([api_body(i, today) for i in range(total)])
+    bodies = encode([api_body(i, now) for i in range(total)])
     warm_bodies, timed_bodies = bodies[:warm_up], bodies[warm_up:]
 
     await empty_every_table()
     await create_text_table(BARE_TABLE, API_FIELDS)
     env = dict(os.environ)
-    add_referrer(env)
-    service_port, bare_port = free_port(), free_port()
-    while bare_port == service_port:
-        bare_port = free_port()
-    bare_env = {**env, "BENCH_DSN": database.database_url(), "BENCH_BARE_TABLE": BARE_TABLE}
+    add_user(USERNAME, PASSWORD, "referrer", AGENCY, env)
+    bare_env = {
+        **env,
+        "BENCH_DSN": project_database().database_url(),
+        "BENCH_BARE_TABLE": BARE_TABLE,
+    }
 
     try:
-        with ExitStack() as stack:
-            service_process = stack.enter_context(
-                subprocess_server(
-                    "service",
-                    [
-                        inspire_command(),
-                        "serve",
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(service_port),
-                    ],
-                    env,
-                    log_dir,
-                )
-            )
-            bare_process = stack.enter_context(
-                subprocess_server(
-                    "bare",
-                    [sys.executable, str(HERE / "bare_app.py"), "--port", str(bare_port)],
-                    bare_env,
-                    log_dir,
-                )
-            )
-            service = Target("service", f"http://127.0.0.1:{service_port}")
-            bare = Target("bare", f"http://127.0.0.1:{bare_port}")
-            await wait_until_up(
-                service_process, service.base_url + "/health", log_dir / "service.log"
-            )
-            await wait_until_up(bare_process, bare.base_url + "/health", log_dir / "bare.log")
+        with Servers(log_dir) as servers:
+            service_server = servers.start_service("service", env)
+            bare_server = servers.start_bare_app("bare", "bare_app.py", bare_env)
+            await service_server.wait_until_up()
+            await bare_server.wait_until_up()
+            service = Target("service", service_server.url)
+            bare = Target("bare", bare_server.url)
             service.headers = await log_in(service.base_url)
-            log(f"http: service on :{service_port}, bare app on :{bare_port}, signed in")
+            log(
+                f"http: service on :{service_server.port}, bare app on :{bare_server.port},"
+                " signed in"
+            )
 
             for target in (bare, service):
                 warmed = await load(target, warm_bodies, concurrency, time_limit)

@@ -2,15 +2,15 @@
 
 Each repeat, on emptied tables:
 
-1. ``referrals.import_service.import_referrals`` on the CSV (timed; its phases
+1. ``programme.imports.services.import_referrals`` on the CSV (timed; its phases
    are timed too, by wrapping the module's helpers and asyncpg's
    ``copy_records_to_table`` for the duration of the call: a few extra function
    calls, nothing else changes);
 2. the baseline: the same bytes decoded and parsed by the ``csv`` module, then
    one asyncpg ``copy_records_to_table`` into a bare table with one text column
    per CSV column (no keys, no indexes, no checks);
-3. ``referrals.importer.plan_import`` alone on the same bytes (the checking);
-4. ``referrals.intake.dialable_uk_number`` alone on the file's phone numbers.
+3. ``programme.imports.rules.plan_import`` alone on the same bytes (the checking);
+4. ``referrals.rules.dialable_uk_number`` alone on the file's phone numbers.
 
 Reports medians over the repeats, and ratios against the baseline.
 """
@@ -28,23 +28,25 @@ from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
-from bench_support import (
+from harness import (
     connect,
     count_rows,
     create_text_table,
     drop_table,
     empty_every_table,
+    log,
     median,
     stopwatch,
+    today,
 )
 from referral_data import CSV_COLUMNS, expected_outcome, referrals_csv
-from referrals.importer import plan_import
 
-from programme.platform import database
+from programme.imports import services as import_service
+from programme.imports.rules import plan_import
+
+# The project's code this benchmark measures (the one place bench/ names it).
 from programme.platform.accounts.schemas import Principal
-from programme.platform.clock import today as programme_today
 from programme.platform.settings import get_settings
-from referrals import import_service
 from referrals.rules import dialable_uk_number
 
 BARE_TABLE = "bench_bare_import"
@@ -129,10 +131,10 @@ async def run_import(
     """
     await empty_every_table()
     settings = get_settings()
-    today = programme_today()
+    now = today()
     with instrumented(times or PhaseTimes()), stopwatch() as watch:
         report = await import_service.import_referrals(
-            content, ACTOR, settings, today, skip_invalid=False
+            content, ACTOR, settings, now, skip_invalid=False
         )
     accepted, returned = expected_outcome(rows)
     problems = []
@@ -181,7 +183,7 @@ def run_plan(content: bytes) -> float:
     with stopwatch() as watch:
         plan = plan_import(
             content,
-            today=programme_today(),
+            today=today(),
             commissioned_areas=settings.commissioned_areas,
             secret=settings.token_secret(),
         )
@@ -198,11 +200,11 @@ def run_phones(phones: list[str]) -> float:
     return watch.seconds
 
 
-async def benchmark(rows: int, repeats: int, log: Callable[[str], None]) -> dict[str, Any]:
+async def benchmark(rows: int, repeats: int) -> dict[str, Any]:
     """Run benchmark 1; the pool must be open and migrations applied."""
-    today = programme_today()
+    now = today()
     with stopwatch() as generation:
-        content = referrals_csv(rows, today)
+        content = referrals_csv(rows, now)
     log(
         f"import: generated {rows:,} rows ({len(content) / 1e6:.1f} MB)"
         f" in {generation.seconds:.1f}s"
@@ -214,8 +216,8 @@ async def benchmark(rows: int, repeats: int, log: Callable[[str], None]) -> dict
     await create_text_table(BARE_TABLE, CSV_COLUMNS)
     try:
         # Warm-up: loads phonenumbers' metadata, fills the pool, plans the queries.
-        await run_import(referrals_csv(WARM_UP_ROWS, today), WARM_UP_ROWS)
-        await run_baseline(referrals_csv(WARM_UP_ROWS, today), WARM_UP_ROWS)
+        await run_import(referrals_csv(WARM_UP_ROWS, now), WARM_UP_ROWS)
+        await run_baseline(referrals_csv(WARM_UP_ROWS, now), WARM_UP_ROWS)
 
         runs: list[dict[str, float]] = []
         for repeat in range(1, repeats + 1):
@@ -279,5 +281,5 @@ async def benchmark(rows: int, repeats: int, log: Callable[[str], None]) -> dict
         "copy_rows_per_s": rows / medians["baseline_copy"],
         "ratio_import_to_baseline": medians["import"] / medians["baseline"],
         "ratio_import_to_copy": medians["import"] / medians["baseline_copy"],
-        "uses_embedded_database": database.get_settings().uses_embedded_database,
+        "uses_embedded_database": get_settings().uses_embedded_database,
     }

@@ -133,38 +133,6 @@ NOTES = (
 )
 
 MILESTONE_COLUMNS = ("contacted_on", "engaged_on", "started_on", "completed_on", "disengaged_on")
-CSV_COLUMNS = (
-    "agency",
-    "reference",
-    "received_on",
-    "first_name",
-    "last_name",
-    "date_of_birth",
-    "gender",
-    "phone",
-    "local_authority",
-    "relationship",
-    "risk_level",
-    "prior_incidents",
-    "substance_misuse",
-    "mental_health",
-    "children_in_household",
-    "on_probation_programme",
-    "consent_given",
-    "consent_obtained_on",
-    "consent_method",
-    "notes",
-    *MILESTONE_COLUMNS,
-)
-MILESTONE_DAYS = {
-    "contacted_on": 3,
-    "engaged_on": 17,
-    "started_on": 31,
-    "completed_on": 190,
-    "disengaged_on": 45,
-}
-"""Days after received_on; every row's dates are in lifecycle order and in the past."""
-UNCONSENTED_PERCENT = 5
 API_FIELDS = (
     "received_on",
     "first_name",
@@ -186,6 +154,17 @@ API_FIELDS = (
     "notes",
 )
 """The keys of ``api_body``: what POST /referrals receives, and the bare table's columns."""
+CSV_COLUMNS = ("agency", "reference", *API_FIELDS, *MILESTONE_COLUMNS)
+"""The columns of an import file: agency and reference, what the API takes, the milestones."""
+MILESTONE_DAYS = {
+    "contacted_on": 3,
+    "engaged_on": 17,
+    "started_on": 31,
+    "completed_on": 190,
+    "disengaged_on": 45,
+}
+"""Days after received_on; every row's dates are in lifecycle order and in the past."""
+UNCONSENTED_PERCENT = 5
 
 
 def person(i: int, *, offset: int = 0) -> tuple[str, str, date, str]:

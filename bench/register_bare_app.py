@@ -18,15 +18,13 @@ INSPIRE_DB_POOL_SIZE (pool size, default 10 like the service). Listens on
 
 from __future__ import annotations
 
-import argparse
 import os
 from enum import StrEnum
 from uuid import UUID
 
-import asyncpg
 import msgspec
-import uvicorn
-from litestar import Litestar, get, put
+from harness import bare_app, serve_bare_app
+from litestar import put
 from litestar.datastructures import State
 from litestar.params import JSONBody
 
@@ -74,33 +72,11 @@ async def save_register(
     return data
 
 
-@get("/health")
-async def health() -> dict[str, str]:
-    return {"status": "ok"}
-
-
-async def open_pool(app: Litestar) -> None:
-    app.state.pool = await asyncpg.create_pool(
-        os.environ["BENCH_DSN"],
-        min_size=0,
-        max_size=int(os.environ.get("INSPIRE_DB_POOL_SIZE") or 10),
-    )
-
-
-async def close_pool(app: Litestar) -> None:
-    await app.state.pool.close()
-
-
-app = Litestar(
-    route_handlers=[save_register, health], on_startup=[open_pool], on_shutdown=[close_pool]
-)
+app = bare_app(save_register)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    serve_bare_app(app, (__doc__ or "").splitlines()[0])
 
 
 if __name__ == "__main__":

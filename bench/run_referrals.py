@@ -16,18 +16,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
-from types import FrameType
 from typing import Any
+
+from harness import (
+    add_common_arguments,
+    describe_machine,
+    machine,
+    migrated_pool,
+    table,
+    throwaway_run,
+    write_json,
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -42,12 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--time-limit", type=float, default=120.0, help="seconds allowed per HTTP round"
     )
-    parser.add_argument("--json", type=Path, help="also write the figures to this file")
-    parser.add_argument(
-        "--allow-emptying-database",
-        action="store_true",
-        help="with DATABASE_URL: agree that every table in it is emptied",
-    )
+    add_common_arguments(parser, empties_database=True)
     args = parser.parse_args(argv)
     if not 1 <= args.rows <= 100_000:
         parser.error("--rows must be 1 to 100,000")
@@ -59,53 +56,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _terminated(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def code_version() -> str:
-    """The commit measured, marked dirty when the working tree has changes."""
-    try:
-        found = subprocess.run(
-            ["git", "describe", "--always", "--dirty"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return found.stdout.strip()
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
+    # Imported here, once INSPIRE_DATA_DIR is set: import_bench imports the project.
     import http_bench
     import import_bench
 
-    from programme.platform import database
-
-    log("migrating the benchmark database")
-    await database.migrate()
-    db = database.engine()
-    await db.start_connection_pool(min_size=0, max_size=4)
     results: dict[str, Any] = {}
-    try:
-        version = await db.run_ddl("SHOW server_version")
-        results["machine"] = {
-            "nproc": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "postgresql": version[0]["server_version"],
-            "database": "DATABASE_URL" if os.environ.get("DATABASE_URL") else "embedded",
-            "code": code_version(),
-        }
+    async with migrated_pool():
+        results["machine"] = await machine()
         if args.only in (None, "import"):
-            results["import"] = await import_bench.benchmark(args.rows, args.repeats, log)
+            results["import"] = await import_bench.benchmark(args.rows, args.repeats)
         if args.only in (None, "http"):
             results["http"] = await http_bench.benchmark(
                 args.requests,
@@ -114,47 +74,12 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
                 args.concurrency,
                 args.time_limit,
                 log_dir,
-                log,
             )
-    finally:
-        await db.close_connection_pool()
     return results
 
 
-def stop_embedded_server(data_dir: Path) -> None:
-    """Stop the embedded PostgreSQL this run started, before its directory is deleted."""
-    database = sys.modules.get("programme.platform.database")
-    server = getattr(database, "_embedded", None)
-    if server is not None:
-        server.cleanup()  # stops it when this is the last process using it
-    # A child that died without saying goodbye leaves pgserver thinking it is still
-    # in use: stop the postmaster of *our* data directory by its own pid.
-    pid_file = data_dir / "pgdata" / "postmaster.pid"
-    if not pid_file.exists():
-        return
-    try:
-        pid = int(pid_file.read_text().split()[0])
-        os.kill(pid, signal.SIGINT)  # PostgreSQL's "fast" shutdown
-    except (ValueError, IndexError, ProcessLookupError, PermissionError):
-        return
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-
-
 def print_report(results: dict[str, Any]) -> None:
-    from bench_support import table
-
-    machine = results["machine"]
-    print(
-        f"\nMachine: {machine['nproc']} CPUs, Python {machine['python']}, "
-        f"PostgreSQL {machine['postgresql']} ({machine['database']}), {machine['platform']}, "
-        f"code {machine['code']}"
-    )
+    print(f"\nMachine: {describe_machine(results['machine'])}")
     if "import" in results:
         found = results["import"]
         m = found["median"]
@@ -233,36 +158,14 @@ def print_report(results: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if os.environ.get("DATABASE_URL"):
-        if not args.allow_emptying_database:
-            print(
-                "run_referrals: DATABASE_URL is set and the benchmarks empty every table in it;"
-                " add --allow-emptying-database if it is a scratch database",
-                file=sys.stderr,
-            )
-            return 2
-        os.environ.setdefault(
-            "INSPIRE_SECRET_KEY", "bench-signing-key-not-for-production-use-0123456789"
-        )
-        os.environ.setdefault(
-            "INSPIRE_ENCRYPTION_KEY", "bench-encryption-key-not-for-production-0123456789"
-        )
-    # Before any project module is imported: a short path (the embedded server's
-    # Unix socket lives in it) that nobody else uses.
-    data_dir = Path(tempfile.mkdtemp(prefix="inspire-bench-"))
-    os.environ["INSPIRE_DATA_DIR"] = str(data_dir)
-    signal.signal(signal.SIGTERM, _terminated)
-    started = time.monotonic()
-    try:
+    with throwaway_run(
+        "run_referrals", empties_database=True, allowed=args.allow_emptying_database
+    ) as data_dir:
+        started = time.monotonic()
         results = asyncio.run(run(args, data_dir))
         results["wall_seconds"] = time.monotonic() - started
         print_report(results)
-        if args.json:
-            args.json.write_text(json.dumps(results, indent=2, default=str))
-    finally:
-        stop_embedded_server(data_dir)
-        shutil.rmtree(data_dir, ignore_errors=True)
-    log(f"done in {time.monotonic() - started:.0f}s")
+        write_json(args.json, results)
     return 0
 
 

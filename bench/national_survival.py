@@ -1,0 +1,388 @@
+"""National scale, benchmark 2: the reoffending analysis against a bare lifelines fit.
+
+``analysis.services.analyse`` with 4 covariates against a bare lifelines
+``CoxPHFitter().fit(..., batch_mode=True)`` on pre-built arrays of the same rows
+and covariates (checked to give the same coefficients); its phases one by one;
+``analyse()`` with the PH test on everyone (linear residuals, see
+``schoenfeld``); peak memory, sampled and with tracemalloc; and one
+``analyse()`` in a fresh child process (this file, run as a script), stopped by
+its own pid at a time limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import resource
+import sys
+import threading
+import time
+import tracemalloc
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import psutil
+from harness import (
+    THROWAWAY_KEYS,
+    connect,
+    execution_ms,
+    explain,
+    index_usage,
+    log,
+    median,
+    project_database,
+    timed,
+    today,
+)
+from lifelines import CoxPHFitter
+from lifelines.statistics import proportional_hazard_test
+from schoenfeld import ph_scaling, vectorised_schoenfeld
+
+# The project's code this benchmark measures.
+from analysis import queries, services, survival
+from analysis.rules import AnalysisRequest
+from analysis.services import analyse, design_matrix
+from analysis.survival import cox, kaplan_meier
+
+try:  # analyse() runs it since commit 5b2c283
+    from analysis.services import before_after
+except ImportError:
+    before_after = None
+
+HORIZON_DAYS = 182
+COVARIATES = ("age_at_referral", "risk_level", "prior_incidents", "substance_misuse")
+THIS_FILE = str(Path(__file__).resolve())
+
+
+# --------------------------------------------------------------------------------------
+# Memory: resident set size sampled in a thread, peak above the phase's start.
+# --------------------------------------------------------------------------------------
+
+
+class RssSampler:
+    """Samples this process's RSS every ``interval`` seconds; ``peak`` since ``reset``."""
+
+    def __init__(self, interval: float = 0.02, pid: int | None = None) -> None:
+        self._process = psutil.Process(pid)
+        self._interval = interval
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.start_rss = self.peak = self._process.memory_info().rss
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def rss(self) -> int:
+        try:
+            return int(self._process.memory_info().rss)
+        except Exception:  # the process has gone (psutil.NoSuchProcess and kin)
+            return 0
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            value = self.rss()
+            with self._lock:
+                self.peak = max(self.peak, value)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.start_rss = self.peak = self.rss()
+
+    def read(self) -> tuple[int, int]:
+        """(RSS at reset, peak RSS since), in bytes."""
+        value = self.rss()
+        with self._lock:
+            self.peak = max(self.peak, value)
+            return self.start_rss, self.peak
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def max_rss_bytes() -> int:
+    """Peak RSS of this process so far (ru_maxrss is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+@contextmanager
+def full_data_ph_test() -> Iterator[None]:
+    """Within the block, survival.cox checks proportional hazards on every person
+    (not its random sample), with the linear residuals: the same test lifelines
+    would give on all rows, in a fraction of a second."""
+    with vectorised_schoenfeld():
+        if not hasattr(survival, "PH_TEST_SAMPLE"):
+            yield
+            return
+        original = survival.PH_TEST_SAMPLE
+        survival.PH_TEST_SAMPLE = 10**12
+        try:
+            yield
+        finally:
+            survival.PH_TEST_SAMPLE = original
+
+
+async def survival_benchmark(
+    repeats: int,
+    as_of: date,
+    use_tracemalloc: bool,
+    scaling_sizes: list[int],
+    child_limit: float,
+) -> dict[str, Any]:
+    sample = getattr(survival, "PH_TEST_SAMPLE", None)
+    request = AnalysisRequest(horizon_days=HORIZON_DAYS, as_of=as_of, covariates=COVARIATES)
+    now = today()
+    sampler = RssSampler()
+    times: dict[str, list[float]] = {}
+    peaks: dict[str, int] = {}
+
+    def note_peak(name: str) -> None:
+        start, peak = sampler.read()
+        peaks[name] = max(peaks.get(name, 0), peak - start)
+
+    out: dict[str, Any] = {
+        "as_of": as_of.isoformat(),
+        "repeats": repeats,
+        "ph_sample": sample,
+        "covariates": list(COVARIATES),
+    }
+    out["max_rss_before"] = max_rss_bytes()
+    try:
+        log("  warm-up analyse()")
+        await analyse(request, now)
+        for round_number in range(repeats):
+            gc.collect()
+            sampler.reset()
+            with timed(times, "analyse"):
+                result = await analyse(request, now)
+            note_peak("analyse")
+            out["analyse_n"], out["analyse_events"] = result.n, result.events
+            out["ph_test_n"] = getattr(result.cox, "ph_test_n", None)
+            del result
+            gc.collect()
+            with full_data_ph_test(), timed(times, "analyse, PH test on everyone (linear)"):
+                await analyse(request, now)
+            gc.collect()
+            # The same work in its parts, on the same data.
+            sampler.reset()
+            with timed(times, "cohort.load"):
+                raw, excluded = await services.load_cohort(as_of)
+            connection = await connect()
+            try:
+                with timed(times, "  COHORT_SQL fetch alone (asyncpg)"):
+                    records = await connection.fetch(queries.COHORT_SQL, as_of)
+                del records
+            finally:
+                await connection.close()
+            with timed(times, "cohort.follow_up"):
+                frame = services.follow_up(raw, HORIZON_DAYS, as_of)
+            with timed(times, "kaplan_meier (all)"):
+                kaplan_meier(frame["duration"], frame["event"], HORIZON_DAYS)
+            with timed(times, "design_matrix"):
+                matrix, _ = design_matrix(frame, COVARIATES)
+                complete = matrix.notna().all(axis=1)
+                x = matrix[complete]
+                durations = frame.loc[complete, "duration"]
+                events = frame.loc[complete, "event"]
+            with timed(times, "survival.cox"):
+                model = cox(x, durations, events)
+            note_peak("parts")
+            # Inside cox(): lifelines' own steps, as cox() calls them.
+            data = x.reset_index(drop=True).assign(
+                _duration=durations.to_numpy(dtype=float), _event=events.to_numpy(dtype=int)
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with timed(times, "  CoxPHFitter.fit (batch_mode=True), everyone"):
+                    fitter = CoxPHFitter().fit(data, "_duration", "_event", batch_mode=True)
+                if sample is not None and len(data) > sample:
+                    with timed(times, f"  PH check as cox() does it: refit + test on {sample:,}"):
+                        checked = data.sample(n=sample, random_state=0)
+                        checked_fit = CoxPHFitter().fit(checked, "_duration", "_event")
+                        proportional_hazard_test(checked_fit, checked, time_transform="rank")
+                with vectorised_schoenfeld(), timed(times, "  PH test on everyone, linear"):
+                    full = proportional_hazard_test(fitter, data, time_transform="rank")
+                with timed(times, "  concordance_index_"):
+                    _ = fitter.concordance_index_
+            if before_after is not None:
+                with timed(times, "before_after (SQL)"):
+                    await before_after(HORIZON_DAYS, as_of)
+            # The baseline: pre-built numpy arrays of the same rows and covariates.
+            arrays = {c: x[c].to_numpy(dtype=float).copy() for c in x.columns}
+            arrays["T"] = durations.to_numpy(dtype=float).copy()
+            arrays["E"] = events.to_numpy(dtype=int).copy()
+            if round_number == repeats - 1:
+                kept = (x.reset_index(drop=True), arrays["T"].copy(), arrays["E"].copy())
+            out["n"], out["events"] = len(arrays["T"]), int(arrays["E"].sum())
+            out["columns"], out["excluded"] = list(x.columns), excluded
+            out["ph_test_everyone"] = {str(k): float(v) for k, v in full.summary["p"].items()}
+            del raw, frame, matrix, complete, x, durations, events, data, fitter
+            gc.collect()
+            bare_frame = pd.DataFrame(arrays)
+            del arrays
+            gc.collect()
+            sampler.reset()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with timed(times, "bare"):
+                    bare = CoxPHFitter().fit(bare_frame, "T", "E", batch_mode=True)
+            note_peak("bare")
+            out["bare_coefficients"] = {str(k): float(v) for k, v in bare.params_.items()}
+            out["coefficients"] = {t.name: t.coef for t in model.terms}
+            out["ph_test"] = dict(model.ph_test)
+            out["concordance"] = model.concordance
+            del bare, bare_frame, model
+            gc.collect()
+            log(
+                f"  round {round_number + 1}/{repeats}: analyse {times['analyse'][-1]:.1f}s, "
+                f"cohort.load {times['cohort.load'][-1]:.1f}s, cox() "
+                f"{times['survival.cox'][-1]:.1f}s, bare {times['bare'][-1]:.2f}s"
+            )
+        differences = {
+            k: abs(out["coefficients"][k] - out["bare_coefficients"][k])
+            for k in out["bare_coefficients"]
+        }
+        if max(differences.values()) > 1e-6:
+            raise RuntimeError(f"cox() and the bare fit disagree: {differences}")
+        out["check"] = "cox() and the bare fit give the same coefficients (to 1e-6)"
+        connection = await connect()
+        try:
+            plan = await explain(connection, queries.COHORT_SQL, as_of)
+        finally:
+            await connection.close()
+        out["cohort_plan"] = plan
+        out["cohort_sql_execution_ms"] = execution_ms(plan)
+        out["cohort_scans"] = index_usage(plan)
+        out["ph_scaling"] = ph_scaling(kept, scaling_sizes, out["n"])
+        del kept
+        gc.collect()
+        out["times"] = times
+        out["median"] = m = {name: median(values) for name, values in times.items()}
+        out["rss_peak_above_start"] = peaks
+        out["max_rss_after"] = max_rss_bytes()
+        if child_limit > 0:
+            log(f"  analyse() in a fresh child process (limit {child_limit:.0f}s)")
+            out["child"] = await _analyse_in_child(as_of, child_limit)
+        out["ratio_analyse_to_bare"] = m["analyse"] / m["bare"]
+        out["ratio_cox_to_bare"] = m["survival.cox"] / m["bare"]
+        out["ratio_analyse_full_ph_to_bare"] = (
+            m["analyse, PH test on everyone (linear)"] / m["bare"]
+        )
+        if use_tracemalloc:
+            out["tracemalloc"] = await _tracemalloc_runs(request, now, as_of)
+    finally:
+        sampler.close()
+    return out
+
+
+def child_analyse(as_of_text: str) -> int:
+    """In a child process: one analyse() exactly as the project runs it; JSON on stdout."""
+    request = AnalysisRequest(
+        horizon_days=HORIZON_DAYS, as_of=date.fromisoformat(as_of_text), covariates=COVARIATES
+    )
+    before = psutil.Process().memory_info().rss
+    started = time.perf_counter()
+    result = asyncio.run(analyse(request, today()))
+    seconds = time.perf_counter() - started
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "n": result.n,
+                "events": result.events,
+                "rss_after_imports": before,
+            }
+        ),
+        flush=True,
+    )
+    return 0
+
+
+async def _analyse_in_child(as_of: date, limit: float) -> dict[str, Any]:
+    """Run child_analyse in a subprocess on this run's database; stop it at ``limit``.
+
+    Its memory is sampled from here (psutil, every 0.1 s): a forked child's
+    ru_maxrss starts from the parent's, so it says nothing about the child.
+    """
+    environment = {**THROWAWAY_KEYS, **os.environ}
+    environment["DATABASE_URL"] = project_database().database_url()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        THIS_FILE,
+        as_of.isoformat(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=environment,
+    )
+    sampler = RssSampler(interval=0.1, pid=process.pid)
+    started = time.perf_counter()
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=limit)
+    except TimeoutError:
+        _, peak = sampler.read()
+        return {
+            "stopped_at_limit": True,
+            "limit_seconds": limit,
+            "elapsed_seconds": time.perf_counter() - started,
+            "peak_rss_until_stopped": peak,
+        }
+    finally:
+        sampler.close()
+        if process.returncode is None:  # over the limit, or we were interrupted
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), timeout=15)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+    if process.returncode != 0:
+        raise RuntimeError(f"analyse() in the child failed: {stderr.decode()[-2000:]}")
+    found = json.loads(stdout.decode().strip().splitlines()[-1])
+    found["peak_rss_sampled"] = sampler.peak
+    found["stopped_at_limit"] = False
+    return found
+
+
+async def _tracemalloc_runs(request: Any, now: date, as_of: date) -> dict[str, Any]:
+    """Peak traced allocations (Python objects and numpy buffers) of one call each."""
+    out: dict[str, Any] = {}
+    gc.collect()
+    log("  tracemalloc: analyse()")
+    tracemalloc.start()
+    started = time.perf_counter()
+    await analyse(request, now)
+    out["analyse_seconds_traced"] = time.perf_counter() - started
+    out["analyse_peak"] = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    raw, _ = await services.load_cohort(as_of)
+    frame = services.follow_up(raw, HORIZON_DAYS, as_of)
+    matrix, _ = design_matrix(frame, COVARIATES)
+    complete = matrix.notna().all(axis=1)
+    bare_frame = pd.DataFrame(
+        {
+            **{c: matrix.loc[complete, c].to_numpy(dtype=float) for c in matrix.columns},
+            "T": frame.loc[complete, "duration"].to_numpy(dtype=float),
+            "E": frame.loc[complete, "event"].to_numpy(dtype=int),
+        }
+    )
+    del raw, frame, matrix, complete
+    gc.collect()
+    log("  tracemalloc: bare fit")
+    tracemalloc.start()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        CoxPHFitter().fit(bare_frame, "T", "E", batch_mode=True)
+    out["bare_peak"] = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    out["bare_frame_bytes"] = int(bare_frame.memory_usage(deep=True).sum())
+    return out
+
+
+if __name__ == "__main__":  # the child process of _analyse_in_child
+    sys.exit(child_analyse(sys.argv[1]))

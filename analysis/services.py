@@ -50,6 +50,7 @@ from outcomes.schemas import FeedbackCell, FeedbackReport
 from outcomes.tables import Stage
 from programme.platform import database
 from programme.platform.quarters import Quarter, quarters_between
+from referrals.rules import whole_years
 
 QUARTERLY_NOTES = [
     "Each column counts the events dated in that quarter: a person who started in one "
@@ -240,13 +241,16 @@ def follow_up(frame: pd.DataFrame, horizon_days: int, as_of: date) -> pd.DataFra
     out["event"] = event.astype(int)
     out["days_to_engaged"] = _days(out["engaged_on"], out["received_on"])
     out["days_to_completed"] = _days(out["completed_on"], out["received_on"])
-    born = pd.to_datetime(out["date_of_birth"])
-    received = pd.to_datetime(out["received_on"])
-    had_birthday = (received.dt.month > born.dt.month) | (
-        (received.dt.month == born.dt.month) & (received.dt.day >= born.dt.day)
-    )
-    out["age_at_referral"] = received.dt.year - born.dt.year - (~had_birthday).astype(int)
+    born, received = _year_and_day(out["date_of_birth"]), _year_and_day(out["received_on"])
+    out["age_at_referral"] = whole_years(*born, *received)
     return out
+
+
+def _year_and_day(days: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Year and month * 100 + day of each date, as ``whole_years`` takes them."""
+    years = np.fromiter((d.year for d in days), dtype=np.int64, count=len(days))
+    month_days = np.fromiter((d.month * 100 + d.day for d in days), dtype=np.int64, count=len(days))
+    return years, month_days
 
 
 async def before_after(window_days: int, as_of: date) -> BeforeAfter:

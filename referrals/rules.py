@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
+import json
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -107,6 +109,51 @@ def allowed_next(status: Status) -> list[Status]:
         return []
     following = PROGRESS[PROGRESS.index(status) + 1]
     return [following, *EXITS]
+
+
+Dated = Sequence[tuple[Status, date]]
+
+
+def milestone_order_problems(dated: Dated) -> list[tuple[Status, str]]:
+    """What is out of lifecycle order in a referral's recorded milestones, as (milestone, why).
+
+    For records made elsewhere (an import): forward milestones must not go back
+    in time, a referral ends once, a completed one does not also end early, and
+    an ending comes after the last forward milestone. Gaps are allowed here
+    (``skipped_milestones`` names them), unlike ``allowed_next`` for live events.
+    """
+    problems: list[tuple[Status, str]] = []
+    progress = [(s, on) for s, on in dated if s in PROGRESS]
+    exits = [(s, on) for s, on in dated if s in EXITS]
+    for (before, before_on), (after, after_on) in itertools.pairwise(progress):
+        if after_on < before_on:
+            problems.append((after, f"Cannot be before {before.value}_on."))
+    if len(exits) > 1:
+        problems.append(
+            (exits[1][0], "A referral ends only once: give one of disengaged, withdrawn, closed.")
+        )
+    if exits and any(s in ENDED for s, _ in progress):
+        problems.append((exits[0][0], "A completed referral cannot also have ended early."))
+    if exits and progress and exits[0][1] < progress[-1][1]:
+        problems.append((exits[0][0], f"Cannot be before {progress[-1][0].value}_on."))
+    return problems
+
+
+def skipped_milestones(dated: Dated) -> list[Status]:
+    """Forward milestones missing below the furthest one recorded."""
+    reached = {s for s, _ in dated if s in PROGRESS}
+    if not reached:
+        return []
+    furthest = max(PROGRESS.index(s) for s in reached)
+    return [s for s in PROGRESS[1:furthest] if s not in reached]
+
+
+_LIFECYCLE_POSITION = {status: index for index, status in enumerate((*PROGRESS, *EXITS))}
+
+
+def in_lifecycle_order(dated: Dated) -> list[tuple[Status, date]]:
+    """Milestones by date, and on one day in lifecycle order."""
+    return sorted(dated, key=lambda item: (item[1], _LIFECYCLE_POSITION[item[0]]))
 
 
 _PERSONAL_LINES = {
@@ -476,9 +523,21 @@ class _Reader:
         return None
 
 
+def whole_years(born_year: Any, born_month_day: Any, on_year: Any, on_month_day: Any) -> Any:
+    """Age in whole years, each day given as its year and month * 100 + day.
+
+    Plain numbers or numpy arrays alike, so intake's check on one person and the
+    analysis over a million use the one rule. A 29 February birthday counts
+    from 1 March in other years.
+    """
+    return on_year - born_year - (on_month_day < born_month_day)
+
+
 def age_on(born: date, on: date) -> int:
-    """Age in whole years on a day (a 29 February birthday counts from 1 March)."""
-    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+    """Age in whole years on a day."""
+    return int(
+        whole_years(born.year, born.month * 100 + born.day, on.year, on.month * 100 + on.day)
+    )
 
 
 def check(
@@ -658,3 +717,37 @@ def assess_quality(submission: Submission) -> Quality:
         missing.append(MissingDetail("notes", QUALITY_WHY["notes"]))
     total = len(QUALITY_WHY)
     return Quality(score=round(100 * (total - len(missing)) / total), missing=missing)
+
+
+def person_values(sub: Submission) -> dict[str, Any]:
+    """The stored person, column by column: the one list both intake and the import write."""
+    return {
+        "first_name": sub.first_name,
+        "last_name": sub.last_name,
+        "date_of_birth": sub.date_of_birth,
+        "phone": sub.phone,
+        "gender": sub.gender.value,
+        "match_key": match_key(sub.first_name, sub.last_name, sub.date_of_birth),
+    }
+
+
+def referral_values(sub: Submission, quality: Quality) -> dict[str, Any]:
+    """The stored referral's details from a submission and its quality, column by column.
+
+    Identity, agency, status and dates of the lifecycle are the caller's to add.
+    """
+    return {
+        "received_on": sub.received_on,
+        "local_authority": sub.local_authority,
+        "relationship": sub.relationship.value,
+        "risk_level": sub.risk_level.value if sub.risk_level else None,
+        "prior_incidents": sub.prior_incidents,
+        "substance_misuse": sub.substance_misuse,
+        "mental_health": sub.mental_health,
+        "children_in_household": sub.children_in_household,
+        "consent_obtained_on": sub.consent_obtained_on,
+        "consent_method": sub.consent_method.value,
+        "notes": sub.notes,
+        "quality_score": quality.score,
+        "missing_details": json.dumps([m.field for m in quality.missing]),
+    }

@@ -203,18 +203,7 @@ async def accept(
     if person_ids:
         person_id = person_ids[0]
     else:
-        rows = await Person.insert(
-            Person(
-                first_name=submission.first_name,
-                last_name=submission.last_name,
-                date_of_birth=submission.date_of_birth,
-                phone=submission.phone,
-                gender=submission.gender.value,
-                match_key=match_key(
-                    submission.first_name, submission.last_name, submission.date_of_birth
-                ),
-            )
-        ).returning(Person.id)
+        rows = await Person.insert(Person(**rules.person_values(submission))).returning(Person.id)
         person_id = rows[0]["id"]
     previous = await Referral.count().where(Referral.person == person_id) if person_ids else 0
     reference = submission.reference or await _new_reference(submission.received_on)
@@ -226,21 +215,9 @@ async def accept(
                 person=person_id,
                 agency=agency_id,
                 submitted_by=actor.id,
-                received_on=submission.received_on,
                 status=Status.accepted.value,
                 status_on=submission.received_on,
-                local_authority=submission.local_authority,
-                relationship=submission.relationship.value,
-                risk_level=submission.risk_level.value if submission.risk_level else None,
-                prior_incidents=submission.prior_incidents,
-                substance_misuse=submission.substance_misuse,
-                mental_health=submission.mental_health,
-                children_in_household=submission.children_in_household,
-                consent_obtained_on=submission.consent_obtained_on,
-                consent_method=submission.consent_method.value,
-                notes=submission.notes,
-                quality_score=quality.score,
-                missing_details=json.dumps([m.field for m in quality.missing]),
+                **rules.referral_values(submission, quality),
             )
         ).returning(Referral.id)
     except UniqueViolationError as exc:

@@ -35,7 +35,7 @@ from programme.platform.audit import services as audit
 from programme.platform.database import engine
 from programme.platform.errors import Conflict, FieldError, InvalidInput, NotFound, NotPermitted
 from programme.platform.tables import Account, AuditAction, RecordType, Role
-from referrals.rules import Status
+from referrals.rules import Status, allowed_next
 from referrals.tables import ParticipantAlert, Referral, ReferralEvent
 
 DEFAULT_PROGRAMME = "Inspire to Change"
@@ -506,7 +506,7 @@ async def derive_milestones(referral_id: UUID, programme: dict[str, Any], actor:
     new_status, new_on = status, referral["status_on"]
 
     started = events.get(Status.started.value)
-    if present and status == Status.engaged:
+    if present and Status.started in allowed_next(status):
         started_on = present[0]["held_on"]
         await _add_event(referral_id, Status.started, started_on, actor)
         new_status, new_on = Status.started, started_on
@@ -522,7 +522,7 @@ async def derive_milestones(referral_id: UUID, programme: dict[str, Any], actor:
     if new_status in (Status.started, Status.completed):
         met_on = await _completion_met_on(referral_id, present, programme)
         completed = events.get(Status.completed.value)
-        if met_on is not None and new_status == Status.started:
+        if met_on is not None and Status.completed in allowed_next(new_status):
             await _add_event(referral_id, Status.completed, met_on, actor)
             new_status, new_on = Status.completed, met_on
         elif completed and completed["source"] == REGISTER_SOURCE:

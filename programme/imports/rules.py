@@ -31,7 +31,15 @@ from datetime import date
 
 from programme.imports.schemas import RowProblem
 from referrals import rules
-from referrals.rules import EXITS, PROGRESS, ReturnReason, Status, match_key
+from referrals.rules import (
+    EXITS,
+    ReturnReason,
+    Status,
+    in_lifecycle_order,
+    match_key,
+    milestone_order_problems,
+    skipped_milestones,
+)
 
 MAX_CELL = 131_072
 """Longer cells are refused with a line number (the csv module's own limit)."""
@@ -168,51 +176,18 @@ def _milestones(line: int, row: dict[str, str], received_on: date, today: date, 
         elif on < received_on:
             plan.error(line, "out_of_order", column, "Cannot be before received_on.")
         dated.append((status, on))
-    progress = [(s, on) for s, on in dated if s in PROGRESS]
-    exits = [(s, on) for s, on in dated if s in EXITS]
-    for (before, before_on), (after, after_on) in itertools.pairwise(progress):
-        if after_on < before_on:
-            plan.error(
-                line, "out_of_order", f"{after.value}_on", f"Cannot be before {before.value}_on."
+    for status, message in milestone_order_problems(dated):
+        plan.error(line, "out_of_order", f"{status.value}_on", message)
+    for skipped in skipped_milestones(dated):
+        plan.warnings.append(
+            RowProblem(
+                line=line,
+                code="missing_milestone",
+                field=f"{skipped.value}_on",
+                message=f"No {skipped.value} date, though a later milestone is recorded.",
             )
-    if len(exits) > 1:
-        plan.error(
-            line,
-            "out_of_order",
-            exits[1][0].value + "_on",
-            "A referral ends only once: give one of disengaged, withdrawn, closed.",
         )
-    if exits and any(s == Status.completed for s, _ in progress):
-        plan.error(
-            line,
-            "out_of_order",
-            exits[0][0].value + "_on",
-            "A completed referral cannot also have ended early.",
-        )
-    if exits and progress and exits[0][1] < progress[-1][1]:
-        plan.error(
-            line,
-            "out_of_order",
-            exits[0][0].value + "_on",
-            f"Cannot be before {progress[-1][0].value}_on.",
-        )
-    reached = {s for s, _ in progress}
-    if reached:
-        furthest = max(PROGRESS.index(s) for s in reached)
-        for skipped in PROGRESS[1:furthest]:
-            if skipped not in reached:
-                plan.warnings.append(
-                    RowProblem(
-                        line=line,
-                        code="missing_milestone",
-                        field=f"{skipped.value}_on",
-                        message=f"No {skipped.value} date, though a later milestone is recorded.",
-                    )
-                )
-    return sorted(dated, key=lambda item: (item[1], _ORDER[item[0]]))
-
-
-_ORDER = {status: index for index, status in enumerate((*PROGRESS, *EXITS))}
+    return in_lifecycle_order(dated)
 
 
 def plan_import(

@@ -36,6 +36,7 @@ from programme.platform.settings import Settings
 from programme.platform.tables import Agency, AuditAction, RecordType
 from referrals import rules
 from referrals.rules import OPEN, Status
+from referrals.tables import Person, Referral
 
 
 async def _existing_people(rows: list[AcceptedRow]) -> dict[int, str]:
@@ -135,9 +136,9 @@ async def _write(
     agency_ids, created = await _agencies(
         {r.agency for r in plan.accepted} | {r.agency for r in plan.returned}, actor
     )
-    people: list[tuple[Any, ...]] = []
+    people: list[dict[str, Any]] = []
     person_ids: dict[str, UUID] = {}
-    referrals: list[tuple[Any, ...]] = []
+    referrals: list[dict[str, Any]] = []
     events: list[tuple[Any, ...]] = []
     audited: list[UUID] = []
     for row in sorted(plan.accepted, key=lambda r: r.submission.received_on):
@@ -147,47 +148,25 @@ async def _write(
             if who == row.person_key:
                 person_ids[who] = uuid.uuid4()
                 people.append(
-                    (
-                        person_ids[who],
-                        sub.first_name,
-                        sub.last_name,
-                        sub.date_of_birth,
-                        sub.phone,
-                        sub.gender.value,
-                        row.person_key,
-                        now,
-                    )
+                    {"id": person_ids[who], **rules.person_values(sub), "created_at": now}
                 )
             else:
                 person_ids[who] = UUID(who)
         referral_id = uuid.uuid4()
         status, status_on = final_status(row.milestones, sub.received_on)
-        quality = rules.assess_quality(sub)
         referrals.append(
-            (
-                referral_id,
-                row.reference,
-                person_ids[who],
-                agency_ids[row.agency],
-                actor.id,
-                sub.received_on,
-                status.value,
-                status_on,
-                sub.local_authority,
-                sub.relationship.value,
-                sub.risk_level.value if sub.risk_level else None,
-                sub.prior_incidents,
-                sub.substance_misuse,
-                sub.mental_health,
-                sub.children_in_household,
-                sub.consent_obtained_on,
-                sub.consent_method.value,
-                sub.notes,
-                quality.score,
-                json.dumps([m.field for m in quality.missing]),
-                1,
-                now,
-            )
+            {
+                "id": referral_id,
+                "reference": row.reference,
+                "person": person_ids[who],
+                "agency": agency_ids[row.agency],
+                "submitted_by": actor.id,
+                "status": status.value,
+                "status_on": status_on,
+                **rules.referral_values(sub, rules.assess_quality(sub)),
+                "version": 1,
+                "created_at": now,
+            }
         )
         for step, on in [(Status.accepted, sub.received_on), *row.milestones]:
             events.append((referral_id, step.value, on, actor.id, now, "import"))
@@ -205,48 +184,14 @@ async def _write(
         )
         for r in plan.returned
     ]
-    await connection.copy_records_to_table(
-        "person",
-        records=people,
-        columns=[
-            "id",
-            "first_name",
-            "last_name",
-            "date_of_birth",
-            "phone",
-            "gender",
-            "match_key",
-            "created_at",
-        ],
-    )
-    await connection.copy_records_to_table(
-        "referral",
-        records=referrals,
-        columns=[
-            "id",
-            "reference",
-            "person",
-            "agency",
-            "submitted_by",
-            "received_on",
-            "status",
-            "status_on",
-            "local_authority",
-            "relationship",
-            "risk_level",
-            "prior_incidents",
-            "substance_misuse",
-            "mental_health",
-            "children_in_household",
-            "consent_obtained_on",
-            "consent_method",
-            "notes",
-            "quality_score",
-            "missing_details",
-            "version",
-            "created_at",
-        ],
-    )
+    for table, records in ((Person, people), (Referral, referrals)):
+        if records:
+            columns = list(records[0])
+            await connection.copy_records_to_table(
+                table._meta.tablename,
+                records=[tuple(record[c] for c in columns) for record in records],
+                columns=columns,
+            )
     await connection.copy_records_to_table(
         "referral_event",
         records=events,

@@ -42,6 +42,7 @@ from referral_data import CSV_COLUMNS, expected_outcome, referrals_csv
 from programme.platform import database
 from programme.platform.accounts.schemas import Principal
 from programme.platform.clock import today as programme_today
+from programme.platform.crypto import KeyPurpose, purpose_key
 from programme.platform.settings import get_settings
 from referrals import import_service
 from referrals.importer import plan_import
@@ -183,7 +184,8 @@ def run_plan(content: bytes) -> float:
             content,
             today=programme_today(),
             commissioned_areas=settings.commissioned_areas,
-            secret=settings.token_secret(),
+            fingerprint_key=purpose_key(settings, KeyPurpose.import_fingerprint),
+            reference_key=purpose_key(settings, KeyPurpose.generated_reference),
         )
     if plan.errors:
         raise RuntimeError(f"plan_import found errors: {plan.errors[:3]}")

@@ -1363,6 +1363,7 @@ async def _analyse_in_child(as_of: date, limit: float) -> dict[str, Any]:
     environment["DATABASE_URL"] = database.database_url()
     environment.setdefault("INSPIRE_SECRET_KEY", "bench-signing-key-not-for-production-use-0123")
     environment.setdefault("INSPIRE_ENCRYPTION_KEY", "bench-encryption-key-not-for-production-0123")
+    environment.setdefault("INSPIRE_PSEUDONYM_KEY", "bench-pseudonym-key-not-for-production-0123")
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         THIS_FILE,
@@ -1696,6 +1697,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         os.environ.setdefault(
             "INSPIRE_ENCRYPTION_KEY", "bench-encryption-key-not-for-production-0123456789"
+        )
+        os.environ.setdefault(
+            "INSPIRE_PSEUDONYM_KEY", "bench-pseudonym-key-not-for-production-use-0123456789"
         )
     # Before any project module is imported: a short path (the embedded server's
     # Unix socket lives in it) that nobody else uses.

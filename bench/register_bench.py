@@ -1056,6 +1056,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         os.environ.setdefault("INSPIRE_SECRET_KEY", secrets.token_urlsafe(48))
         os.environ.setdefault("INSPIRE_ENCRYPTION_KEY", secrets.token_urlsafe(48))
+        os.environ.setdefault("INSPIRE_PSEUDONYM_KEY", secrets.token_urlsafe(48))
     signal.signal(signal.SIGTERM, _terminated)
     sys.path.insert(0, str(BENCH_DIR))
     children: list[Child] = []

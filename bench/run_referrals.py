@@ -247,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault(
             "INSPIRE_ENCRYPTION_KEY", "bench-encryption-key-not-for-production-0123456789"
         )
+        os.environ.setdefault(
+            "INSPIRE_PSEUDONYM_KEY", "bench-pseudonym-key-not-for-production-use-0123456789"
+        )
     # Before any project module is imported: a short path (the embedded server's
     # Unix socket lives in it) that nobody else uses.
     data_dir = Path(tempfile.mkdtemp(prefix="inspire-bench-"))

@@ -15,6 +15,7 @@ from outcomes import reoffending, reports, schemas, services
 from programme.platform.accounts import access
 from programme.platform.accounts.schemas import Principal
 from programme.platform.clock import today
+from programme.platform.crypto import KeyPurpose, purpose_key
 from programme.platform.errors import FieldError, InvalidInput
 from programme.platform.tables import Role
 
@@ -120,8 +121,9 @@ class ReoffendingImportController(Controller):
     ) -> Response[schemas.ReoffenceImportReport]:
         """Import police-recorded incidents (CSV body); 422 listing every row if none imported."""
         report = await reoffending.import_reoffending(
-            await request.body(), access.current_user(request), state.settings.token_secret(),
-            today(), skip_invalid=skip_invalid,
+            await request.body(), access.current_user(request),
+            purpose_key(state.settings, KeyPurpose.import_fingerprint), today(),
+            skip_invalid=skip_invalid,
         )  # fmt: skip
         nothing_written = bool(report.errors) and not skip_invalid
         return Response(report, status_code=422 if nothing_written else 200)

@@ -92,7 +92,7 @@ async def _people_by_key(keys: list[str]) -> dict[str, list[UUID]]:
 
 
 async def import_reoffending(
-    content: bytes, actor: Principal, secret: str, today: date, *, skip_invalid: bool
+    content: bytes, actor: Principal, fingerprint_key: str, today: date, *, skip_invalid: bool
 ) -> ReoffenceImportReport:
     errors: list[RowError] = []
     rows = _rows(content, errors)
@@ -182,7 +182,7 @@ async def import_reoffending(
         identity = (item["person"], item["on"], item["type"] or "")
         seen[identity] += 1
         item["fingerprint"] = keyed_digest(
-            secret, f"incident|{identity[0]}|{identity[1]}|{identity[2]}|{seen[identity]}"
+            fingerprint_key, f"incident|{identity[0]}|{identity[1]}|{identity[2]}|{seen[identity]}"
         )
     stored = await Reoffence.select(Reoffence.fingerprint).where(
         Reoffence.fingerprint.is_in([i["fingerprint"] for i in good] or [""])

@@ -13,6 +13,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from programme.platform.accounts import access
 from programme.platform.accounts.schemas import Principal
 from programme.platform.clock import today
+from programme.platform.crypto import KeyPurpose, purpose_key
 from programme.platform.tables import Role
 from referrals import reading, services
 from referrals.intake import SUBMISSION_FIELDS
@@ -63,7 +64,7 @@ class ReferralController(Controller):
     ) -> ReferralPage:
         """Referrals newest first, in the caller's role's view."""
         filters = reading.ReferralFilters(status, agency, received_from, received_to)
-        secret = state.settings.token_secret()
+        secret = purpose_key(state.settings, KeyPurpose.pseudonym)
         return await reading.list_referrals(
             access.current_user(request), filters, limit, offset, secret
         )
@@ -76,7 +77,7 @@ class ReferralController(Controller):
         self, referral_id: FromPath[UUID], request: AnyUser, state: State
     ) -> ReferralView:
         """One referral with its dated timeline, in the caller's role's view."""
-        secret = state.settings.token_secret()
+        secret = purpose_key(state.settings, KeyPurpose.pseudonym)
         return await reading.get_referral(access.current_user(request), referral_id, secret)
 
     @post("/{referral_id:uuid}/events", guards=[access.requires(Role.facilitator, Role.admin)])

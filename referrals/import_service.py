@@ -10,6 +10,7 @@ from uuid import UUID
 
 from programme.platform.accounts.schemas import Principal
 from programme.platform.accounts.services import get_or_create_agency
+from programme.platform.crypto import KeyPurpose, purpose_key
 from programme.platform.database import engine
 from programme.platform.settings import Settings
 from programme.platform.tables import Agency, AuditAction
@@ -81,9 +82,12 @@ async def import_referrals(
     content: bytes, actor: Principal, settings: Settings, today: date, *, skip_invalid: bool
 ) -> ImportReport:
     """Check the whole file, then write all of it (or, with ``skip_invalid``, its good rows)."""
-    secret = settings.token_secret()
     plan = plan_import(
-        content, today=today, commissioned_areas=settings.commissioned_areas, secret=secret
+        content,
+        today=today,
+        commissioned_areas=settings.commissioned_areas,
+        fingerprint_key=purpose_key(settings, KeyPurpose.import_fingerprint),
+        reference_key=purpose_key(settings, KeyPurpose.generated_reference),
     )
     already = await _drop_already_imported(plan)
     identity = await _existing_people(plan.accepted)

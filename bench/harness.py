@@ -54,6 +54,7 @@ PLATFORM_DATABASE = "programme.platform.database"
 THROWAWAY_KEYS = {
     "INSPIRE_SECRET_KEY": "bench-signing-key-not-for-production-use-0123456789",
     "INSPIRE_ENCRYPTION_KEY": "bench-encryption-key-not-for-production-0123456789",
+    "INSPIRE_PSEUDONYM_KEY": "bench-pseudonym-key-not-for-production-0123456789",
 }
 """Keys for a run on DATABASE_URL where none are set (the embedded set-up makes its own)."""
 SERVER_START_LIMIT = 120.0

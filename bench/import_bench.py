@@ -46,6 +46,7 @@ from programme.imports.rules import plan_import
 
 # The project's code this benchmark measures (the one place bench/ names it).
 from programme.platform.accounts.schemas import Principal
+from programme.platform.crypto import KeyPurpose, purpose_key
 from programme.platform.settings import get_settings
 from referrals.rules import dialable_uk_number
 
@@ -185,7 +186,8 @@ def run_plan(content: bytes) -> float:
             content,
             today=today(),
             commissioned_areas=settings.commissioned_areas,
-            secret=settings.token_secret(),
+            fingerprint_key=purpose_key(settings, KeyPurpose.import_fingerprint),
+            reference_key=purpose_key(settings, KeyPurpose.generated_reference),
         )
     if plan.errors:
         raise RuntimeError(f"plan_import found errors: {plan.errors[:3]}")

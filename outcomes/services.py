@@ -29,6 +29,9 @@ async def record_victims(
     referral_id: UUID, victims: Sequence[VictimDetails], actor: Principal
 ) -> list[UUID]:
     """Store victims' details encrypted, each with its consent-to-contact record."""
+    if not victims:
+        # Nothing to encrypt: a referral naming no victim must not depend on the encryption key.
+        return []
     crypt = cipher()
     ids = []
     for victim in victims:

@@ -60,6 +60,7 @@ def create_app(
 ) -> Litestar:
     """Build the service. ``extra_routes`` exists for tests of the access rules."""
     settings = settings or get_settings()
+    settings.require_keys()
     jwt_auth = access.build_jwt_auth(settings)
 
     async def open_pool() -> None:

@@ -69,7 +69,7 @@ def serve(host: str, port: int) -> None:
     from programme.platform.settings import get_settings
 
     settings = get_settings()
-    settings.token_secret()  # refuse to start without a key before doing anything else
+    settings.require_keys()  # before migrating: a server missing a key must not start at all
     asyncio.run(database.migrate())
     app = create_app(settings)
     where = "embedded database" if settings.uses_embedded_database else "DATABASE_URL"
@@ -163,10 +163,11 @@ def import_reoffending(file: str, skip_invalid: bool) -> None:
 
     from programme.imports.services import import_reoffending as run_import
     from programme.platform.clock import today
+    from programme.platform.crypto import KeyPurpose, purpose_key
     from programme.platform.settings import get_settings
 
     content = Path(file).read_bytes()
-    secret = get_settings().token_secret()
+    secret = purpose_key(get_settings(), KeyPurpose.import_fingerprint)
     report = run_with_database(
         lambda: run_import(content, CLI_ACTOR, secret, today(), skip_invalid=skip_invalid)
     )

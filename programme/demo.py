@@ -36,6 +36,7 @@ from programme.delivery.tables import Group
 from programme.imports.services import import_referrals, import_reoffending
 from programme.platform.accounts import services as accounts
 from programme.platform.accounts.schemas import AccountCreate, Principal
+from programme.platform.crypto import KeyPurpose, purpose_key
 from programme.platform.errors import Conflict
 from programme.platform.settings import Settings
 from programme.platform.tables import Account, Role
@@ -319,7 +320,7 @@ async def _incidents(
     report = await import_reoffending(
         ("\n".join(lines) + "\n").encode(),
         actor,
-        settings.token_secret(),
+        purpose_key(settings, KeyPurpose.import_fingerprint),
         today,
         skip_invalid=False,
     )

@@ -13,6 +13,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from programme.platform.accounts import access
 from programme.platform.clock import today
+from programme.platform.crypto import KeyPurpose, purpose_key
 from programme.platform.tables import Role
 from referrals import services
 from referrals.rules import SUBMISSION_FIELDS, Status
@@ -64,7 +65,7 @@ class ReferralController(Controller):
     ) -> ReferralPage:
         """Referrals newest first, in the caller's role's view."""
         filters = services.ReferralFilters(status, agency, received_from, received_to)
-        secret = state.settings.token_secret()
+        secret = purpose_key(state.settings, KeyPurpose.pseudonym)
         return await services.list_referrals(actor, filters, limit, offset, secret)
 
     @get(
@@ -79,7 +80,7 @@ class ReferralController(Controller):
         outcomes: NamedDependency[OutcomesHooks],
     ) -> ReferralView:
         """One referral with its dated timeline, in the caller's role's view."""
-        secret = state.settings.token_secret()
+        secret = purpose_key(state.settings, KeyPurpose.pseudonym)
         return await services.get_referral(actor, referral_id, secret, outcomes)
 
     @post("/{referral_id:uuid}/events", guards=[access.requires(Role.facilitator, Role.admin)])

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,9 @@ else:
     )
     os.environ.setdefault(
         "INSPIRE_ENCRYPTION_KEY", "test-encryption-key-not-for-production-0123456789"
+    )
+    os.environ.setdefault(
+        "INSPIRE_PSEUDONYM_KEY", "test-pseudonym-key-not-for-production-use-0123456789"
     )
 
 from litestar import Litestar  # noqa: E402
@@ -126,6 +130,32 @@ async def client(app: Litestar, clean_database: None) -> AsyncIterator[httpx.Asy
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
+
+
+NEW_SIGNING_KEY = "a new signing key, as after a leak, 0123456789"
+"""An ``INSPIRE_SECRET_KEY`` that no test starts with."""
+
+
+@pytest.fixture
+async def client_after_new_signing_key(
+    app: Litestar, client: httpx.AsyncClient
+) -> AsyncIterator[httpx.AsyncClient]:
+    """HTTP into the same service restarted with ``NEW_SIGNING_KEY``, every other key unchanged.
+
+    It shares ``app``'s connection pool and database, so it needs no start-up of its own.
+    Tokens signed before the change are refused by it; sign in again with ``log_in``.
+    """
+    restarted = create_app(replace(app.state.settings, secret_key=NEW_SIGNING_KEY))
+    transport = httpx.ASGITransport(app=restarted)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+async def log_in(http: httpx.AsyncClient, username: str) -> dict[str, str]:
+    """Bearer headers from ``POST /auth/login``, for an account made with ``sign_in``."""
+    response = await http.post("/auth/login", json={"username": username, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 SignIn = Callable[..., Awaitable[dict[str, str]]]

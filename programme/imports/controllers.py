@@ -10,6 +10,7 @@ from programme.imports import services
 from programme.imports.schemas import ImportReport
 from programme.platform.accounts import access
 from programme.platform.clock import today
+from programme.platform.crypto import KeyPurpose, purpose_key
 from programme.platform.tables import Role
 
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
@@ -51,7 +52,8 @@ class ImportController(Controller):
     ) -> Response[ImportReport]:
         """Import police-recorded incidents (CSV body); 422 listing every row if none imported."""
         report = await services.import_reoffending(
-            await request.body(), actor, state.settings.token_secret(), today(),
+            await request.body(), actor,
+            purpose_key(state.settings, KeyPurpose.import_fingerprint), today(),
             skip_invalid=skip_invalid,
         )  # fmt: skip
         return _answer(report, skip_invalid)

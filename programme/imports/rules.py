@@ -191,7 +191,12 @@ def _milestones(line: int, row: dict[str, str], received_on: date, today: date, 
 
 
 def plan_import(
-    content: bytes, *, today: date, commissioned_areas: tuple[str, ...], secret: str
+    content: bytes,
+    *,
+    today: date,
+    commissioned_areas: tuple[str, ...],
+    fingerprint_key: str,
+    reference_key: str,
 ) -> Plan:
     """Check every row of a file; the database is not touched."""
     plan = Plan()
@@ -228,16 +233,14 @@ def plan_import(
                     agency=agency,
                     received_on=received_on,
                     reasons=checked.reasons,
-                    fingerprint=keyed_digest(secret, "returned|" + content_key),
+                    fingerprint=keyed_digest(fingerprint_key, "returned|" + content_key),
                 )
             )
             continue
         sub = checked.submission
         person_key = match_key(sub.first_name, sub.last_name, sub.date_of_birth)
-        reference = (
-            sub.reference
-            or "IMP-"
-            + keyed_digest(secret, f"{person_key}|{sub.received_on.isoformat()}")[:12].upper()
+        reference = sub.reference or "IMP-" + (
+            keyed_digest(reference_key, f"{person_key}|{sub.received_on.isoformat()}")[:12].upper()
         )
         if reference in seen_references:
             plan.error(

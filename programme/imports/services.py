@@ -31,6 +31,7 @@ from programme.platform import database
 from programme.platform.accounts.schemas import Principal
 from programme.platform.accounts.services import get_or_create_agency
 from programme.platform.audit import services as audit
+from programme.platform.crypto import KeyPurpose, purpose_key
 from programme.platform.database import engine
 from programme.platform.settings import Settings
 from programme.platform.tables import Agency, AuditAction, RecordType
@@ -87,9 +88,12 @@ async def import_referrals(
     content: bytes, actor: Principal, settings: Settings, today: date, *, skip_invalid: bool
 ) -> ImportReport:
     """Check the whole file, then write all of it (or, with ``skip_invalid``, its good rows)."""
-    secret = settings.token_secret()
     plan = plan_import(
-        content, today=today, commissioned_areas=settings.commissioned_areas, secret=secret
+        content,
+        today=today,
+        commissioned_areas=settings.commissioned_areas,
+        fingerprint_key=purpose_key(settings, KeyPurpose.import_fingerprint),
+        reference_key=purpose_key(settings, KeyPurpose.generated_reference),
     )
     already = await _drop_already_imported(plan)
     identity = await _existing_people(plan.accepted)
@@ -218,7 +222,7 @@ async def _write(
 
 
 async def import_reoffending(
-    content: bytes, actor: Principal, secret: str, today: date, *, skip_invalid: bool
+    content: bytes, actor: Principal, fingerprint_key: str, today: date, *, skip_invalid: bool
 ) -> ImportReport:
     """Police-recorded incidents: every row matched to one referred person, or nothing written.
 
@@ -283,7 +287,7 @@ async def import_reoffending(
         identity = (person, item.offence_on, item.offence_type or "")
         seen[identity] += 1
         fingerprint = keyed_digest(
-            secret, f"incident|{identity[0]}|{identity[1]}|{identity[2]}|{seen[identity]}"
+            fingerprint_key, f"incident|{identity[0]}|{identity[1]}|{identity[2]}|{seen[identity]}"
         )
         fingerprinted.append((item, person, fingerprint))
     known = {

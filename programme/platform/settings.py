@@ -22,6 +22,11 @@ class ConfigurationError(Exception):
 
 COMMISSIONED_AREAS = ("Barnsley", "Doncaster", "Rotherham", "Sheffield")
 
+SIGNING_KEY = "INSPIRE_SECRET_KEY"
+ENCRYPTION_KEY = "INSPIRE_ENCRYPTION_KEY"
+PSEUDONYM_KEY = "INSPIRE_PSEUDONYM_KEY"
+MIN_KEY_LENGTH = 16
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -30,7 +35,13 @@ class Settings:
     data_dir: Path
     """Where the embedded database, generated keys and exports live."""
     secret_key: str | None
-    """Signs access tokens. Required with ``DATABASE_URL``; generated otherwise."""
+    """Signs access tokens, and nothing else, so it can be changed after a leak."""
+    encryption_secret: str | None = None
+    """``INSPIRE_ENCRYPTION_KEY`` as given: encrypts victims' details and notes."""
+    pseudonym_secret: str | None = None
+    """``INSPIRE_PSEUDONYM_KEY`` as given: keys every digest that must stay stable
+    for the life of the data (monitors' pseudonyms, import fingerprints, generated
+    references)."""
     token_ttl_minutes: int = 60
     login_max_failures: int = 5
     """Failed logins for one username before it is locked out."""
@@ -46,24 +57,64 @@ class Settings:
 
     def token_secret(self) -> str:
         """The token signing key, generating and keeping one for the embedded setup."""
-        if self.secret_key:
-            return self.secret_key
-        if not self.uses_embedded_database:
-            raise ConfigurationError(
-                "INSPIRE_SECRET_KEY must be set when DATABASE_URL points at a real server"
-            )
-        return _kept_secret(self.data_dir / "secret_key")
+        return self._key(SIGNING_KEY, self.secret_key, "secret_key")
 
     def encryption_key(self) -> str:
-        """The key for encrypted columns; same rules as the signing key."""
-        env = os.environ.get("INSPIRE_ENCRYPTION_KEY")
-        if env:
-            return env
+        """The key (or comma-separated keys, newest first) for encrypted columns."""
+        return self._key(ENCRYPTION_KEY, self.encryption_secret, "encryption_key")
+
+    def pseudonym_key(self) -> str:
+        """The secret each purpose's digest key is derived from (see ``crypto.purpose_key``)."""
+        key = self._key(PSEUDONYM_KEY, self.pseudonym_secret, "pseudonym_key")
+        if len(key) < MIN_KEY_LENGTH:
+            raise _too_short(PSEUDONYM_KEY)
+        return key
+
+    def require_keys(self) -> None:
+        """Refuse to start without every key, naming all the missing ones at once.
+
+        Each key is otherwise read when first needed, so a missing one would let
+        the server start and then fail request by request.
+        """
+        given = {
+            SIGNING_KEY: self.secret_key,
+            ENCRYPTION_KEY: self.encryption_secret,
+            PSEUDONYM_KEY: self.pseudonym_secret,
+        }
+        missing = [name for name, value in given.items() if not value]
+        if missing and not self.uses_embedded_database:
+            raise ConfigurationError(_must_be_set(missing))
+        self.token_secret()
+        encryption_keys(self.encryption_key())
+        self.pseudonym_key()
+
+    def _key(self, name: str, given: str | None, kept_in: str) -> str:
+        if given:
+            return given
         if not self.uses_embedded_database:
-            raise ConfigurationError(
-                "INSPIRE_ENCRYPTION_KEY must be set when DATABASE_URL points at a real server"
-            )
-        return _kept_secret(self.data_dir / "encryption_key")
+            raise ConfigurationError(_must_be_set([name]))
+        return _kept_secret(self.data_dir / kept_in)
+
+
+def encryption_keys(value: str) -> list[str]:
+    """The comma-separated keys in ``INSPIRE_ENCRYPTION_KEY``, newest first.
+
+    Older keys stay listed so values they encrypted can still be read.
+    """
+    keys = [part.strip() for part in value.split(",") if part.strip()]
+    if not keys or any(len(key) < MIN_KEY_LENGTH for key in keys):
+        raise _too_short(ENCRYPTION_KEY)
+    return keys
+
+
+def _too_short(name: str) -> ConfigurationError:
+    # People type these; a short one could be guessed from what it protects.
+    return ConfigurationError(f"{name} must be at least {MIN_KEY_LENGTH} characters")
+
+
+def _must_be_set(names: list[str]) -> str:
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return f"{listed} must be set when DATABASE_URL points at a real server"
 
 
 def _kept_secret(path: Path) -> str:
@@ -107,7 +158,9 @@ def get_settings() -> Settings:
     return Settings(
         database_url=os.environ.get("DATABASE_URL") or None,
         data_dir=Path(data_dir).expanduser().resolve(),
-        secret_key=os.environ.get("INSPIRE_SECRET_KEY") or None,
+        secret_key=os.environ.get(SIGNING_KEY) or None,
+        encryption_secret=os.environ.get(ENCRYPTION_KEY) or None,
+        pseudonym_secret=os.environ.get(PSEUDONYM_KEY) or None,
         token_ttl_minutes=_int("INSPIRE_TOKEN_TTL_MINUTES", 60),
         login_max_failures=_int("INSPIRE_LOGIN_MAX_FAILURES", 5),
         login_lockout_minutes=_int("INSPIRE_LOGIN_LOCKOUT_MINUTES", 15),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from outcomes.tables import Reoffence
 from programme.platform.tables import Role
 from referrals.tables import Person
-from tests.conftest import distinct_referral, inspire
+from tests.conftest import NEW_SIGNING_KEY, distinct_referral, inspire, log_in
 
 pytestmark = pytest.mark.anyio
 
@@ -25,10 +27,10 @@ async def referred(client, sign_in):
     return references
 
 
-def run_import(tmp_path, text, *extra):
+def run_import(tmp_path, text, *extra, env=None):
     path = tmp_path / "incidents.csv"
     path.write_text(text)
-    return inspire("import", "reoffending", str(path), *extra)
+    return inspire("import", "reoffending", str(path), *extra, env=env)
 
 
 @pytest.mark.smoke
@@ -96,6 +98,31 @@ async def test_importing_the_same_file_twice_adds_nothing(tmp_path, referred):
     second = run_import(tmp_path, text)
     assert "imported 0" in second.stdout and "already present 2" in second.stdout
     assert await Reoffence.count() == 2
+
+
+async def test_changing_the_signing_key_does_not_make_an_imported_file_new(
+    tmp_path, referred, client_after_new_signing_key, sign_in
+):
+    text = (
+        "reference,offence_date,offence_type\n"
+        "SYP-0001,2026-10-20,assault\n"
+        "SYP-0001,2026-10-20,assault\n"
+        "SYP-0002,2026-10-21,\n"
+    )
+    first = run_import(tmp_path, text)
+    assert "imported 3" in first.stdout, first.stderr
+
+    again = run_import(tmp_path, text, env={**os.environ, "INSPIRE_SECRET_KEY": NEW_SIGNING_KEY})
+    assert "imported 0" in again.stdout and "already present 3" in again.stdout, again.stderr
+
+    await sign_in(Role.admin, "alice")
+    after_change = client_after_new_signing_key
+    over_http = await after_change.post(
+        "/imports/reoffending", content=text.encode(), headers=await log_in(after_change, "alice")
+    )
+    assert over_http.status_code == 200, over_http.text
+    assert (over_http.json()["imported"], over_http.json()["already_present"]) == (0, 3)
+    assert await Reoffence.count() == 3
 
 
 async def test_a_name_matching_two_people_is_ambiguous(tmp_path, referred):

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import asyncpg
 import pytest
 
 from outcomes.tables import Feedback, Victim
 from programme.platform import database
+from programme.platform.crypto import cipher
+from programme.platform.settings import ConfigurationError, get_settings
 from programme.platform.tables import AuditEvent, Role
 from tests.conftest import good_referral
 from tests.outcomes.conftest import VICTIM, VICTIM_TRACES
@@ -20,6 +25,32 @@ async def raw_rows(table: str) -> list[str]:
         return [r["row"] for r in await connection.fetch(f'SELECT t::text AS row FROM "{table}" t')]
     finally:
         await connection.close()
+
+
+@contextmanager
+def no_encryption_key() -> Iterator[None]:
+    """As on a real server (DATABASE_URL) whose INSPIRE_ENCRYPTION_KEY is not set."""
+    try:
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("DATABASE_URL", database.database_url())
+            env.delenv("INSPIRE_ENCRYPTION_KEY", raising=False)
+            get_settings.cache_clear()
+            cipher.cache_clear()
+            yield
+    finally:
+        # Settings are read once per process: make the next test read the real ones.
+        get_settings.cache_clear()
+        cipher.cache_clear()
+
+
+async def test_a_referral_naming_no_victim_does_not_need_the_encryption_key(client, sign_in):
+    referrer = await sign_in(Role.referrer, "rita")
+    with no_encryption_key():
+        with pytest.raises(ConfigurationError, match="INSPIRE_ENCRYPTION_KEY"):
+            cipher()
+        response = await client.post("/referrals", json=good_referral(), headers=referrer)
+    assert response.status_code == 201, response.text
+    assert await Victim.count() == 0
 
 
 @pytest.mark.smoke

@@ -94,14 +94,44 @@ async def test_adding_the_same_username_twice_is_refused(clean_database):
     assert "taken" in second.stderr
 
 
-def test_a_real_server_needs_a_signing_key(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "INSPIRE_SECRET_KEY"}
+KEYS = ("INSPIRE_SECRET_KEY", "INSPIRE_ENCRYPTION_KEY", "INSPIRE_PSEUDONYM_KEY")
+
+
+def serve_a_real_server(tmp_path, **keys: str):
+    """``inspire serve`` with DATABASE_URL (a server nobody runs) and only the ``keys`` given."""
+    env = {k: v for k, v in os.environ.items() if k not in KEYS}
+    env.update(keys)
     env["DATABASE_URL"] = "postgresql://nobody@127.0.0.1:1/none"
     env["INSPIRE_DATA_DIR"] = str(tmp_path)
-    result = inspire("serve", env=env)
+    return inspire("serve", env=env)
+
+
+@pytest.mark.parametrize(
+    "missing",
+    [
+        KEYS,
+        ("INSPIRE_SECRET_KEY",),
+        ("INSPIRE_ENCRYPTION_KEY",),
+        ("INSPIRE_PSEUDONYM_KEY",),
+        ("INSPIRE_ENCRYPTION_KEY", "INSPIRE_PSEUDONYM_KEY"),
+    ],
+)
+def test_a_real_server_refuses_to_start_in_one_line_naming_every_missing_key(tmp_path, missing):
+    given = {key: f"{key.lower()}-long-enough-for-a-test" for key in KEYS if key not in missing}
+    result = serve_a_real_server(tmp_path, **given)
     assert result.returncode != 0
-    assert "INSPIRE_SECRET_KEY" in result.stderr
     assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert [key for key in KEYS if key in result.stderr] == list(missing), result.stderr
+
+
+@pytest.mark.parametrize("short", ["INSPIRE_ENCRYPTION_KEY", "INSPIRE_PSEUDONYM_KEY"])
+def test_a_real_server_refuses_to_start_with_a_short_key(tmp_path, short):
+    given = {key: f"{key.lower()}-long-enough-for-a-test" for key in KEYS}
+    result = serve_a_real_server(tmp_path, **(given | {short: "too-short"}))
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"inspire: {short} must be at least 16 characters"
 
 
 @pytest.mark.smoke

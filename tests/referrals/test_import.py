@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from pathlib import Path
 
 import pytest
 
 from programme.platform.tables import Agency, Role
 from referrals.tables import Person, Referral, ReferralEvent, ReturnedReferral
-from tests.conftest import good_referral, inspire
+from tests.conftest import NEW_SIGNING_KEY, good_referral, inspire, log_in
 
 pytestmark = pytest.mark.anyio
 
@@ -42,10 +43,10 @@ def person(n: int, **overrides) -> dict:
     return row(**(distinct | overrides))
 
 
-def run_import(tmp_path: Path, text: str, *extra: str):
+def run_import(tmp_path: Path, text: str, *extra: str, env: dict[str, str] | None = None):
     path = tmp_path / "referrals.csv"
     path.write_text(text)
-    return inspire("import", "referrals", str(path), *extra)
+    return inspire("import", "referrals", str(path), *extra, env=env)
 
 
 @pytest.mark.smoke
@@ -79,6 +80,31 @@ async def test_importing_the_same_file_twice_adds_nothing(tmp_path, clean_databa
     second = run_import(tmp_path, text)
     assert second.returncode == 0, second.stderr
     assert "imported 0, returned 0, already present 3" in second.stdout
+    assert (await Referral.count(), await ReturnedReferral.count(),
+            await ReferralEvent.count()) == counts  # fmt: skip
+
+
+async def test_changing_the_signing_key_does_not_make_an_imported_file_new(
+    tmp_path, client, client_after_new_signing_key, sign_in
+):
+    # A generated reference, a returned referral's fingerprint, and a given reference.
+    text = csv_text([person(1), person(2, consent_given="no"), person(3, reference="SYP-9")])
+    first = run_import(tmp_path, text)
+    assert first.returncode == 0, first.stderr
+    counts = (await Referral.count(), await ReturnedReferral.count(), await ReferralEvent.count())
+
+    again = run_import(tmp_path, text, env={**os.environ, "INSPIRE_SECRET_KEY": NEW_SIGNING_KEY})
+    assert again.returncode == 0, again.stderr
+    assert "imported 0, returned 0, already present 3" in again.stdout
+
+    await sign_in(Role.admin, "alice")
+    after_change = client_after_new_signing_key
+    over_http = await after_change.post(
+        "/imports/referrals", content=text.encode(), headers=await log_in(after_change, "alice")
+    )
+    assert over_http.status_code == 200, over_http.text
+    body = over_http.json()
+    assert (body["imported"], body["returned"], body["already_present"]) == (0, 0, 3)
     assert (await Referral.count(), await ReturnedReferral.count(),
             await ReferralEvent.count()) == counts  # fmt: skip
 

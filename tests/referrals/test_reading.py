@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 
 import pytest
 
 from programme.platform.tables import AuditEvent, Role
 from referrals.tables import Person, Referral
-from tests.conftest import good_referral
+from tests.conftest import good_referral, log_in
 
 pytestmark = pytest.mark.anyio
 
@@ -106,6 +108,28 @@ async def test_a_pseudonym_is_stable_across_a_persons_referrals(client, sign_in)
     a = (await client.get(f"/referrals/{first['id']}", headers=monitor)).json()["pseudonym"]
     b = (await client.get(f"/referrals/{second['id']}", headers=monitor)).json()["pseudonym"]
     assert a == b
+
+
+async def test_changing_the_signing_key_leaves_pseudonyms_as_they_were(
+    app, client, client_after_new_signing_key, sign_in
+):
+    referrer = await sign_in(Role.referrer, "rita")
+    monitor = await sign_in(Role.monitor, "mo")
+    referral = (await client.post("/referrals", json=good_referral(), headers=referrer)).json()
+    path = f"/referrals/{referral['id']}"
+    before = (await client.get(path, headers=monitor)).json()["pseudonym"]
+
+    after_change = client_after_new_signing_key
+    assert (await after_change.get(path, headers=monitor)).status_code == 401
+    again = await after_change.get(path, headers=await log_in(after_change, "mo"))
+    assert again.status_code == 200, again.text
+    assert again.json()["pseudonym"] == before
+
+    # Nor is it the digest a holder of the signing key could compute for themselves.
+    row = await Referral.select(Referral.person).where(Referral.id == referral["id"]).first()
+    signing_key = app.state.settings.token_secret().encode()
+    by_signing_key = hmac.new(signing_key, b"person:" + row["person"].bytes, hashlib.sha256)
+    assert before != "P-" + by_signing_key.hexdigest()[:12].upper()
 
 
 async def test_filters_and_pagination(client, two_agencies, sign_in):

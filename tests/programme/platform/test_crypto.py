@@ -41,3 +41,12 @@ def test_keys_rotate_new_first_old_still_readable():
 def test_a_short_key_is_refused():
     with pytest.raises(ConfigurationError):
         FieldCipher("short")
+
+
+def test_a_value_encrypted_before_the_keys_were_split_by_purpose_still_decrypts():
+    # Made by the code before KeyPurpose: the field key's derivation must never change.
+    token = (
+        "gAAAAABrCVXZpQIx4SeDNtcnCAmBB2vaiHY0Sc9PxuARoZtgMs3eqcTX3ucy"
+        "-aTLU8r_JC5OGF60aW539xwqm_4FXoDtzx9AJQ=="
+    )
+    assert FieldCipher("a long enough key for testing only").decrypt(token) == "Sam"

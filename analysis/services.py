@@ -200,23 +200,11 @@ def _cell(quarter: str, stage: str, responded: int, improved: int, threshold: in
 async def load_cohort(as_of: date) -> tuple[pd.DataFrame, int]:
     """The cohort as of the cut-off, and how many referrals have no follow-up yet."""
     async with database.connection() as connection:
-        records = await connection.fetch(queries.COHORT_SQL, as_of)
+        statement = await connection.prepare(queries.COHORT_SQL)
+        records = await statement.fetch(as_of)
         excluded = await connection.fetchval(queries.NO_FOLLOW_UP_YET, as_of)
-    columns = [
-        "received_on",
-        "date_of_birth",
-        "gender",
-        "risk_level",
-        "prior_incidents",
-        "substance_misuse",
-        "mental_health",
-        "children_in_household",
-        "local_authority",
-        "agency",
-        "engaged_on",
-        "completed_on",
-        "reoffended_on",
-    ]
+        # The columns are the query's own: one list, in the SQL.
+        columns = [attribute.name for attribute in statement.get_attributes()]
     frame = pd.DataFrame.from_records([tuple(r) for r in records], columns=columns)
     return frame, int(excluded)
 

@@ -20,18 +20,8 @@ from harness import connect, execution_ms, explain, index_usage, log, median, pr
 from analysis import queries, services
 from programme.platform.quarters import Quarter, quarters_between
 
-COUNT_COLUMNS = (
-    "referrals",
-    "accepted",
-    "returned",
-    "contacted",
-    "engaging",
-    "started",
-    "completed",
-    "disengaged",
-    "withdrawn",
-    "closed",
-)
+COUNT_COLUMNS = services.QUARTERLY_COLUMNS[1:]
+"""The report's counts, which the bare aggregate must reproduce."""
 
 
 def quarters_back(today: date, count: int) -> tuple[Quarter, Quarter]:

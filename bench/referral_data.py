@@ -17,6 +17,8 @@ import io
 from datetime import date, timedelta
 from typing import Any
 
+from referrals.rules import SUBMISSION_FIELDS
+
 FIRST = [
     "Aaron",
     "Adam",
@@ -133,26 +135,7 @@ NOTES = (
 )
 
 MILESTONE_COLUMNS = ("contacted_on", "engaged_on", "started_on", "completed_on", "disengaged_on")
-API_FIELDS = (
-    "received_on",
-    "first_name",
-    "last_name",
-    "date_of_birth",
-    "gender",
-    "phone",
-    "local_authority",
-    "relationship",
-    "risk_level",
-    "prior_incidents",
-    "substance_misuse",
-    "mental_health",
-    "children_in_household",
-    "on_probation_programme",
-    "consent_given",
-    "consent_obtained_on",
-    "consent_method",
-    "notes",
-)
+API_FIELDS = tuple(f for f in SUBMISSION_FIELDS if f not in ("reference", "victims"))
 """The keys of ``api_body``: what POST /referrals receives, and the bare table's columns."""
 CSV_COLUMNS = ("agency", "reference", *API_FIELDS, *MILESTONE_COLUMNS)
 """The columns of an import file: agency and reference, what the API takes, the milestones."""

@@ -30,7 +30,7 @@ async def reoffending_plot(request: AnalysisRequest, today: date, fmt: str) -> b
     raw, _ = await services.load_cohort(as_of)
     if raw.empty:
         raise AnalysisError("no referral has any follow-up time by the data cut-off")
-    frame = services.follow_up(raw, request.horizon_days, as_of)
+    frame = services.follow_up(raw, request.horizon_days)
     if request.group_by:
         labels = group_labels(frame, request.group_by)
     else:

@@ -25,9 +25,15 @@ WITH milestones AS (
     WHERE r.received_on < $1 AND o.offence_date > r.received_on AND o.offence_date <= $1
     GROUP BY r.id
 )
+-- Days are counted here, as whole days (date - date is an integer in PostgreSQL),
+-- so no date the database can hold ever becomes an out-of-range timestamp.
 SELECT r.received_on, p.date_of_birth, p.gender, r.risk_level, r.prior_incidents,
        r.substance_misuse, r.mental_health, r.children_in_household, r.local_authority,
-       a.name AS agency, m.engaged_on, m.completed_on, f.reoffended_on
+       a.name AS agency,
+       $1 - r.received_on AS days_available,
+       m.engaged_on - r.received_on AS days_to_engaged,
+       m.completed_on - r.received_on AS days_to_completed,
+       f.reoffended_on - r.received_on AS days_to_reoffence
 FROM referral r
 JOIN person p ON p.id = r.person
 JOIN agency a ON a.id = r.agency

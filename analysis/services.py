@@ -209,26 +209,22 @@ async def load_cohort(as_of: date) -> tuple[pd.DataFrame, int]:
     return frame, int(excluded)
 
 
-def _days(later: pd.Series, earlier: pd.Series) -> np.ndarray:
-    delta = pd.to_datetime(later) - pd.to_datetime(earlier)
-    return delta.dt.days.to_numpy(dtype=float)
-
-
-def follow_up(frame: pd.DataFrame, horizon_days: int, as_of: date) -> pd.DataFrame:
+def follow_up(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
     """Add duration (days), event (0/1), and days to engagement and completion.
 
-    Each person is followed for min(horizon, as_of - received) days; a reoffence
+    Each person is followed for min(horizon, the days from referral to the cut-off the
+    cohort was read at) days; a reoffence
     within that counts as the event, anything later is censored.
     """
     out = frame.copy()
-    available = _days(pd.Series([as_of] * len(out), index=out.index), out["received_on"])
+    available = out["days_available"].to_numpy(dtype=float)
     limit = np.minimum(float(horizon_days), available)
-    to_event = _days(out["reoffended_on"], out["received_on"])
+    to_event = out["days_to_reoffence"].to_numpy(dtype=float)
     event = ~np.isnan(to_event) & (to_event <= limit)
     out["duration"] = np.where(event, to_event, limit)
     out["event"] = event.astype(int)
-    out["days_to_engaged"] = _days(out["engaged_on"], out["received_on"])
-    out["days_to_completed"] = _days(out["completed_on"], out["received_on"])
+    for status in STATUS_GROUPS:
+        out[f"days_to_{status}"] = out[f"days_to_{status}"].astype(float)
     born, received = _year_and_day(out["date_of_birth"]), _year_and_day(out["received_on"])
     out["age_at_referral"] = whole_years(*born, *received)
     return out
@@ -455,7 +451,7 @@ async def analyse(request: AnalysisRequest, today: date) -> schemas.ReoffendingO
     raw, excluded = await load_cohort(as_of)
     if raw.empty:
         raise AnalysisError("no referral has any follow-up time by the data cut-off")
-    frame = follow_up(raw, request.horizon_days, as_of)
+    frame = follow_up(raw, request.horizon_days)
     notes = [
         f"Time origin: the referral's received date. Event: the first police-recorded "
         f"domestic-abuse incident after it. Follow-up: {request.horizon_days} days or to "

@@ -181,7 +181,7 @@ async def survival_benchmark(
             finally:
                 await connection.close()
             with timed(times, "cohort.follow_up"):
-                frame = services.follow_up(raw, HORIZON_DAYS, as_of)
+                frame = services.follow_up(raw, HORIZON_DAYS)
             with timed(times, "kaplan_meier (all)"):
                 kaplan_meier(frame["duration"], frame["event"], HORIZON_DAYS)
             with timed(times, "design_matrix"):
@@ -361,7 +361,7 @@ async def _tracemalloc_runs(request: Any, now: date, as_of: date) -> dict[str, A
     out["analyse_peak"] = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     raw, _ = await services.load_cohort(as_of)
-    frame = services.follow_up(raw, HORIZON_DAYS, as_of)
+    frame = services.follow_up(raw, HORIZON_DAYS)
     matrix, _ = design_matrix(frame, COVARIATES)
     complete = matrix.notna().all(axis=1)
     bare_frame = pd.DataFrame(

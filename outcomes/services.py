@@ -21,7 +21,7 @@ from programme.platform.crypto import cipher
 from programme.platform.database import engine
 from programme.platform.errors import Conflict, FieldError, InvalidInput, NotFound
 from programme.platform.tables import AuditAction, RecordType
-from referrals.rules import VictimDetails, check_victim
+from referrals.rules import VictimDetails, check_victim, day_problem
 from referrals.tables import ParticipantAlert, Referral
 
 
@@ -127,8 +127,8 @@ async def change_consent(
     victim_id: UUID, change: schemas.ConsentChange, actor: Principal, today: date
 ) -> schemas.Victim:
     """Give, refuse or withdraw consent to contact; each change is its own dated record."""
-    if change.on > today:
-        raise InvalidInput(errors=[FieldError("future_date", "on", "Cannot be in the future.")])
+    if problem := day_problem("on", change.on, today):
+        raise InvalidInput(errors=[problem])
     if not await Victim.exists().where(Victim.id == victim_id):
         raise NotFound("No such victim record.")
     async with engine().transaction():
@@ -166,8 +166,8 @@ async def record_feedback(
 ) -> schemas.Feedback:
     """One feedback per stage; recording a stage again is a correction that replaces it."""
     problems = []
-    if data.collected_on > today:
-        problems.append(FieldError("future_date", "collected_on", "Cannot be in the future."))
+    if problem := day_problem("collected_on", data.collected_on, today):
+        problems.append(problem)
     victim = await Victim.select(Victim.id).where(Victim.id == victim_id).first()
     if victim is None:
         raise NotFound("No such victim record.")

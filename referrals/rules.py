@@ -102,6 +102,25 @@ DOMESTIC_RELATIONSHIPS = frozenset(
 
 MINIMUM_AGE = 16
 
+EARLIEST_BIRTH = date(1900, 1, 1)
+"""Nobody referred was born before this: an earlier date of birth is a typo (e.g. 0001-01-01)."""
+
+EARLIEST_RECORD = date(2015, 1, 1)
+"""No referral, consent or programme event predates this. South Yorkshire's perpetrator work
+before Inspire to Change reaches back to 2018; 2015 leaves room for older exports while
+refusing typed years like 0201 or 1926, which would otherwise sit in every report."""
+
+
+def day_problem(field: str, on: date, today: date) -> FieldError | None:
+    """A recorded day must have happened, and not before the tracker's records could begin."""
+    if on > today:
+        return FieldError("future_date", field, "Cannot be in the future.")
+    if on < EARLIEST_RECORD:
+        return FieldError(
+            "too_early", field, f"Cannot be before {EARLIEST_RECORD.isoformat()}: check the year."
+        )
+    return None
+
 
 def allowed_next(status: Status) -> list[Status]:
     """The event types that may follow ``status``, in lifecycle order."""
@@ -293,6 +312,14 @@ def check_victim(
                         "invalid", f"{where}.consent_obtained_on", "Cannot be in the future."
                     )
                 )
+            elif obtained_on < EARLIEST_RECORD:
+                errors.append(
+                    FieldError(
+                        "invalid",
+                        f"{where}.consent_obtained_on",
+                        f"Cannot be before {EARLIEST_RECORD.isoformat()}: check the year.",
+                    )
+                )
     if consent is True and raw_on is None:
         errors.append(
             FieldError(
@@ -467,7 +494,14 @@ class _Reader:
             return None
         return value
 
-    def day(self, name: str, *, required: bool, code: str = ReturnReason.incomplete) -> date | None:
+    def day(
+        self,
+        name: str,
+        *,
+        required: bool,
+        earliest: date,
+        code: str = ReturnReason.incomplete,
+    ) -> date | None:
         value = self.present(name)
         if value is None:
             if required:
@@ -475,9 +509,14 @@ class _Reader:
             return None
         if isinstance(value, str):
             try:
-                return date.fromisoformat(value)
+                parsed = date.fromisoformat(value)
             except ValueError:
                 pass
+            else:
+                if parsed >= earliest:
+                    return parsed
+                self.bad_value(name, f"Cannot be before {earliest.isoformat()}: check the year.")
+                return None
         self.malformed = True
         self.problem(code, name, "Expected a date as YYYY-MM-DD.")
         return None
@@ -564,13 +603,17 @@ def check(
         read.bad_value("reference", "Use 3-40 letters, digits, '-', '_' or '/'.")
         reference = None
 
-    received_on = read.day("received_on", required=False) if "received_on" in raw else today
+    received_on = (
+        read.day("received_on", required=False, earliest=EARLIEST_RECORD)
+        if "received_on" in raw
+        else today
+    )
     if received_on is not None and received_on > today:
         read.bad_value("received_on", "Cannot be in the future.")
 
     first_name = read.text("first_name", required=True)
     last_name = read.text("last_name", required=True)
-    born = read.day("date_of_birth", required=True)
+    born = read.day("date_of_birth", required=True, earliest=EARLIEST_BIRTH)
     if born is not None and born > today:
         read.bad_value("date_of_birth", "Cannot be in the future.")
     elif born is not None and received_on is not None and age_on(born, received_on) < MINIMUM_AGE:
@@ -630,7 +673,12 @@ def check(
             "consent_given",
             "The programme is voluntary: the person must agree to be referred.",
         )
-    consent_on = read.day("consent_obtained_on", required=True, code=ReturnReason.consent_missing)
+    consent_on = read.day(
+        "consent_obtained_on",
+        required=True,
+        earliest=EARLIEST_RECORD,
+        code=ReturnReason.consent_missing,
+    )
     if consent_on is not None and consent_on > today:
         read.problem(
             ReturnReason.consent_missing, "consent_obtained_on", "Cannot be in the future."

@@ -259,8 +259,8 @@ async def record_event(
     The referral row is locked for the check and the write, so of two
     simultaneous transitions the second sees the first's result.
     """
-    if event.on > today:
-        raise InvalidInput(errors=[FieldError("future_date", "on", "Cannot be in the future.")])
+    if problem := rules.day_problem("on", event.on, today):
+        raise InvalidInput(errors=[problem])
     async with engine().transaction():
         row = (
             await Referral.select(Referral.status, Referral.status_on)

@@ -35,7 +35,7 @@ from programme.platform.audit import services as audit
 from programme.platform.database import engine
 from programme.platform.errors import Conflict, FieldError, InvalidInput, NotFound, NotPermitted
 from programme.platform.tables import Account, AuditAction, RecordType, Role
-from referrals.rules import Status, allowed_next
+from referrals.rules import Status, allowed_next, day_problem
 from referrals.tables import ParticipantAlert, Referral, ReferralEvent
 
 DEFAULT_PROGRAMME = "Inspire to Change"
@@ -196,10 +196,8 @@ async def add_member(
     """Give an engaged referral a place; a started one moving here is a transfer."""
     await require_group_access(actor, group_id)
     joined_on = data.joined_on or today
-    if joined_on > today:
-        raise InvalidInput(
-            errors=[FieldError("future_date", "joined_on", "Cannot be in the future.")]
-        )
+    if problem := day_problem("joined_on", joined_on, today):
+        raise InvalidInput(errors=[problem])
     async with engine().transaction():
         group = await Group.select(Group.capacity).where(Group.id == group_id).lock_rows().first()
         assert group is not None
@@ -621,10 +619,8 @@ async def record_exit_review(
     if membership is None:
         raise NotFound("This referral has no group place.")
     await require_group_access(actor, membership["group"])
-    if data.held_on > today:
-        raise InvalidInput(
-            errors=[FieldError("future_date", "held_on", "Cannot be in the future.")]
-        )
+    if problem := day_problem("held_on", data.held_on, today):
+        raise InvalidInput(errors=[problem])
     programme = await current_programme()
     async with engine().transaction():
         referral = (

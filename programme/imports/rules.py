@@ -32,6 +32,7 @@ from datetime import date
 from programme.imports.schemas import RowProblem
 from referrals import rules
 from referrals.rules import (
+    EARLIEST_BIRTH,
     EXITS,
     ReturnReason,
     Status,
@@ -358,6 +359,8 @@ def plan_incidents(content: bytes, *, today: date) -> IncidentPlan:
             plan.error(line, "invalid", "offence_date", "Expected a date as YYYY-MM-DD.")
         elif offence_on > today:
             plan.error(line, "future_date", "offence_date", "Cannot be in the future.")
+        elif offence_on < EARLIEST_BIRTH:
+            plan.error(line, "too_early", "offence_date", "Cannot be before 1900: check the year.")
         kind = row.get("offence_type") or None
         if kind and len(kind) > MAX_OFFENCE_TYPE:
             plan.error(line, "too_long", "offence_type", f"At most {MAX_OFFENCE_TYPE} characters.")

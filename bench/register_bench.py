@@ -342,7 +342,7 @@ async def drive(target: str, send: Send, count: int, concurrency: int, limit: fl
 
 
 def referral_body(n: int, last_name: str, received_on: date) -> dict[str, Any]:
-    """The n-th distinct person, as tests/conftest.py ``distinct_referral`` makes them."""
+    """The n-th distinct person, as tests/builders.py ``distinct_referral`` makes them."""
     return {
         "received_on": received_on.isoformat(),
         "first_name": f"Person{n}",

@@ -8,8 +8,7 @@ import pytest
 from outcomes.tables import Feedback, Victim
 from programme.platform import database
 from programme.platform.tables import AuditEvent, Role
-from tests.conftest import good_referral
-from tests.outcomes.conftest import VICTIM, VICTIM_TRACES
+from tests.builders import VICTIM, VICTIM_TRACES, good_referral
 
 pytestmark = pytest.mark.anyio
 

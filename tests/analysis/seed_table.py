@@ -10,11 +10,11 @@ running the quarterly report must give the table back.
 from __future__ import annotations
 
 import csv
-import io
 from datetime import date, timedelta
 from pathlib import Path
 
 from programme.platform.quarters import Quarter
+from tests.builders import csv_text, spell
 
 SEED = Path(__file__).parents[1] / "data" / "rotherham-itc-quarterly-2021-2023.csv"
 COLUMNS = [
@@ -47,10 +47,6 @@ def published() -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def _letters(n: int) -> str:
-    return "".join("abcdefghij"[int(d)] for d in f"{n:04d}")
-
-
 def build_csv() -> str:
     table = [row for row in published() if row["quarter"] != "Total"]
     rows: list[dict[str, str]] = []
@@ -75,7 +71,7 @@ def build_csv() -> str:
                 "agency": AGENCIES[n % len(AGENCIES)],
                 "reference": f"RMBC-{n:05d}",
                 "received_on": day.isoformat(),
-                "first_name": "Seed" + _letters(n),
+                "first_name": "Seed" + spell(n, 4),
                 "last_name": "Person",
                 "date_of_birth": date(1970 + n % 30, 1 + n % 12, 1 + n % 28).isoformat(),
                 "gender": "male" if n % 5 else "female",
@@ -107,8 +103,4 @@ def build_csv() -> str:
             person = engaged_pool.pop(0) if engaged_pool else unengaged_pool.pop(0)
             person["started_on"] = (first + timedelta(days=80)).isoformat()
             started_pool.append(person)
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
+    return csv_text(rows, COLUMNS)

@@ -10,7 +10,7 @@ import pytest
 
 from programme.platform.tables import Role
 from tests.analysis.seed_table import build_csv, published
-from tests.conftest import distinct_referral, inspire
+from tests.builders import distinct_referral, inspire
 
 pytestmark = pytest.mark.anyio
 

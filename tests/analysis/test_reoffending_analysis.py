@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from datetime import date, timedelta
 from pathlib import Path
@@ -11,16 +9,12 @@ from pathlib import Path
 import pytest
 
 from programme.platform.tables import Role
-from tests.conftest import inspire
+from tests.builders import csv_text, distinct_referral, inspire, spell
 
 pytestmark = pytest.mark.anyio
 
 AS_OF = "2026-06-01"
 START = date(2025, 1, 6)
-
-
-def _letters(n: int) -> str:
-    return "".join("abcdefghij"[int(d)] for d in f"{n:03d}")
 
 
 def cohort_files(tmp_path: Path) -> tuple[Path, Path, dict[str, int]]:
@@ -39,7 +33,7 @@ def cohort_files(tmp_path: Path) -> tuple[Path, Path, dict[str, int]]:
                 "agency": "South Yorkshire Police",
                 "reference": f"AN-{n:03d}",
                 "received_on": received.isoformat(),
-                "first_name": "Cohort" + _letters(n),
+                "first_name": "Cohort" + spell(n, 3),
                 "last_name": "Member",
                 "date_of_birth": date(1975 + n % 25, 1 + n % 12, 2).isoformat(),
                 "gender": ("male", "female")[n % 5 == 0],
@@ -68,11 +62,7 @@ def cohort_files(tmp_path: Path) -> tuple[Path, Path, dict[str, int]]:
         if n % 13 == 5:  # after the 182-day horizon: censored
             incidents.append((reference, received + timedelta(days=250)))
     referral_file, incident_file = tmp_path / "referrals.csv", tmp_path / "incidents.csv"
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(referrals[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(referrals)
-    referral_file.write_text(out.getvalue())
+    referral_file.write_text(csv_text(referrals))
     incident_file.write_text(
         "reference,offence_date\n" + "".join(f"{r},{d.isoformat()}\n" for r, d in incidents)
     )
@@ -251,8 +241,6 @@ async def test_the_cli_writes_json_only_and_the_plot(tmp_path, cohort):
 
 
 async def test_referral_quality_by_agency_and_quarter(client, sign_in):
-    from tests.conftest import distinct_referral
-
     police = await sign_in(Role.referrer, "rita", agency="South Yorkshire Police")
     health = await sign_in(Role.referrer, "hana", agency="Rotherham Health")
     monitor = await sign_in(Role.monitor, "mo")

@@ -5,17 +5,7 @@ from __future__ import annotations
 import pytest
 
 from programme.platform.tables import Role
-from tests.conftest import good_referral
-
-VICTIM = {
-    "first_name": "Verity",
-    "last_name": "Survivorson",
-    "phone": "0114 496 0888",
-    "relationship": "partner",
-    "consent_to_contact": True,
-    "consent_obtained_on": "2026-09-29",
-}
-VICTIM_TRACES = ("Verity", "Survivorson", "4960888", "496 0888")
+from tests.builders import VICTIM, good_referral
 
 
 @pytest.fixture

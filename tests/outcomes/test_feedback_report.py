@@ -6,7 +6,7 @@ import pytest
 
 from analysis.proportions import wilson
 from programme.platform.tables import Role
-from tests.conftest import good_referral
+from tests.builders import good_referral
 
 pytestmark = pytest.mark.anyio
 

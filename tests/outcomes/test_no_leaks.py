@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 from programme.platform.tables import Role
-from tests.outcomes.conftest import VICTIM_TRACES
+from tests.builders import VICTIM_TRACES
 
 pytestmark = pytest.mark.anyio
 

@@ -9,7 +9,7 @@ import pytest
 from outcomes.tables import Reoffence
 from programme.platform.tables import Role
 from referrals.tables import Person
-from tests.conftest import NEW_SIGNING_KEY, distinct_referral, inspire, log_in
+from tests.builders import NEW_SIGNING_KEY, distinct_referral, log_in, run_import
 
 pytestmark = pytest.mark.anyio
 
@@ -27,12 +27,6 @@ async def referred(client, sign_in):
     return references
 
 
-def run_import(tmp_path, text, *extra, env=None):
-    path = tmp_path / "incidents.csv"
-    path.write_text(text)
-    return inspire("import", "reoffending", str(path), *extra, env=env)
-
-
 @pytest.mark.smoke
 async def test_incidents_match_by_reference_or_by_name_and_birth_date(tmp_path, referred):
     text = (
@@ -41,7 +35,7 @@ async def test_incidents_match_by_reference_or_by_name_and_birth_date(tmp_path, 
         ",Personc,Example,1962-03-03,2026-11-01,criminal damage\n"
         ",personc,EXAMPLE,1962-03-03,2025-01-01,harassment\n"
     )
-    result = run_import(tmp_path, text)
+    result = run_import(tmp_path, "reoffending", text)
     assert result.returncode == 0, result.stderr
     assert "imported 3 (2 after a referral), already present 0, refused 0" in result.stdout
     rows = await Reoffence.select(
@@ -58,7 +52,7 @@ async def test_a_facilitator_sees_police_recorded_prior_incidents_beside_the_ref
     tmp_path, referred, client, sign_in
 ):
     text = "reference,offence_date\nSYP-0001,2025-03-01\nSYP-0001,2025-09-01\nSYP-0001,2026-10-20\n"
-    assert run_import(tmp_path, text).returncode == 0
+    assert run_import(tmp_path, "reoffending", text).returncode == 0
     facilitator = await sign_in(Role.facilitator, "fran")
     listing = (await client.get("/referrals?limit=10", headers=facilitator)).json()
     first = next(r for r in listing["items"] if r["reference"] == "SYP-0001")
@@ -76,13 +70,13 @@ async def test_an_unmatched_row_means_nothing_is_imported(tmp_path, referred):
         ",Nobody,Known,1980-01-01,2026-10-22\n"
         "SYP-0002,,,,tomorrow\n"
     )
-    result = run_import(tmp_path, text)
+    result = run_import(tmp_path, "reoffending", text)
     assert result.returncode == 1
     for line in ("line 3: reference", "line 4: first_name", "line 5: offence_date"):
         assert line in result.stderr
     assert "Traceback" not in result.stderr
     assert await Reoffence.count() == 0
-    partial = run_import(tmp_path, text, "--skip-invalid")
+    partial = run_import(tmp_path, "reoffending", text, "--skip-invalid")
     assert partial.returncode == 0
     assert "imported 1" in partial.stdout and "refused 3" in partial.stdout
 
@@ -93,9 +87,9 @@ async def test_importing_the_same_file_twice_adds_nothing(tmp_path, referred):
         "SYP-0001,2026-10-20,assault\n"
         "SYP-0001,2026-10-20,assault\n"
     )
-    first = run_import(tmp_path, text)
+    first = run_import(tmp_path, "reoffending", text)
     assert "imported 2" in first.stdout, first.stderr
-    second = run_import(tmp_path, text)
+    second = run_import(tmp_path, "reoffending", text)
     assert "imported 0" in second.stdout and "already present 2" in second.stdout
     assert await Reoffence.count() == 2
 
@@ -109,10 +103,12 @@ async def test_changing_the_signing_key_does_not_make_an_imported_file_new(
         "SYP-0001,2026-10-20,assault\n"
         "SYP-0002,2026-10-21,\n"
     )
-    first = run_import(tmp_path, text)
+    first = run_import(tmp_path, "reoffending", text)
     assert "imported 3" in first.stdout, first.stderr
 
-    again = run_import(tmp_path, text, env={**os.environ, "INSPIRE_SECRET_KEY": NEW_SIGNING_KEY})
+    again = run_import(
+        tmp_path, "reoffending", text, env={**os.environ, "INSPIRE_SECRET_KEY": NEW_SIGNING_KEY}
+    )
     assert "imported 0" in again.stdout and "already present 3" in again.stdout, again.stderr
 
     await sign_in(Role.admin, "alice")
@@ -131,7 +127,7 @@ async def test_a_name_matching_two_people_is_ambiguous(tmp_path, referred):
     text = (
         "first_name,last_name,date_of_birth,offence_date\nPersonb,Example,1961-03-02,2026-10-20\n"
     )
-    result = run_import(tmp_path, text)
+    result = run_import(tmp_path, "reoffending", text)
     assert result.returncode == 1
     assert "Ambiguous: 2 people match" in result.stderr
 

@@ -13,8 +13,7 @@ from programme.platform import database
 from programme.platform.crypto import cipher
 from programme.platform.settings import ConfigurationError, get_settings
 from programme.platform.tables import AuditEvent, Role
-from tests.conftest import good_referral
-from tests.outcomes.conftest import VICTIM, VICTIM_TRACES
+from tests.builders import VICTIM, VICTIM_TRACES, good_referral
 
 pytestmark = pytest.mark.anyio
 

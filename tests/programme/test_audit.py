@@ -7,7 +7,7 @@ import pytest
 
 from programme.platform import database
 from programme.platform.tables import Account, AuditEvent, Role
-from tests.conftest import PASSWORD
+from tests.builders import PASSWORD
 
 pytestmark = pytest.mark.anyio
 

@@ -9,7 +9,7 @@ import pytest
 from litestar.security.jwt import Token
 
 from programme.platform.tables import Account, LoginThrottle, Role
-from tests.conftest import PASSWORD
+from tests.builders import PASSWORD
 
 pytestmark = pytest.mark.anyio
 

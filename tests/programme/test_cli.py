@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from programme.platform.tables import Account, Agency
-from tests.conftest import INSPIRE, PASSWORD
-from tests.conftest import inspire as run_inspire
+from tests.builders import INSPIRE, PASSWORD
+from tests.builders import inspire as run_inspire
 
 pytestmark = pytest.mark.anyio
 

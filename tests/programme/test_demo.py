@@ -8,7 +8,7 @@ import pytest
 
 from programme.platform.tables import Role
 from referrals.tables import Referral
-from tests.conftest import good_referral, inspire
+from tests.builders import good_referral, inspire
 
 pytestmark = pytest.mark.anyio
 

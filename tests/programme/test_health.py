@@ -17,7 +17,7 @@ from programme.platform.accounts import services as accounts
 from programme.platform.accounts.schemas import AccountCreate
 from programme.platform.settings import get_settings
 from programme.platform.tables import Role
-from tests.conftest import ADMIN, PASSWORD
+from tests.builders import ADMIN, PASSWORD
 
 pytestmark = pytest.mark.anyio
 

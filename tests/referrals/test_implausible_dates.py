@@ -13,7 +13,7 @@ import pytest
 
 from programme.platform.tables import Role
 from referrals.tables import Person, Referral
-from tests.conftest import good_referral
+from tests.builders import good_referral
 
 pytestmark = pytest.mark.anyio
 

@@ -2,61 +2,25 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import os
-from pathlib import Path
 
 import pytest
 
 from programme.platform.tables import Agency, Role
 from referrals.tables import Person, Referral, ReferralEvent, ReturnedReferral
-from tests.conftest import NEW_SIGNING_KEY, good_referral, inspire, log_in
+from tests.builders import NEW_SIGNING_KEY, csv_person, csv_text, log_in, run_import
 
 pytestmark = pytest.mark.anyio
-
-
-def csv_text(rows: list[dict], columns: list[str] | None = None) -> str:
-    columns = columns or list(dict.fromkeys(key for row in rows for key in row))
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({key: "" if value is None else value for key, value in row.items()})
-    return out.getvalue()
-
-
-def row(agency: str = "South Yorkshire Police", **overrides) -> dict:
-    values = good_referral(**overrides)
-    values = {k: ("yes" if v is True else "no" if v is False else v) for k, v in values.items()}
-    return {"agency": agency, **values}
-
-
-def person(n: int, **overrides) -> dict:
-    """A distinct person per n."""
-    distinct = {
-        "first_name": f"Person{chr(65 + n)}",
-        "last_name": "Imported",
-        "date_of_birth": f"19{70 + n}-01-15",
-        "phone": f"0114 496 0{n:03d}",
-    }
-    return row(**(distinct | overrides))
-
-
-def run_import(tmp_path: Path, text: str, *extra: str, env: dict[str, str] | None = None):
-    path = tmp_path / "referrals.csv"
-    path.write_text(text)
-    return inspire("import", "referrals", str(path), *extra, env=env)
 
 
 @pytest.mark.smoke
 async def test_a_file_is_imported_with_its_milestones_and_new_agencies(tmp_path, clean_database):
     rows = [
-        person(1, contacted_on="2026-10-02", engaged_on="2026-10-05", started_on="2026-10-12"),
-        person(2, agency="Doncaster Children's Services", closed_on="2026-10-03"),
-        person(3),
+        csv_person(1, contacted_on="2026-10-02", engaged_on="2026-10-05", started_on="2026-10-12"),
+        csv_person(2, agency="Doncaster Children's Services", closed_on="2026-10-03"),
+        csv_person(3),
     ]
-    result = run_import(tmp_path, csv_text(rows))
+    result = run_import(tmp_path, "referrals", csv_text(rows))
     assert result.returncode == 0, result.stderr
     assert "imported 3, returned 0, already present 0, refused 0" in result.stdout
     assert (
@@ -73,11 +37,13 @@ async def test_a_file_is_imported_with_its_milestones_and_new_agencies(tmp_path,
 
 
 async def test_importing_the_same_file_twice_adds_nothing(tmp_path, clean_database):
-    text = csv_text([person(1), person(2, consent_given="no"), person(3, reference="SYP-9")])
-    first = run_import(tmp_path, text)
+    text = csv_text(
+        [csv_person(1), csv_person(2, consent_given="no"), csv_person(3, reference="SYP-9")]
+    )
+    first = run_import(tmp_path, "referrals", text)
     assert first.returncode == 0, first.stderr
     counts = (await Referral.count(), await ReturnedReferral.count(), await ReferralEvent.count())
-    second = run_import(tmp_path, text)
+    second = run_import(tmp_path, "referrals", text)
     assert second.returncode == 0, second.stderr
     assert "imported 0, returned 0, already present 3" in second.stdout
     assert (await Referral.count(), await ReturnedReferral.count(),
@@ -88,12 +54,16 @@ async def test_changing_the_signing_key_does_not_make_an_imported_file_new(
     tmp_path, client, client_after_new_signing_key, sign_in
 ):
     # A generated reference, a returned referral's fingerprint, and a given reference.
-    text = csv_text([person(1), person(2, consent_given="no"), person(3, reference="SYP-9")])
-    first = run_import(tmp_path, text)
+    text = csv_text(
+        [csv_person(1), csv_person(2, consent_given="no"), csv_person(3, reference="SYP-9")]
+    )
+    first = run_import(tmp_path, "referrals", text)
     assert first.returncode == 0, first.stderr
     counts = (await Referral.count(), await ReturnedReferral.count(), await ReferralEvent.count())
 
-    again = run_import(tmp_path, text, env={**os.environ, "INSPIRE_SECRET_KEY": NEW_SIGNING_KEY})
+    again = run_import(
+        tmp_path, "referrals", text, env={**os.environ, "INSPIRE_SECRET_KEY": NEW_SIGNING_KEY}
+    )
     assert again.returncode == 0, again.stderr
     assert "imported 0, returned 0, already present 3" in again.stdout
 
@@ -110,8 +80,8 @@ async def test_changing_the_signing_key_does_not_make_an_imported_file_new(
 
 
 async def test_one_bad_row_means_nothing_is_imported(tmp_path, clean_database):
-    rows = [person(1), person(2, date_of_birth="31/12/1980"), person(3)]
-    result = run_import(tmp_path, csv_text(rows))
+    rows = [csv_person(1), csv_person(2, date_of_birth="31/12/1980"), csv_person(3)]
+    result = run_import(tmp_path, "referrals", csv_text(rows))
     assert result.returncode == 1
     assert "line 3: date_of_birth" in result.stderr
     assert "nothing was imported" in result.stderr
@@ -122,8 +92,8 @@ async def test_one_bad_row_means_nothing_is_imported(tmp_path, clean_database):
 
 
 async def test_skip_invalid_imports_the_good_rows_and_reports_the_rest(tmp_path, clean_database):
-    rows = [person(1), person(2, gender="sometimes"), person(3)]
-    result = run_import(tmp_path, csv_text(rows), "--skip-invalid")
+    rows = [csv_person(1), csv_person(2, gender="sometimes"), csv_person(3)]
+    result = run_import(tmp_path, "referrals", csv_text(rows), "--skip-invalid")
     assert result.returncode == 0, result.stderr
     assert "imported 2, returned 0, already present 0, refused 1" in result.stdout
     assert "line 3: gender" in result.stderr
@@ -131,8 +101,8 @@ async def test_skip_invalid_imports_the_good_rows_and_reports_the_rest(tmp_path,
 
 
 async def test_unknown_columns_are_errors_on_line_1(tmp_path, clean_database):
-    text = csv_text([{**person(1), "favourite_colour": "blue"}])
-    result = run_import(tmp_path, text)
+    text = csv_text([{**csv_person(1), "favourite_colour": "blue"}])
+    result = run_import(tmp_path, "referrals", text)
     assert result.returncode == 1
     assert "line 1: favourite_colour" in result.stderr
     assert await Referral.count() == 0
@@ -153,7 +123,9 @@ async def test_unknown_columns_are_errors_on_line_1(tmp_path, clean_database):
 async def test_out_of_order_and_bad_dates_are_row_errors(
     tmp_path, clean_database, milestones, column
 ):
-    result = run_import(tmp_path, csv_text([person(1), person(2, **milestones)]))
+    result = run_import(
+        tmp_path, "referrals", csv_text([csv_person(1), csv_person(2, **milestones)])
+    )
     assert result.returncode == 1
     assert f"line 3: {column}" in result.stderr
     assert await Referral.count() == 0
@@ -162,8 +134,8 @@ async def test_out_of_order_and_bad_dates_are_row_errors(
 async def test_a_start_without_an_engagement_date_is_accepted_with_a_warning(
     tmp_path, clean_database
 ):
-    result = run_import(tmp_path, csv_text([person(1, contacted_on="2026-10-02",
-                                                   started_on="2026-10-12")]))  # fmt: skip
+    rows = [csv_person(1, contacted_on="2026-10-02", started_on="2026-10-12")]
+    result = run_import(tmp_path, "referrals", csv_text(rows))
     assert result.returncode == 0, result.stderr
     assert "warning: line 2: engaged_on" in result.stderr
     assert "warnings 1" in result.stdout
@@ -173,8 +145,12 @@ async def test_a_start_without_an_engagement_date_is_accepted_with_a_warning(
 async def test_unconsented_rows_become_returned_referrals_without_personal_details(
     tmp_path, clean_database
 ):
-    rows = [person(1), person(2, consent_given="no"), person(3, local_authority="Leeds")]
-    result = run_import(tmp_path, csv_text(rows))
+    rows = [
+        csv_person(1),
+        csv_person(2, consent_given="no"),
+        csv_person(3, local_authority="Leeds"),
+    ]
+    result = run_import(tmp_path, "referrals", csv_text(rows))
     assert result.returncode == 0, result.stderr
     assert "imported 1, returned 2" in result.stdout
     reasons = await ReturnedReferral.select(ReturnedReferral.reasons).output(load_json=True)
@@ -184,19 +160,22 @@ async def test_unconsented_rows_become_returned_referrals_without_personal_detai
 
 
 async def test_a_person_cannot_have_two_open_referrals_in_one_file(tmp_path, clean_database):
-    rows = [person(1), person(1, received_on="2026-10-05", consent_obtained_on="2026-10-05")]
-    result = run_import(tmp_path, csv_text(rows))
+    rows = [
+        csv_person(1),
+        csv_person(1, received_on="2026-10-05", consent_obtained_on="2026-10-05"),
+    ]
+    result = run_import(tmp_path, "referrals", csv_text(rows))
     assert result.returncode == 1
     assert "line 3: received_on" in result.stderr
 
 
 async def test_a_person_referred_again_after_an_ending_is_linked(tmp_path, clean_database):
     rows = [
-        person(1, received_on="2026-06-01", consent_obtained_on="2026-06-01",
+        csv_person(1, received_on="2026-06-01", consent_obtained_on="2026-06-01",
                disengaged_on="2026-07-01"),
-        person(1, received_on="2026-10-05", consent_obtained_on="2026-10-05"),
+        csv_person(1, received_on="2026-10-05", consent_obtained_on="2026-10-05"),
     ]  # fmt: skip
-    result = run_import(tmp_path, csv_text(rows))
+    result = run_import(tmp_path, "referrals", csv_text(rows))
     assert result.returncode == 0, result.stderr
     assert await Referral.count() == 2
     assert await Person.count() == 1
@@ -204,7 +183,7 @@ async def test_a_person_referred_again_after_an_ending_is_linked(tmp_path, clean
 
 async def test_admins_import_over_http(client, sign_in):
     admin = await sign_in(Role.admin, "alice")
-    text = csv_text([person(1), person(2)])
+    text = csv_text([csv_person(1), csv_person(2)])
     response = await client.post(
         "/imports/referrals", content=text.encode(), headers={**admin, "Content-Type": "text/csv"}
     )
@@ -217,7 +196,7 @@ async def test_admins_import_over_http(client, sign_in):
 
 async def test_a_bad_file_over_http_is_422_listing_every_row(client, sign_in):
     admin = await sign_in(Role.admin, "alice")
-    text = csv_text([person(1, gender="?"), person(2), person(3, date_of_birth="x")])
+    text = csv_text([csv_person(1, gender="?"), csv_person(2), csv_person(3, date_of_birth="x")])
     response = await client.post("/imports/referrals", content=text.encode(), headers=admin)
     assert response.status_code == 422
     assert {(e["line"], e["field"]) for e in response.json()["errors"]} == {

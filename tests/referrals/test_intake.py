@@ -8,7 +8,7 @@ import pytest
 from programme.platform import database
 from programme.platform.tables import Role
 from referrals.tables import Person, Referral, ReturnedReferral
-from tests.conftest import PHONE_E164, good_referral
+from tests.builders import PHONE_E164, good_referral
 
 pytestmark = pytest.mark.anyio
 

@@ -8,7 +8,7 @@ import pytest
 
 from programme.platform.tables import Role
 from referrals.tables import ReferralEvent
-from tests.conftest import good_referral
+from tests.builders import good_referral
 
 pytestmark = pytest.mark.anyio
 

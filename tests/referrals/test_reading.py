@@ -10,7 +10,7 @@ import pytest
 
 from programme.platform.tables import AuditEvent, Role
 from referrals.tables import Person, Referral
-from tests.conftest import good_referral, log_in
+from tests.builders import good_referral, log_in
 
 pytestmark = pytest.mark.anyio
 

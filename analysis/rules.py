@@ -36,7 +36,10 @@ def default_range(first: str | None, last: str | None, today: date) -> tuple[Qua
     if start is None:
         start = end.previous().previous().previous()
     if end < start:
-        raise InvalidInput(errors=[FieldError("invalid", "to", "Comes before 'from'.")])
+        # Only 'from' was given, and it lies beyond the current quarter.
+        raise InvalidInput(
+            errors=[FieldError("invalid", "from", "Comes after the current quarter; give 'to'.")]
+        )
     return start, end
 
 

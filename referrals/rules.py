@@ -274,8 +274,10 @@ def check_victim(
         for name in raw
         if name not in FIELDS
     ]
+    given = raw.get("first_name")
     first_name = _text(raw, "first_name", where, errors)
-    if first_name is None:
+    # A value of the wrong kind has had its problem reported already.
+    if given is None or (isinstance(given, str) and not given.strip()):
         errors.append(FieldError("invalid", f"{where}.first_name", "This is required."))
     last_name = _text(raw, "last_name", where, errors)
     phone_raw = _text(raw, "phone", where, errors)
@@ -283,6 +285,8 @@ def check_victim(
     if phone_raw and phone is None:
         errors.append(FieldError("invalid", f"{where}.phone", "Not a UK number that can be rung."))
     relationship = raw.get("relationship")
+    if isinstance(relationship, str):
+        relationship = relationship.strip().lower()
     if relationship not in RELATIONSHIPS:
         errors.append(
             FieldError(
@@ -603,8 +607,10 @@ def check(
         read.bad_value("reference", "Use 3-40 letters, digits, '-', '_' or '/'.")
         reference = None
 
+    # Left out, a referral is received today; given, it must be a date (an explicit
+    # null or blank is a mistake, not a request for today).
     received_on = (
-        read.day("received_on", required=False, earliest=EARLIEST_RECORD)
+        read.day("received_on", required=True, earliest=EARLIEST_RECORD)
         if "received_on" in raw
         else today
     )

@@ -55,6 +55,12 @@ if TYPE_CHECKING:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _TEMP_DATA_DIR:
+        # Stop the embedded server first: with its data directory gone it could not be
+        # stopped at exit, and each run would leave a postgres process behind.
+        from programme.platform import database
+
+        if database._embedded is not None:
+            database._embedded.cleanup()
         shutil.rmtree(_TEMP_DATA_DIR, ignore_errors=True)
 
 

@@ -23,7 +23,6 @@ import csv
 import hashlib
 import hmac
 import io
-import itertools
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from programme.imports.schemas import RowProblem
 from referrals import rules
 from referrals.rules import (
     EARLIEST_BIRTH,
-    EXITS,
+    ENDED,
     ReturnReason,
     Status,
     in_lifecycle_order,
@@ -92,14 +91,15 @@ def read_csv(
         return []
     rows = []
     while True:
+        # A quoted cell may span lines: a row is numbered by the line it starts on.
+        line = reader.line_num + 1
         try:
             values = next(reader)
         except StopIteration:
             break
         except csv.Error:
-            problem(reader.line_num, "invalid", "", f"A cell is longer than {MAX_CELL} characters.")
+            problem(line, "invalid", "", f"A cell is longer than {MAX_CELL} characters.")
             continue
-        line = reader.line_num
         if not any(value.strip() for value in values):
             continue
         if len(values) != len(names):
@@ -286,17 +286,21 @@ def check_overlaps(plan: Plan, identity: dict[int, str], open_elsewhere: dict[st
                     f"This person already has an open referral, {open_elsewhere[key]}.",
                 )
             continue
-        for earlier, later in itertools.pairwise(rows):
-            ended = [
-                on for status, on in earlier.milestones if status in (Status.completed, *EXITS)
-            ]
-            if not ended or ended[0] > later.submission.received_on:
+        # Every earlier referral, not only the one before: an open one from January
+        # still blocks May after a referral that began and ended in between.
+        earlier: list[tuple[AcceptedRow, date | None]] = []
+        for row in rows:
+            received = row.submission.received_on
+            blocking = next((e for e, ended in earlier if ended is None or ended > received), None)
+            if blocking is not None:
                 plan.error(
-                    later.line,
+                    row.line,
                     "conflict",
                     "received_on",
-                    f"Line {earlier.line} is still open for this person on that date.",
+                    f"Line {blocking.line} is still open for this person on that date.",
                 )
+            ended = [on for status, on in row.milestones if status in ENDED]
+            earlier.append((row, ended[0] if ended else None))
 
 
 def final_status(milestones: list[tuple[Status, date]], received_on: date) -> tuple[Status, date]:

@@ -100,7 +100,7 @@ def test_the_default_range(first, last, today, expected):
 def test_a_start_after_the_current_quarter_is_refused_without_an_end():
     with pytest.raises(InvalidInput) as raised:
         default_range("Q4 2026-27", None, TODAY)
-    assert refusal(raised) == [("invalid", "to")]
+    assert refusal(raised) == [("invalid", "from")]
 
 
 def test_the_default_range_reports_bad_labels_too():

@@ -81,3 +81,13 @@ async def test_the_analysis_and_its_plots_survive_any_date_the_database_holds(cl
     )
     assert analysis.status_code == 200, analysis.text
     assert analysis.json()["n"] == 1
+
+
+@pytest.mark.parametrize("blank", [None, "", "   "])
+async def test_a_blank_received_date_is_a_422_not_a_500(client, sign_in, blank):
+    officer = await sign_in(Role.referrer, "officer")
+    response = await client.post(
+        "/referrals", json=good_referral(received_on=blank), headers=officer
+    )
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == ["received_on"]

@@ -28,6 +28,7 @@ from referrals.rules import (
     check,
     check_victim,
     check_victims,
+    day_problem,
     dialable_uk_number,
     match_key,
     pseudonym,
@@ -593,3 +594,42 @@ def test_each_victims_problems_are_reported_by_position():
     assert [v.first_name for v in victims] == ["Verity"]
     assert problems(errors) == [("invalid", "victims[1].relationship"),
                                 ("invalid", "victims[2].phone")]  # fmt: skip
+
+
+def test_a_victims_relationship_is_read_as_the_referrals_is():
+    details, problems = check_victim(
+        {"first_name": "Sam", "relationship": " Partner ", "consent_to_contact": False},
+        "victims[0]",
+        today=date(2026, 11, 27),
+    )
+    assert problems == []
+    assert details is not None and details.relationship == "partner"
+
+
+def test_a_victims_first_name_of_the_wrong_kind_is_one_problem_not_two():
+    _, problems = check_victim(
+        {"first_name": 42, "relationship": "partner", "consent_to_contact": False},
+        "victims[0]",
+        today=date(2026, 11, 27),
+    )
+    assert [(p.field, p.message) for p in problems] == [
+        ("victims[0].first_name", "Expected text of up to 100 characters.")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("on", "code"),
+    [
+        (date(2026, 11, 28), "future_date"),
+        (date(2014, 12, 31), "too_early"),
+        (date(1, 1, 1), "too_early"),
+    ],
+)
+def test_a_recorded_day_has_happened_and_is_not_before_records_began(on, code):
+    problem = day_problem("on", on, date(2026, 11, 27))
+    assert problem is not None and (problem.code, problem.field) == (code, "on")
+
+
+@pytest.mark.parametrize("on", [date(2015, 1, 1), date(2026, 11, 27)])
+def test_the_first_and_last_possible_days_are_fine(on):
+    assert day_problem("on", on, date(2026, 11, 27)) is None

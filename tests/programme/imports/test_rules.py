@@ -137,9 +137,9 @@ def test_quoted_cells_may_hold_commas_quotes_and_line_breaks():
         {"a": "3", "b": "z"},
         {"a": "4", "b": "w"},
     ]
-    # Lines are counted in the file, not in rows: the multi-line cell takes lines 3-6.
-    assert rows[0][0] == 2
-    assert [line for line, _ in rows][2:] == [7, 8]
+    # Lines are counted in the file, not in rows: the multi-line cell takes lines 3-6,
+    # and its row is numbered by the line it starts on.
+    assert [line for line, _ in rows] == [2, 3, 7, 8]
 
 
 def test_a_problem_after_a_multi_line_cell_is_on_the_right_line():
@@ -358,6 +358,20 @@ def test_the_later_referral_is_the_conflict_whatever_the_order_of_the_lines():
 def test_a_referral_after_an_ending_is_no_conflict(ending, conflict):
     found = overlaps([csv_person(1, **ending), again(1, "2026-10-05")])
     assert errors(found) == ([(3, "conflict", "received_on")] if conflict else [])
+
+
+def test_an_open_referral_blocks_every_later_one_not_only_the_next():
+    # January stays open; March began and ended in between; May is still a second
+    # open referral beside January's.
+    found = overlaps(
+        [
+            again(1, "2026-01-05"),
+            again(1, "2026-03-01", disengaged_on="2026-04-01"),
+            again(1, "2026-05-01"),
+        ]
+    )
+    assert errors(found) == [(3, "conflict", "received_on"), (4, "conflict", "received_on")]
+    assert all("Line 2" in e.message for e in found.errors)
 
 
 def test_different_people_never_conflict():

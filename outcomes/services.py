@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from outcomes import queries, schemas
+from outcomes.rules import may_contact
 from outcomes.tables import ContactConsent, Feedback, Reoffence, Victim
 from programme.platform import database
 from programme.platform.accounts.schemas import Principal
@@ -67,10 +68,6 @@ async def _latest_consents(victim_ids: list[UUID]) -> dict[UUID, dict[str, Any]]
     return {row["victim"]: row for row in rows}
 
 
-def _may_contact(consent: dict[str, Any] | None) -> bool:
-    return bool(consent and consent["given"] and consent["withdrawn_on"] is None)
-
-
 async def list_victims(referral_id: UUID, actor: Principal) -> list[schemas.Victim]:
     if not await Referral.exists().where(Referral.id == referral_id):
         raise NotFound("No such referral.")
@@ -96,7 +93,7 @@ def _victim(row: dict[str, Any], consent: dict[str, Any] | None) -> schemas.Vict
             obtained_on=consent["obtained_on"],
             withdrawn_on=consent["withdrawn_on"],
         ),
-        may_contact=_may_contact(consent),
+        may_contact=may_contact(consent),
     )
 
 
@@ -134,7 +131,7 @@ async def change_consent(
     async with engine().transaction():
         current = (await _latest_consents([victim_id])).get(victim_id)
         if change.withdraw:
-            if not _may_contact(current):
+            if not may_contact(current):
                 raise Conflict("There is no consent to contact to withdraw.")
             assert current is not None
             await ContactConsent.insert(
@@ -172,7 +169,7 @@ async def record_feedback(
     if victim is None:
         raise NotFound("No such victim record.")
     consent = (await _latest_consents([victim_id])).get(victim_id)
-    if not _may_contact(consent):
+    if not may_contact(consent):
         raise Conflict("No feedback without consent to contact (none recorded, or withdrawn).")
     if problems:
         raise InvalidInput(errors=problems)

@@ -24,7 +24,7 @@ from programme.platform.accounts.controllers import (
     AuthController,
 )
 from programme.platform.audit.controllers import AuditController
-from programme.platform.health import health
+from programme.platform.controllers import health
 from programme.platform.http_errors import EXCEPTION_HANDLERS
 from programme.platform.logs import logging_config
 from programme.platform.settings import Settings, get_settings

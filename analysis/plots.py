@@ -5,19 +5,16 @@ from __future__ import annotations
 import io
 from datetime import date
 
-import matplotlib
-
-matplotlib.use("Agg")  # no screen on a server
-
-import matplotlib.pyplot as plt
 import pandas as pd
 from lifelines import KaplanMeierFitter
 from lifelines.plotting import add_at_risk_counts
+from matplotlib.figure import Figure
 
 from analysis import services
 from analysis.rules import AnalysisRequest
 from analysis.services import group_labels
 from analysis.survival import AnalysisError
+from programme.platform.threads import off_loop
 
 FORMATS = {"png": "image/png", "svg": "image/svg+xml"}
 
@@ -30,12 +27,18 @@ async def reoffending_plot(request: AnalysisRequest, today: date, fmt: str) -> b
     raw, _ = await services.load_cohort(as_of)
     if raw.empty:
         raise AnalysisError("no referral has any follow-up time by the data cut-off")
+    return await off_loop(_draw, raw, request, as_of, fmt)
+
+
+def _draw(raw: pd.DataFrame, request: AnalysisRequest, as_of: date, fmt: str) -> bytes:
+    # A Figure of its own, not pyplot's shared state: plots are drawn in worker threads.
     frame = services.follow_up(raw, request.horizon_days)
     if request.group_by:
         labels = group_labels(frame, request.group_by)
     else:
         labels = pd.Series("all referrals", index=frame.index)
-    figure, axes = plt.subplots(figsize=(9, 6))
+    figure = Figure(figsize=(9, 6))
+    axes = figure.subplots()
     fitters = []
     for label in sorted(labels.unique()):
         part = frame[labels == label]
@@ -62,5 +65,4 @@ async def reoffending_plot(request: AnalysisRequest, today: date, fmt: str) -> b
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format=fmt, dpi=110)
-    plt.close(figure)
     return buffer.getvalue()

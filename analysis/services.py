@@ -50,6 +50,7 @@ from outcomes.schemas import FeedbackCell, FeedbackReport
 from outcomes.tables import Stage
 from programme.platform import database
 from programme.platform.quarters import Quarter, quarters_between
+from programme.platform.threads import off_loop
 from referrals.rules import whole_years
 
 QUARTERLY_NOTES = [
@@ -447,10 +448,22 @@ def _time_varying(
 
 
 async def analyse(request: AnalysisRequest, today: date) -> schemas.ReoffendingOut:
+    """Read the cohort, then fit every model off the event loop (seconds at scale)."""
     as_of = request.as_of or today
     raw, excluded = await load_cohort(as_of)
     if raw.empty:
         raise AnalysisError("no referral has any follow-up time by the data cut-off")
+    crude = await before_after(request.horizon_days, as_of)
+    return await off_loop(_analyse, raw, excluded, crude, request, as_of)
+
+
+def _analyse(
+    raw: pd.DataFrame,
+    excluded: int,
+    crude: BeforeAfter,
+    request: AnalysisRequest,
+    as_of: date,
+) -> schemas.ReoffendingOut:
     frame = follow_up(raw, request.horizon_days)
     notes = [
         f"Time origin: the referral's received date. Event: the first police-recorded "
@@ -484,7 +497,6 @@ async def analyse(request: AnalysisRequest, today: date) -> schemas.ReoffendingO
             f"people still offence-free and followed at the landmark, by their status then."
         )
         time_varying = _time_varying(frame, request, notes)
-    crude = await before_after(request.horizon_days, as_of)
     notes.append(
         f"'before_after' counts police-recorded incidents in the {request.horizon_days} days "
         f"before and after each referral whose after-window has ended. Referrals follow an "

@@ -68,7 +68,11 @@ class TermOut(msgspec.Struct):
 
 
 class PhTestOut(msgspec.Struct):
+    """One term's (or, named GLOBAL, the whole model's) proportional-hazards score test."""
+
     name: str
+    chisq: float
+    df: int
     p: float
 
 
@@ -76,7 +80,9 @@ class CoxOut(msgspec.Struct):
     covariates: list[TermOut]
     concordance: float
     ph_test: list[PhTestOut]
-    ph_test_n: int
+    """On everyone; per term, then GLOBAL."""
+    ph_test_transform: str
+    """The function of time tested against: "km" (R's default), as cox.zph."""
     reference_levels: dict[str, str]
     n: int
     events: int

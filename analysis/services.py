@@ -340,17 +340,14 @@ def _cox(
             raise
         notes.append(f"No Cox model: {exc}.")
         return None
-    if model.ph_test_n < model.n:
-        notes.append(
-            f"The proportional-hazards check used a random sample of {model.ph_test_n:,} of the "
-            f"{model.n:,} people (the model refitted to them): the same test with less power, "
-            f"because the residuals it needs take time that grows with the square of the rows."
-        )
     return schemas.CoxOut(
         covariates=_terms(model.terms),
         concordance=model.concordance,
-        ph_test=[schemas.PhTestOut(name=n, p=p) for n, p in model.ph_test],
-        ph_test_n=model.ph_test_n,
+        ph_test=[
+            schemas.PhTestOut(name=t.name, chisq=t.chisq, df=t.df, p=t.p)
+            for t in (*model.ph_test.terms, model.ph_test.global_test)
+        ],
+        ph_test_transform=model.ph_test.transform,
         reference_levels=references,
         n=model.n,
         events=model.events,

@@ -24,9 +24,10 @@ import numpy as np
 import pandas as pd
 from lifelines import CoxPHFitter, CoxTimeVaryingFitter, KaplanMeierFitter
 from lifelines.exceptions import ConvergenceError
-from lifelines.statistics import multivariate_logrank_test, proportional_hazard_test
+from lifelines.statistics import multivariate_logrank_test
 from lifelines.utils import restricted_mean_survival_time
 
+from analysis.proportional_hazards import PHTest, ph_test
 from programme.platform.errors import FieldError, InvalidInput
 
 
@@ -77,13 +78,11 @@ class HazardRatio:
 class CoxModel:
     terms: tuple[HazardRatio, ...]
     concordance: float
-    ph_test: tuple[tuple[str, float], ...]
-    """Proportional-hazards check per term: (name, p) from scaled Schoenfeld residuals
-    against rank-transformed time. A small p suggests the hazard ratio changes over time."""
+    ph_test: PHTest
+    """Proportional-hazards check per term and globally, on everyone (R's cox.zph score
+    test). A small p suggests the hazard ratio changes over time."""
     n: int
     events: int
-    ph_test_n: int
-    """People the check used: everyone, or a random sample of PH_TEST_SAMPLE."""
 
 
 def _check(durations: Sequence[float] | np.ndarray, events: Sequence[int] | np.ndarray):
@@ -173,11 +172,20 @@ def _no_constant_columns(frame: pd.DataFrame) -> None:
         )
 
 
-PH_TEST_SAMPLE = 20_000
-"""lifelines' Schoenfeld residuals take time quadratic in the rows (lifelines issue
-#1067): about 15 minutes at a million referrals. Above this many people the check is
-run on a model refitted to a random sample of this size (fixed seed): the same test,
-with less power, in well under a second."""
+PH_TRANSFORM = "km"
+"""R's default time transform for the proportional-hazards check: 1 - KM(t-)."""
+
+COX_PRECISION = 1e-10
+"""Newton-Raphson stops when the log-likelihood changes less than this (lifelines'
+default, 1e-7, can stop short of R's estimates on flat likelihoods)."""
+
+
+def _term_columns(columns: Sequence[str]) -> dict[str, list[int]]:
+    """Dummy columns of one variable (``risk_level=high``, ``risk_level=medium``) are one term."""
+    terms: dict[str, list[int]] = {}
+    for index, column in enumerate(columns):
+        terms.setdefault(column.split("=", 1)[0], []).append(index)
+    return terms
 
 
 def cox(
@@ -201,12 +209,13 @@ def cox(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fitter = CoxPHFitter().fit(frame, "_duration", "_event", batch_mode=len(frame) > 20_000)
-            checked, checked_fit = frame, fitter
-            if len(frame) > PH_TEST_SAMPLE:
-                checked = frame.sample(n=PH_TEST_SAMPLE, random_state=0)
-                checked_fit = CoxPHFitter().fit(checked, "_duration", "_event")
-            ph = proportional_hazard_test(checked_fit, checked, time_transform="rank")
+            fitter = CoxPHFitter().fit(
+                frame,
+                "_duration",
+                "_event",
+                batch_mode=len(frame) > 20_000,
+                fit_options={"precision": COX_PRECISION},
+            )
     except ConvergenceError as exc:
         raise AnalysisError(
             "the model did not converge (often a covariate that almost perfectly predicts "
@@ -215,14 +224,22 @@ def cox(
     terms = _terms(fitter)
     if any(not np.isfinite(term.coef) for term in terms):
         raise AnalysisError("the model gave no finite estimate; check the covariates")
-    ph_p = ph.summary["p"]
+    columns = [str(c) for c in covariates.columns]
+    ph = ph_test(
+        covariates.to_numpy(dtype=float),
+        t,
+        e,
+        fitter.params_.to_numpy(),
+        names=columns,
+        terms=_term_columns(columns),
+        transform=PH_TRANSFORM,
+    )
     return CoxModel(
         terms=terms,
         concordance=float(fitter.concordance_index_),
-        ph_test=tuple((str(name), float(p)) for name, p in ph_p.items()),
+        ph_test=ph,
         n=len(t),
         events=int(e.sum()),
-        ph_test_n=len(checked),
     )
 
 

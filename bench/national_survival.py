@@ -49,7 +49,7 @@ from schoenfeld import ph_scaling, vectorised_schoenfeld
 from analysis import queries, services, survival
 from analysis.rules import AnalysisRequest
 from analysis.services import analyse, design_matrix
-from analysis.survival import cox, kaplan_meier
+from analysis.survival import COX_PRECISION, cox, kaplan_meier
 
 try:  # analyse() runs it since commit 5b2c283
     from analysis.services import before_after
@@ -59,6 +59,9 @@ except ImportError:
 HORIZON_DAYS = 182
 COVARIATES = ("age_at_referral", "risk_level", "prior_incidents", "substance_misuse")
 THIS_FILE = str(Path(__file__).resolve())
+
+SAME_PRECISION = {"precision": COX_PRECISION}
+"""Bare fits stop where cox() does, so the floor is the same work."""
 
 
 # --------------------------------------------------------------------------------------
@@ -200,7 +203,9 @@ async def survival_benchmark(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 with timed(times, "  CoxPHFitter.fit (batch_mode=True), everyone"):
-                    fitter = CoxPHFitter().fit(data, "_duration", "_event", batch_mode=True)
+                    fitter = CoxPHFitter().fit(
+                        data, "_duration", "_event", batch_mode=True, fit_options=SAME_PRECISION
+                    )
                 if sample is not None and len(data) > sample:
                     with timed(times, f"  PH check as cox() does it: refit + test on {sample:,}"):
                         checked = data.sample(n=sample, random_state=0)
@@ -231,11 +236,15 @@ async def survival_benchmark(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 with timed(times, "bare"):
-                    bare = CoxPHFitter().fit(bare_frame, "T", "E", batch_mode=True)
+                    bare = CoxPHFitter().fit(
+                        bare_frame, "T", "E", batch_mode=True, fit_options=SAME_PRECISION
+                    )
             note_peak("bare")
             out["bare_coefficients"] = {str(k): float(v) for k, v in bare.params_.items()}
             out["coefficients"] = {t.name: t.coef for t in model.terms}
-            out["ph_test"] = dict(model.ph_test)
+            out["ph_test"] = {
+                t.name: t.p for t in (*model.ph_test.terms, model.ph_test.global_test)
+            }
             out["concordance"] = model.concordance
             del bare, bare_frame, model
             gc.collect()
@@ -377,7 +386,7 @@ async def _tracemalloc_runs(request: Any, now: date, as_of: date) -> dict[str, A
     tracemalloc.start()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        CoxPHFitter().fit(bare_frame, "T", "E", batch_mode=True)
+        CoxPHFitter().fit(bare_frame, "T", "E", batch_mode=True, fit_options=SAME_PRECISION)
     out["bare_peak"] = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     out["bare_frame_bytes"] = int(bare_frame.memory_usage(deep=True).sum())

@@ -84,7 +84,9 @@ def test_cox_matches_fox_and_weisberg_on_rossi():
     assert terms["fin"].p == pytest.approx(0.0474, abs=5e-4)
     assert terms["prio"].p == pytest.approx(0.0014, abs=5e-4)
     assert model.concordance == pytest.approx(0.640, abs=1e-3)
-    assert {name for name, _ in model.ph_test} == set(published)
+    assert {t.name for t in model.ph_test.terms} == set(published)
+    # R: cox.zph(fit)$table (transform "km"), the Rossi model.
+    assert model.ph_test.global_test.chisq == pytest.approx(17.6944152544549667, abs=1e-6)
     assert (model.n, model.events) == (432, 114)
 
 
@@ -128,15 +130,14 @@ def test_a_single_group_has_no_log_rank_test():
         logrank([1, 2, 3], [1, 0, 1], ["a", "a", "a"])
 
 
-def test_on_large_data_the_ph_check_runs_on_a_refitted_random_sample(monkeypatch):
-    import analysis.survival as survival
-
+def test_a_factor_is_one_term_in_the_ph_check():
     rossi = load_rossi()
-    full = cox(rossi[["fin", "age", "prio"]], rossi["week"], rossi["arrest"])
-    monkeypatch.setattr(survival, "PH_TEST_SAMPLE", 300)
-    sampled = cox(rossi[["fin", "age", "prio"]], rossi["week"], rossi["arrest"])
-    assert (full.ph_test_n, sampled.ph_test_n) == (432, 300)
-    # The hazard ratios still come from everyone.
-    assert [t.coef for t in sampled.terms] == [t.coef for t in full.terms]
-    assert {name for name, _ in sampled.ph_test} == {"fin", "age", "prio"}
-    assert all(0 <= p <= 1 for _, p in sampled.ph_test)
+    design = rossi[["fin", "age"]].assign(
+        **{
+            "band=young": (rossi["age"] < 21).astype(float),
+            "band=mid": rossi["age"].between(21, 30).astype(float),
+        }
+    )
+    model = cox(design, rossi["week"], rossi["arrest"])
+    assert [(t.name, t.df) for t in model.ph_test.terms] == [("fin", 1), ("age", 1), ("band", 2)]
+    assert model.ph_test.global_test.df == 4

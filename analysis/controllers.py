@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
+from litestar.openapi import ResponseSpec
 from litestar.params import FromQuery, QueryParameter
 
 from analysis import plots, rules, services
@@ -16,12 +17,14 @@ from outcomes.schemas import FeedbackReport
 from programme.platform.accounts import access
 from programme.platform.audit import services as audit
 from programme.platform.clock import today
+from programme.platform.openapi import docs
 from programme.platform.quarters import Quarter
 from programme.platform.tables import AuditAction, RecordType, Role
 
 From = Annotated[str | None, QueryParameter(name="from")]
 To = Annotated[str | None, QueryParameter(name="to")]
 Horizon = Annotated[int, QueryParameter(ge=1, le=rules.MAX_HORIZON_DAYS)]
+AS_CSV = docs(also_answers={"text/csv": "with format=csv"})
 
 
 def _rate(rate: services.Rate) -> RateOut:
@@ -39,7 +42,15 @@ class ReportController(Controller):
     tags = ["reports"]
     guards = [access.requires(Role.monitor, Role.admin)]
 
-    @get("/quarterly")
+    @get(
+        "/quarterly",
+        opt=AS_CSV,
+        responses={
+            200: ResponseSpec(
+                QuarterlyOut, description="The quarterly figures", generate_examples=False
+            )
+        },
+    )
     async def quarterly(
         self,
         actor: access.SignedIn,
@@ -62,7 +73,15 @@ class ReportController(Controller):
             )
         )
 
-    @get("/referral-quality")
+    @get(
+        "/referral-quality",
+        opt=AS_CSV,
+        responses={
+            200: ResponseSpec(
+                QualityOut, description="Referral quality per agency", generate_examples=False
+            )
+        },
+    )
     async def referral_quality(
         self,
         actor: access.SignedIn,
@@ -115,7 +134,10 @@ class AnalysisController(Controller):
         )
         return await services.analyse(parsed, today())
 
-    @get(["/reoffending/plot.png", "/reoffending/plot.svg"])
+    @get(
+        ["/reoffending/plot.png", "/reoffending/plot.svg"],
+        opt=docs(answers_by_extension=plots.FORMATS),
+    )
     async def plot(
         self,
         request: Request,

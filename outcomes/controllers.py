@@ -11,7 +11,10 @@ from litestar.params import FromPath, JSONBody
 from outcomes import schemas, services
 from programme.platform.accounts import access
 from programme.platform.clock import today
+from programme.platform.errors import Conflict
+from programme.platform.openapi import docs
 from programme.platform.tables import Role
+from referrals.schemas import VictimSubmission
 
 
 class VictimController(Controller):
@@ -27,19 +30,22 @@ class VictimController(Controller):
     ) -> list[schemas.Victim]:
         return await services.list_victims(referral_id, actor)
 
-    @post("/referrals/{referral_id:uuid}/victims")
+    @post("/referrals/{referral_id:uuid}/victims", opt=docs(body=VictimSubmission))
     async def add_victim(
         self, referral_id: FromPath[UUID], data: JSONBody[dict[str, Any]], actor: access.SignedIn
     ) -> schemas.Victim:
-        """Fields: first_name, last_name, phone, relationship, consent_to_contact,
-        consent_obtained_on."""
+        """Name a victim/survivor of the referred person; every problem is reported at once."""
         return await services.add_victim(referral_id, data, actor, today())
 
     @get("/victims/{victim_id:uuid}")
     async def get_victim(self, victim_id: FromPath[UUID], actor: access.SignedIn) -> schemas.Victim:
         return await services.get_victim(victim_id, actor)
 
-    @post("/victims/{victim_id:uuid}/consent", guards=[access.requires(Role.victim_worker)])
+    @post(
+        "/victims/{victim_id:uuid}/consent",
+        guards=[access.requires(Role.victim_worker)],
+        opt=docs(raises=(Conflict,)),
+    )
     async def change_consent(
         self,
         victim_id: FromPath[UUID],
@@ -49,7 +55,11 @@ class VictimController(Controller):
         """Record consent to contact given or refused, or withdraw it."""
         return await services.change_consent(victim_id, data, actor, today())
 
-    @post("/victims/{victim_id:uuid}/feedback", guards=[access.requires(Role.victim_worker)])
+    @post(
+        "/victims/{victim_id:uuid}/feedback",
+        guards=[access.requires(Role.victim_worker)],
+        opt=docs(raises=(Conflict,)),
+    )
     async def record_feedback(
         self,
         victim_id: FromPath[UUID],

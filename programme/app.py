@@ -7,8 +7,6 @@ from collections.abc import Sequence
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.types import ControllerRouterHandler
 
 from analysis.controllers import AnalysisController, ReportController
@@ -16,7 +14,7 @@ from outcomes import services as outcomes
 from outcomes.controllers import VictimController
 from programme.delivery.controllers import GroupController, ProgrammeController, SessionController
 from programme.imports.controllers import ImportController
-from programme.platform import database
+from programme.platform import database, openapi
 from programme.platform.accounts import access
 from programme.platform.accounts.controllers import (
     AccountController,
@@ -82,11 +80,8 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=logging_config(),
         state=State({"settings": settings, "jwt_auth": jwt_auth}),
-        openapi_config=OpenAPIConfig(
-            title="Inspire to Change referral and outcome tracker",
-            version="0.1.0",
-            path=access.OPENAPI_PATH,
-            render_plugins=[SwaggerRenderPlugin()],
+        openapi_config=openapi.config(
+            title="Inspire to Change referral and outcome tracker", version="0.1.0"
         ),
     )
     access.check_every_route_declares_roles(app)

@@ -14,13 +14,16 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from programme.platform.accounts import access
 from programme.platform.clock import today
 from programme.platform.crypto import KeyPurpose, purpose_key
+from programme.platform.errors import Conflict
+from programme.platform.openapi import docs
 from programme.platform.tables import Role
 from referrals import services
-from referrals.rules import SUBMISSION_FIELDS, Status
+from referrals.rules import Status
 from referrals.schemas import (
     EventCreate,
     ReferralAccepted,
     ReferralPage,
+    ReferralSubmission,
     ReferralView,
     TimelineEntry,
 )
@@ -34,9 +37,9 @@ class ReferralController(Controller):
     @post(
         "/",
         guards=[access.requires(Role.referrer, Role.facilitator)],
-        description="A JSON object with the fields: " + ", ".join(SUBMISSION_FIELDS) + ". "
-        "Every check runs; a refused referral answers 422 listing every reason and keeps "
-        "no personal details.",
+        opt=docs(body=ReferralSubmission, raises=(Conflict,)),
+        description="Every check runs; a refused referral answers 422 listing every reason and "
+        "keeps no personal details.",
     )
     async def submit(
         self,
@@ -83,7 +86,11 @@ class ReferralController(Controller):
         secret = purpose_key(state.settings, KeyPurpose.pseudonym)
         return await services.get_referral(actor, referral_id, secret, outcomes)
 
-    @post("/{referral_id:uuid}/events", guards=[access.requires(Role.facilitator, Role.admin)])
+    @post(
+        "/{referral_id:uuid}/events",
+        guards=[access.requires(Role.facilitator, Role.admin)],
+        opt=docs(raises=(Conflict,)),
+    )
     async def record_event(
         self, referral_id: FromPath[UUID], data: JSONBody[EventCreate], actor: access.SignedIn
     ) -> list[TimelineEntry]:

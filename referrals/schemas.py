@@ -8,12 +8,14 @@ birth or phone number). The ``view`` field says which one a body is.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any, get_args, get_type_hints
 from uuid import UUID
 
 import msgspec
 
+from referrals import rules
 from referrals.rules import Status
 
 
@@ -124,3 +126,67 @@ class ReferralPage(msgspec.Struct):
     total: int
     limit: int
     offset: int
+
+
+# The bodies of a referral and of a victim, for the OpenAPI document only. The
+# handlers take the raw JSON, because the intake checks must see every value as
+# sent to report every problem at once (and to record a returned referral); so
+# these types are never used to decode a request. They are derived from the
+# rules, never written out again: the field names from the rules' lists, the
+# types from what a passing submission holds, and which fields are required
+# from the problems the rules report for an empty body.
+
+
+def _leave_out_none(kind: Any) -> Any:
+    """``X | None`` as ``X``: an optional field is one a client leaves out."""
+    kinds = [k for k in get_args(kind) if k is not type(None)]
+    return kinds[0] if len(kinds) == 1 and type(None) in get_args(kind) else kind
+
+
+def _body(
+    name: str, about: str, names: Sequence[str], types: Mapping[str, Any], required: set[str]
+) -> type[msgspec.Struct]:
+    fields = [
+        (field, types[field])
+        if field in required
+        else (field, _leave_out_none(types[field]) | msgspec.UnsetType, msgspec.UNSET)
+        for field in names
+    ]
+    body = msgspec.defstruct(name, fields, kw_only=True, forbid_unknown_fields=True)
+    body.__doc__ = about
+    return body
+
+
+_victim_types = get_type_hints(rules.VictimDetails)
+VictimSubmission = _body(
+    "VictimSubmission",
+    "A victim/survivor named by a referrer or a victim worker. Every problem is reported at "
+    "once; phone numbers must be UK numbers someone can ring.",
+    sorted(rules.FIELDS, key=list(_victim_types).index),
+    {
+        **_victim_types,
+        # Kept as text, but the rules accept only these.
+        "relationship": Annotated[
+            str, msgspec.Meta(extra_json_schema={"enum": list(rules.RELATIONSHIPS)})
+        ],
+    },
+    {
+        problem.field.removeprefix("victim.")
+        for problem in rules.check_victim({}, "victim", today=date.min)[1]
+    },
+)
+
+ReferralSubmission = _body(
+    "ReferralSubmission",
+    "A referral as submitted. Every consent, completeness and appropriateness check runs and "
+    "every failure is reported at once; a refused referral keeps no personal details. "
+    "Yes/no answers may also be given as yes/no text, numbers as digits.",
+    rules.SUBMISSION_FIELDS,
+    {
+        **get_type_hints(rules.Submission),
+        # Asked, never kept: a referral that passes always has it true.
+        "consent_given": bool,
+        "victims": Annotated[list[VictimSubmission], msgspec.Meta(max_length=10)],  # type: ignore[valid-type]
+    },
+    {problem.field for problem in rules.check({}, today=date.min, commissioned_areas=()).errors},
+)

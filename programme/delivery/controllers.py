@@ -10,6 +10,8 @@ from litestar.params import FromPath, JSONBody
 from programme.delivery import schemas, services
 from programme.platform.accounts import access
 from programme.platform.clock import today
+from programme.platform.errors import Conflict, NotFound
+from programme.platform.openapi import docs
 from programme.platform.tables import Role
 
 STAFF = (Role.facilitator, Role.admin)
@@ -42,7 +44,7 @@ class ProgrammeController(Controller):
         """Engaged referrals without a group place; monitors see the counts only."""
         return await services.waiting_list(actor, today())
 
-    @post("/exit-reviews", guards=[access.requires(*STAFF)])
+    @post("/exit-reviews", guards=[access.requires(*STAFF)], opt=docs(raises=(Conflict, NotFound)))
     async def exit_review(
         self, data: JSONBody[schemas.ExitReviewCreate], actor: access.SignedIn
     ) -> schemas.ReferralProgress:
@@ -55,7 +57,7 @@ class GroupController(Controller):
     tags = ["programme"]
     guards = [access.requires(*STAFF)]
 
-    @post("/")
+    @post("/", opt=docs(raises=(Conflict,)))
     async def create_group(
         self, data: JSONBody[schemas.GroupCreate], actor: access.SignedIn
     ) -> schemas.Group:
@@ -71,14 +73,14 @@ class GroupController(Controller):
         await services.require_group_access(actor, group_id)
         return await services.get_group(group_id)
 
-    @post("/{group_id:uuid}/members")
+    @post("/{group_id:uuid}/members", opt=docs(raises=(Conflict,)))
     async def add_member(
         self, group_id: FromPath[UUID], data: JSONBody[schemas.MemberAdd], actor: access.SignedIn
     ) -> schemas.Group:
         """Give an engaged referral a place (or transfer a started one here)."""
         return await services.add_member(group_id, data, actor, today())
 
-    @post("/{group_id:uuid}/sessions")
+    @post("/{group_id:uuid}/sessions", opt=docs(raises=(Conflict,)))
     async def add_session(
         self,
         group_id: FromPath[UUID],

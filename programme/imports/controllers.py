@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Controller, Request, Response, post
 from litestar.datastructures import State
+from litestar.openapi import ResponseSpec
 from litestar.params import FromQuery
 
-from programme.imports import services
+from programme.imports import rules, services
 from programme.imports.schemas import ImportReport
 from programme.platform.accounts import access
 from programme.platform.clock import today
 from programme.platform.crypto import KeyPurpose, purpose_key
+from programme.platform.errors import ErrorBody
+from programme.platform.openapi import docs
 from programme.platform.tables import Role
 
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+NOTHING_IMPORTED = {
+    422: ResponseSpec(
+        ImportReport | ErrorBody,  # type: ignore[arg-type]
+        description="Nothing was imported: the report lists every row's errors "
+        "(or, for a bad query, the usual error body).",
+        generate_examples=False,
+    )
+}
+
+
+def _csv(columns: frozenset[str]) -> dict[str, Any]:
+    return docs(
+        body_media_type="text/csv",
+        body_description="A CSV file with a header line; columns: " + ", ".join(sorted(columns)),
+    )
 
 
 def _answer(report: ImportReport, skip_invalid: bool) -> Response[ImportReport]:
@@ -27,7 +47,13 @@ class ImportController(Controller):
     tags = ["imports"]
     guards = [access.requires(Role.admin)]
 
-    @post("/referrals", request_max_body_size=MAX_UPLOAD_BYTES)
+    @post(
+        "/referrals",
+        request_max_body_size=MAX_UPLOAD_BYTES,
+        status_code=200,
+        responses=NOTHING_IMPORTED,
+        opt=_csv(rules.COLUMNS),
+    )
     async def import_referrals(
         self,
         request: Request,
@@ -42,7 +68,13 @@ class ImportController(Controller):
         )
         return _answer(report, skip_invalid)
 
-    @post("/reoffending", request_max_body_size=MAX_UPLOAD_BYTES)
+    @post(
+        "/reoffending",
+        request_max_body_size=MAX_UPLOAD_BYTES,
+        status_code=200,
+        responses=NOTHING_IMPORTED,
+        opt=_csv(rules.INCIDENT_COLUMNS),
+    )
     async def import_reoffending(
         self,
         request: Request,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Response, get
+from litestar.openapi import ResponseSpec
 
 from programme.platform import database
 from programme.platform.accounts import access
@@ -14,7 +15,16 @@ class Health(msgspec.Struct):
     database: str
 
 
-@get("/health", opt={access.PUBLIC: True}, tags=["health"])
+@get(
+    "/health",
+    opt={access.PUBLIC: True},
+    tags=["health"],
+    responses={
+        503: ResponseSpec(
+            Health, description="The database cannot be reached.", generate_examples=False
+        )
+    },
+)
 async def health() -> Response[Health]:
     if await database.ping():
         return Response(Health(status="ok", database="ok"))

@@ -77,3 +77,16 @@ class TooManyAttempts(ApplicationError):
 class ServiceUnavailable(ApplicationError):
     status_code = 503
     default_message = "The database cannot be reached; try again shortly."
+
+
+class ErrorBody(msgspec.Struct):
+    """The one shape of every error answer (``programme.platform.http_errors`` writes it).
+
+    Some answers add a field beside these: ``retry_after_seconds`` on 429, the
+    existing record's ``id`` on some 409s.
+    """
+
+    status_code: int
+    detail: str
+    errors: list[FieldError]
+    """Every problem found, not just the first; empty when there is nothing more to say."""

@@ -16,6 +16,8 @@ from programme.platform.accounts.schemas import (
     Principal,
     TokenResponse,
 )
+from programme.platform.errors import Conflict, NotAuthenticated, TooManyAttempts
+from programme.platform.openapi import docs
 from programme.platform.tables import Role
 
 
@@ -23,7 +25,11 @@ class AuthController(Controller):
     path = "/auth"
     tags = ["accounts"]
 
-    @post("/login", opt={access.PUBLIC: True}, status_code=200)
+    @post(
+        "/login",
+        opt={access.PUBLIC: True, **docs(raises=(NotAuthenticated, TooManyAttempts))},
+        status_code=200,
+    )
     async def login(self, data: JSONBody[LoginRequest], state: State) -> TokenResponse:
         """Exchange a username and password for a bearer token."""
         principal = await services.authenticate(data.username, data.password, state.settings)
@@ -45,7 +51,7 @@ class AccountController(Controller):
     async def list_accounts(self, actor: access.SignedIn) -> list[Account]:
         return await services.list_accounts(actor)
 
-    @post("/")
+    @post("/", opt=docs(raises=(Conflict,)))
     async def create_account(
         self, data: JSONBody[AccountCreate], actor: access.SignedIn
     ) -> Account:
@@ -61,6 +67,6 @@ class AgencyController(Controller):
         """Admins and monitors: agencies are what referral quality is reported by."""
         return await services.list_agencies()
 
-    @post("/", guards=[access.requires(Role.admin)])
+    @post("/", guards=[access.requires(Role.admin)], opt=docs(raises=(Conflict,)))
     async def create_agency(self, data: JSONBody[AgencyCreate], actor: access.SignedIn) -> Agency:
         return await services.create_agency(data.name, actor)

@@ -15,7 +15,8 @@ from programme.platform.tables import Role
 
 
 class VictimController(Controller):
-    """Victims'/survivors' records: victim workers, and admins (audited). Nobody else."""
+    """Victims'/survivors' records: victim workers; admins may read them (audited), never
+    write. Nobody else."""
 
     path = "/"
     tags = ["victims"]
@@ -27,7 +28,7 @@ class VictimController(Controller):
     ) -> list[schemas.Victim]:
         return await services.list_victims(referral_id, actor)
 
-    @post("/referrals/{referral_id:uuid}/victims")
+    @post("/referrals/{referral_id:uuid}/victims", guards=[access.requires(Role.victim_worker)])
     async def add_victim(
         self, referral_id: FromPath[UUID], data: JSONBody[dict[str, Any]], actor: access.SignedIn
     ) -> schemas.Victim:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from programme.imports.schemas import RowProblem
+from programme.platform.validation import DATE, FUTURE
 from referrals import rules
 from referrals.rules import (
     EARLIEST_BIRTH,
@@ -39,6 +40,7 @@ from referrals.rules import (
     match_key,
     milestone_order_problems,
     skipped_milestones,
+    too_early,
 )
 
 MAX_CELL = 131_072
@@ -170,10 +172,10 @@ def _milestones(line: int, row: dict[str, str], received_on: date, today: date, 
         try:
             on = date.fromisoformat(value)
         except ValueError:
-            plan.error(line, "invalid", column, "Expected a date as YYYY-MM-DD.")
+            plan.error(line, "invalid", column, DATE)
             continue
         if on > today:
-            plan.error(line, "invalid", column, "Cannot be in the future.")
+            plan.error(line, "future_date", column, FUTURE)
         elif on < received_on:
             plan.error(line, "out_of_order", column, "Cannot be before received_on.")
         dated.append((status, on))
@@ -206,14 +208,14 @@ def plan_import(
     plan.error_lines.update(problem.line for problem in plan.errors)
     for line, row in rows:
         agency = " ".join((row.get(AGENCY) or "").split())
-        if not agency or len(agency) > 200:
-            plan.error(
-                line, "incomplete", AGENCY, "Name the referring agency (up to 200 characters)."
-            )
+        if not agency:
+            plan.error(line, "required", AGENCY, "Name the referring agency.")
+        elif len(agency) > 200:
+            plan.error(line, "invalid", AGENCY, "Expected text of up to 200 characters.")
         raw = {k: v for k, v in row.items() if k in rules.SUBMISSION_FIELDS and v.strip()}
         if "received_on" not in raw:
             plan.error(
-                line, "incomplete", "received_on", "Imported referrals need their received date."
+                line, "required", "received_on", "Imported referrals need their received date."
             )
             continue
         checked = rules.check(raw, today=today, commissioned_areas=commissioned_areas)
@@ -360,22 +362,29 @@ def plan_incidents(content: bytes, *, today: date) -> IncidentPlan:
         errors_before = len(plan.errors)
         offence_on = _day(row.get("offence_date", ""))
         if offence_on is None:
-            plan.error(line, "invalid", "offence_date", "Expected a date as YYYY-MM-DD.")
+            plan.error(line, "invalid", "offence_date", DATE)
         elif offence_on > today:
-            plan.error(line, "future_date", "offence_date", "Cannot be in the future.")
+            plan.error(line, "future_date", "offence_date", FUTURE)
         elif offence_on < EARLIEST_BIRTH:
-            plan.error(line, "too_early", "offence_date", "Cannot be before 1900: check the year.")
+            plan.error(line, "too_early", "offence_date", too_early(EARLIEST_BIRTH))
         kind = row.get("offence_type") or None
         if kind and len(kind) > MAX_OFFENCE_TYPE:
-            plan.error(line, "too_long", "offence_type", f"At most {MAX_OFFENCE_TYPE} characters.")
+            plan.error(
+                line,
+                "invalid",
+                "offence_type",
+                f"Expected text of up to {MAX_OFFENCE_TYPE} characters.",
+            )
         reference = row.get("reference") or None
         key = None
         if reference is None:
             born = _day(row.get("date_of_birth", ""))
-            if not (row.get("first_name") and row.get("last_name") and born):
+            if row.get("date_of_birth") and born is None:
+                plan.error(line, "invalid", "date_of_birth", DATE)
+            elif not (row.get("first_name") and row.get("last_name") and born):
                 plan.error(
                     line,
-                    "incomplete",
+                    "required",
                     "reference",
                     "Give the reference, or first name, last name and date of birth.",
                 )

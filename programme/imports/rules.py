@@ -44,7 +44,12 @@ from referrals.rules import (
 )
 
 MAX_CELL = 131_072
-"""Longer cells are refused with a line number (the csv module's own limit)."""
+"""Longer cells are refused with their line number."""
+
+# The csv module's own limit (131,072 by default) raises mid-cell, and a reader
+# that gave up inside a quoted cell would read the rest of that cell as rows of
+# their own. So let it read any cell whole, and refuse the long ones here instead.
+csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
 
 
 def read_csv(
@@ -55,14 +60,16 @@ def read_csv(
 ) -> list[tuple[int, dict[str, str]]]:
     """The file's non-blank rows with their line numbers, values stripped.
 
-    Header problems (not UTF-8, empty, unknown, repeated or missing columns)
-    go into ``problems`` and no rows come back; a row of the wrong width or
-    with an unreadable cell is a problem on its line and is left out.
+    Header problems (not UTF-8, a NUL character, empty, unknown, repeated or
+    missing columns) go into ``problems`` and no rows come back; a row of the
+    wrong width or with a cell over ``MAX_CELL`` characters is a problem on its
+    line and is left out.
     """
 
     def problem(line: int, code: str, name: str, message: str) -> None:
         problems.append(RowProblem(line=line, code=code, field=name, message=message))
 
+    too_long = f"A cell is longer than {MAX_CELL} characters."
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -76,9 +83,13 @@ def read_csv(
     try:
         header = next(reader, None)
     except csv.Error:
-        header = None
+        problem(1, "invalid", "", "The first line cannot be read as CSV.")
+        return []
     if not header:
         problem(1, "invalid", "", "The file is empty: the first line must name the columns.")
+        return []
+    if any(len(name) > MAX_CELL for name in header):
+        problem(1, "invalid", "", too_long)
         return []
     names = [name.strip() for name in header]
     for name in names:
@@ -100,9 +111,13 @@ def read_csv(
         except StopIteration:
             break
         except csv.Error:
-            problem(line, "invalid", "", f"A cell is longer than {MAX_CELL} characters.")
-            continue
+            # The reader has lost its place: nothing after this line can be trusted.
+            problem(line, "invalid", "", "This line cannot be read as CSV.")
+            return []
         if not any(value.strip() for value in values):
+            continue
+        if any(len(value) > MAX_CELL for value in values):
+            problem(line, "invalid", "", too_long)
             continue
         if len(values) != len(names):
             problem(line, "invalid", "", f"Expected {len(names)} values, found {len(values)}.")

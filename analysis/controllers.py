@@ -119,7 +119,9 @@ class AnalysisController(Controller):
         as_of: FromQuery[date | None] = None,
         group_by: FromQuery[str | None] = None,
         covariates: FromQuery[str | None] = None,
-        landmark_days: FromQuery[int | None] = None,
+        landmark_days: Annotated[
+            int | None, QueryParameter(ge=1, le=rules.MAX_HORIZON_DAYS)
+        ] = None,
     ) -> ReoffendingOut:
         """Kaplan-Meier, log-rank, Cox, and for programme status the bias-aware models."""
         parsed = rules.analysis_request(

@@ -18,7 +18,8 @@ from referrals.schemas import VictimSubmission
 
 
 class VictimController(Controller):
-    """Victims'/survivors' records: victim workers, and admins (audited). Nobody else."""
+    """Victims'/survivors' records: victim workers; admins may read them (audited), never
+    write. Nobody else."""
 
     path = "/"
     tags = ["victims"]
@@ -30,7 +31,11 @@ class VictimController(Controller):
     ) -> list[schemas.Victim]:
         return await services.list_victims(referral_id, actor)
 
-    @post("/referrals/{referral_id:uuid}/victims", opt=docs(body=VictimSubmission))
+    @post(
+        "/referrals/{referral_id:uuid}/victims",
+        guards=[access.requires(Role.victim_worker)],
+        opt=docs(body=VictimSubmission),
+    )
     async def add_victim(
         self, referral_id: FromPath[UUID], data: JSONBody[dict[str, Any]], actor: access.SignedIn
     ) -> schemas.Victim:

@@ -24,6 +24,10 @@ from programme.platform.accounts.controllers import (
 from programme.platform.audit.controllers import AuditController
 from programme.platform.controllers import health
 from programme.platform.http_errors import EXCEPTION_HANDLERS
+from programme.platform.http_inputs import (
+    check_every_route_checks_its_input,
+    refuse_unreadable_input,
+)
 from programme.platform.logs import logging_config
 from programme.platform.settings import Settings, get_settings
 from referrals.controllers import ReferralController
@@ -78,6 +82,7 @@ def create_app(
             "outcomes": Provide(lambda: OUTCOMES, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
+        before_request=refuse_unreadable_input,
         logging_config=logging_config(),
         state=State({"settings": settings, "jwt_auth": jwt_auth}),
         openapi_config=openapi.config(
@@ -85,4 +90,5 @@ def create_app(
         ),
     )
     access.check_every_route_declares_roles(app)
+    check_every_route_checks_its_input(app)
     return app

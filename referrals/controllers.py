@@ -15,6 +15,7 @@ from programme.platform.accounts import access
 from programme.platform.clock import today
 from programme.platform.crypto import KeyPurpose, purpose_key
 from programme.platform.errors import Conflict
+from programme.platform.http_inputs import Offset
 from programme.platform.openapi import docs
 from programme.platform.tables import Role
 from referrals import services
@@ -64,7 +65,7 @@ class ReferralController(Controller):
         received_from: FromQuery[date | None] = None,
         received_to: FromQuery[date | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
-        offset: Annotated[int, QueryParameter(ge=0)] = 0,
+        offset: Offset = 0,
     ) -> ReferralPage:
         """Referrals newest first, in the caller's role's view."""
         filters = services.ReferralFilters(status, agency, received_from, received_to)

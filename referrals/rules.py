@@ -35,6 +35,7 @@ from uuid import UUID
 import phonenumbers
 
 from programme.platform.errors import FieldError
+from programme.platform.validation import DATE, FUTURE, REQUIRED, UNKNOWN_FIELD, one_of
 
 
 class Status(StrEnum):
@@ -111,14 +112,16 @@ before Inspire to Change reaches back to 2018; 2015 leaves room for older export
 refusing typed years like 0201 or 1926, which would otherwise sit in every report."""
 
 
+def too_early(earliest: date) -> str:
+    return f"Cannot be before {earliest.isoformat()}: check the year."
+
+
 def day_problem(field: str, on: date, today: date) -> FieldError | None:
     """A recorded day must have happened, and not before the tracker's records could begin."""
     if on > today:
-        return FieldError("future_date", field, "Cannot be in the future.")
+        return FieldError("future_date", field, FUTURE)
     if on < EARLIEST_RECORD:
-        return FieldError(
-            "too_early", field, f"Cannot be before {EARLIEST_RECORD.isoformat()}: check the year."
-        )
+        return FieldError("too_early", field, too_early(EARLIEST_RECORD))
     return None
 
 
@@ -183,6 +186,10 @@ _PERSONAL_LINES = {
     phonenumbers.PhoneNumberType.PERSONAL_NUMBER,
 }
 """Lines a person answers; not freephone, premium-rate, pager or company numbers."""
+
+
+PHONE_NEEDED = "A UK phone number the programme can ring is needed to make contact."
+PHONE_INVALID = "Expected a UK landline or mobile number that can be rung, such as 0114 496 0123."
 
 
 def dialable_uk_number(value: str) -> str | None:
@@ -268,9 +275,9 @@ def check_victim(
 ) -> tuple[VictimDetails | None, list[FieldError]]:
     """One victim's details, or every problem with them."""
     if not isinstance(raw, dict):
-        return None, [FieldError("invalid", where, "Expected an object.")]
+        return None, [FieldError("invalid", where, "Expected a JSON object.")]
     errors = [
-        FieldError("unknown_field", f"{where}.{name}", "This field is not recognised.")
+        FieldError("unknown_field", f"{where}.{name}", UNKNOWN_FIELD)
         for name in raw
         if name not in FIELDS
     ]
@@ -278,56 +285,48 @@ def check_victim(
     first_name = _text(raw, "first_name", where, errors)
     # A value of the wrong kind has had its problem reported already.
     if given is None or (isinstance(given, str) and not given.strip()):
-        errors.append(FieldError("invalid", f"{where}.first_name", "This is required."))
+        errors.append(FieldError("required", f"{where}.first_name", REQUIRED))
     last_name = _text(raw, "last_name", where, errors)
     phone_raw = _text(raw, "phone", where, errors)
     phone = dialable_uk_number(phone_raw) if phone_raw else None
     if phone_raw and phone is None:
-        errors.append(FieldError("invalid", f"{where}.phone", "Not a UK number that can be rung."))
+        errors.append(FieldError("invalid", f"{where}.phone", PHONE_INVALID))
     relationship = raw.get("relationship")
     if isinstance(relationship, str):
         relationship = relationship.strip().lower()
-    if relationship not in RELATIONSHIPS:
-        errors.append(
-            FieldError(
-                "invalid",
-                f"{where}.relationship",
-                "Expected one of: " + ", ".join(RELATIONSHIPS) + ".",
-            )
-        )
+    if relationship is None or relationship == "":
+        errors.append(FieldError("required", f"{where}.relationship", REQUIRED))
+    elif relationship not in RELATIONSHIPS:
+        errors.append(FieldError("invalid", f"{where}.relationship", one_of(RELATIONSHIPS)))
     consent = raw.get("consent_to_contact")
-    if not isinstance(consent, bool):
-        errors.append(FieldError("invalid", f"{where}.consent_to_contact", "Answer true or false."))
+    if consent is None:
+        errors.append(FieldError("required", f"{where}.consent_to_contact", REQUIRED))
+    elif not isinstance(consent, bool):
+        errors.append(
+            FieldError("invalid", f"{where}.consent_to_contact", "Expected true or false.")
+        )
     obtained_on = None
     raw_on = raw.get("consent_obtained_on")
     if raw_on is not None:
         try:
             obtained_on = date.fromisoformat(str(raw_on))
         except ValueError:
-            errors.append(
-                FieldError(
-                    "invalid", f"{where}.consent_obtained_on", "Expected a date as YYYY-MM-DD."
-                )
-            )
+            errors.append(FieldError("invalid", f"{where}.consent_obtained_on", DATE))
         else:
             if obtained_on > today:
-                errors.append(
-                    FieldError(
-                        "invalid", f"{where}.consent_obtained_on", "Cannot be in the future."
-                    )
-                )
+                errors.append(FieldError("future_date", f"{where}.consent_obtained_on", FUTURE))
             elif obtained_on < EARLIEST_RECORD:
                 errors.append(
                     FieldError(
-                        "invalid",
-                        f"{where}.consent_obtained_on",
-                        f"Cannot be before {EARLIEST_RECORD.isoformat()}: check the year.",
+                        "too_early", f"{where}.consent_obtained_on", too_early(EARLIEST_RECORD)
                     )
                 )
     if consent is True and raw_on is None:
         errors.append(
             FieldError(
-                "invalid", f"{where}.consent_obtained_on", "Say when consent to contact was given."
+                "required",
+                f"{where}.consent_obtained_on",
+                "Say when consent to contact was given.",
             )
         )
     if errors:
@@ -443,23 +442,23 @@ class Quality:
 
 @dataclass
 class Checked:
-    """The outcome of checking one submission."""
+    """The outcome of checking one submission.
+
+    ``errors`` say what is wrong with each field, in the one vocabulary of
+    ``programme.platform.validation`` (``required``, ``invalid``, ``future_date``,
+    or the rule broken); ``reasons`` say why the referral is returned, as
+    reported per agency: a missing and an unreadable phone number are different
+    errors but one reason, no contact number.
+    """
 
     submission: Submission | None
     errors: list[FieldError] = field(default_factory=list)
+    reasons: list[ReturnReason] = field(default_factory=list)
     malformed: bool = False
     """True when a value could not be read at all (a bad date, an unknown
     choice), as opposed to a readable referral that fails a rule."""
     received_on: date | None = None
     """The received date if it could be read, even for a refused submission."""
-
-    @property
-    def reasons(self) -> list[ReturnReason]:
-        seen: list[ReturnReason] = []
-        for error in self.errors:
-            if error.code in ReturnReason.__members__ and error.code not in seen:
-                seen.append(ReturnReason(error.code))
-        return seen
 
 
 class _Reader:
@@ -468,14 +467,30 @@ class _Reader:
     def __init__(self, raw: Mapping[str, Any]) -> None:
         self.raw = raw
         self.errors: list[FieldError] = []
+        self.reasons: list[ReturnReason] = []
         self.malformed = False
 
-    def problem(self, code: str | ReturnReason, name: str, message: str) -> None:
-        self.errors.append(FieldError(str(code), name, message))
+    def problem(self, code: str, name: str, message: str, reason: ReturnReason | None) -> None:
+        self.errors.append(FieldError(code, name, message))
+        if reason is not None and reason not in self.reasons:
+            self.reasons.append(reason)
 
-    def bad_value(self, name: str, message: str) -> None:
+    def refuse(self, reason: ReturnReason, name: str, message: str) -> None:
+        """A readable value that breaks a rule: the rule is the code and the reason."""
+        self.problem(reason.value, name, message, reason)
+
+    def missing(self, name: str, reason: ReturnReason, message: str = REQUIRED) -> None:
+        self.problem("required", name, message, reason)
+
+    def bad_value(
+        self,
+        name: str,
+        message: str,
+        reason: ReturnReason = ReturnReason.incomplete,
+        code: str = "invalid",
+    ) -> None:
         self.malformed = True
-        self.problem(ReturnReason.incomplete, name, message)
+        self.problem(code, name, message, reason)
 
     def present(self, name: str) -> Any:
         value = self.raw.get(name)
@@ -488,13 +503,10 @@ class _Reader:
         value = self.present(name)
         if value is None:
             if required:
-                self.problem(ReturnReason.incomplete, name, "This is required.")
+                self.missing(name, ReturnReason.incomplete)
             return None
-        if not isinstance(value, str):
-            self.bad_value(name, "Expected text.")
-            return None
-        if len(value) > max_length:
-            self.bad_value(name, f"At most {max_length} characters.")
+        if not isinstance(value, str) or len(value) > max_length:
+            self.bad_value(name, f"Expected text of up to {max_length} characters.")
             return None
         return value
 
@@ -504,12 +516,12 @@ class _Reader:
         *,
         required: bool,
         earliest: date,
-        code: str = ReturnReason.incomplete,
+        reason: ReturnReason = ReturnReason.incomplete,
     ) -> date | None:
         value = self.present(name)
         if value is None:
             if required:
-                self.problem(code, name, "This date is required.")
+                self.missing(name, reason)
             return None
         if isinstance(value, str):
             try:
@@ -519,39 +531,43 @@ class _Reader:
             else:
                 if parsed >= earliest:
                     return parsed
-                self.bad_value(name, f"Cannot be before {earliest.isoformat()}: check the year.")
+                self.bad_value(name, too_early(earliest), reason, code="too_early")
                 return None
-        self.malformed = True
-        self.problem(code, name, "Expected a date as YYYY-MM-DD.")
+        self.bad_value(name, DATE, reason)
         return None
 
-    def choice(self, name: str, kind: type[E], *, required: bool) -> E | None:
+    def choice(
+        self,
+        name: str,
+        kind: type[E],
+        *,
+        required: bool,
+        reason: ReturnReason = ReturnReason.incomplete,
+    ) -> E | None:
         value = self.present(name)
         if value is None:
             if required:
-                self.problem(ReturnReason.incomplete, name, "This is required.")
+                self.missing(name, reason)
             return None
         try:
             return kind(str(value).lower() if isinstance(value, str) else value)
         except ValueError:
-            options = ", ".join(member.value for member in kind)
-            self.bad_value(name, f"Expected one of: {options}.")
+            self.bad_value(name, one_of(member.value for member in kind), reason)
             return None
 
     def flag(
-        self, name: str, *, required: bool, code: str = ReturnReason.incomplete
+        self, name: str, *, required: bool, reason: ReturnReason = ReturnReason.incomplete
     ) -> bool | None:
         value = self.present(name)
         if value is None:
             if required:
-                self.problem(code, name, "Answer yes or no.")
+                self.missing(name, reason)
             return None
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
             return value.lower() in _TRUE
-        self.malformed = True
-        self.problem(code, name, "Expected yes or no (true or false).")
+        self.bad_value(name, "Expected yes or no (true or false).", reason)
         return None
 
     def count(self, name: str) -> int | None:
@@ -562,7 +578,7 @@ class _Reader:
             return int(value)
         if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1_000_000:
             return value
-        self.bad_value(name, "Expected a whole number, 0 or more.")
+        self.bad_value(name, "Expected a whole number from 0 to 999999.")
         return None
 
 
@@ -600,7 +616,7 @@ def check(
     for name in raw:
         if name not in SUBMISSION_FIELDS and name not in extra_fields:
             read.malformed = True
-            read.problem("unknown_field", str(name), "This field is not recognised.")
+            read.problem("unknown_field", str(name), UNKNOWN_FIELD, None)
 
     reference = read.text("reference", required=False, max_length=40)
     if reference is not None and not REFERENCE_PATTERN.match(reference):
@@ -615,29 +631,28 @@ def check(
         else today
     )
     if received_on is not None and received_on > today:
-        read.bad_value("received_on", "Cannot be in the future.")
+        read.bad_value("received_on", FUTURE, code="future_date")
 
     first_name = read.text("first_name", required=True)
     last_name = read.text("last_name", required=True)
     born = read.day("date_of_birth", required=True, earliest=EARLIEST_BIRTH)
     if born is not None and born > today:
-        read.bad_value("date_of_birth", "Cannot be in the future.")
+        read.bad_value("date_of_birth", FUTURE, code="future_date")
     elif born is not None and received_on is not None and age_on(born, received_on) < MINIMUM_AGE:
-        read.problem(
+        read.refuse(
             ReturnReason.under_16,
             "date_of_birth",
             f"The programme is for people aged {MINIMUM_AGE} and over on the day of referral.",
         )
     gender = read.choice("gender", Gender, required=True)
 
+    # Missing or unreadable, the programme cannot ring them: one reason, two problems.
     phone_raw = read.present("phone")
     phone = dialable_uk_number(phone_raw) if isinstance(phone_raw, str) else None
-    if phone is None:
-        read.problem(
-            ReturnReason.no_contact_number,
-            "phone",
-            "A UK phone number the programme can ring is needed to make contact.",
-        )
+    if phone_raw is None:
+        read.missing("phone", ReturnReason.no_contact_number, PHONE_NEEDED)
+    elif phone is None:
+        read.problem("invalid", "phone", PHONE_INVALID, ReturnReason.no_contact_number)
 
     area = read.text("local_authority", required=True)
     if area is not None:
@@ -645,7 +660,7 @@ def check(
         if area.lower() in known:
             area = known[area.lower()]
         else:
-            read.problem(
+            read.refuse(
                 ReturnReason.out_of_area,
                 "local_authority",
                 "The programme is commissioned in: " + ", ".join(commissioned_areas) + ".",
@@ -653,7 +668,7 @@ def check(
 
     relationship = read.choice("relationship", Relationship, required=True)
     if relationship is not None and relationship not in DOMESTIC_RELATIONSHIPS:
-        read.problem(
+        read.refuse(
             ReturnReason.not_domestic_abuse,
             "relationship",
             "Domestic abuse is between partners, ex-partners or family members.",
@@ -666,15 +681,16 @@ def check(
     children = read.flag("children_in_household", required=False)
     on_probation = read.flag("on_probation_programme", required=True)
     if on_probation:
-        read.problem(
+        read.refuse(
             ReturnReason.on_mandated_programme,
             "on_probation_programme",
             "People on a probation programme go to Building Better Relationships instead.",
         )
 
-    consent = read.flag("consent_given", required=True, code=ReturnReason.consent_missing)
+    # Consent not given, not dated or not said how: each a different problem, one reason.
+    consent = read.flag("consent_given", required=True, reason=ReturnReason.consent_missing)
     if consent is False:
-        read.problem(
+        read.refuse(
             ReturnReason.consent_missing,
             "consent_given",
             "The programme is voluntary: the person must agree to be referred.",
@@ -683,30 +699,19 @@ def check(
         "consent_obtained_on",
         required=True,
         earliest=EARLIEST_RECORD,
-        code=ReturnReason.consent_missing,
+        reason=ReturnReason.consent_missing,
     )
     if consent_on is not None and consent_on > today:
-        read.problem(
-            ReturnReason.consent_missing, "consent_obtained_on", "Cannot be in the future."
-        )
+        read.problem("future_date", "consent_obtained_on", FUTURE, ReturnReason.consent_missing)
     elif consent_on is not None and received_on is not None and consent_on > received_on:
-        read.problem(
+        read.refuse(
             ReturnReason.consent_missing,
             "consent_obtained_on",
             "Consent must be obtained before the referral is made.",
         )
-    method_raw = read.present("consent_method")
-    method: ConsentMethod | None = None
-    if method_raw is None:
-        read.problem(ReturnReason.consent_missing, "consent_method", "Say how consent was given.")
-    else:
-        try:
-            method = ConsentMethod(str(method_raw).lower())
-        except ValueError:
-            read.malformed = True
-            read.problem(
-                ReturnReason.consent_missing, "consent_method", "Expected verbal or written."
-            )
+    method = read.choice(
+        "consent_method", ConsentMethod, required=True, reason=ReturnReason.consent_missing
+    )
 
     notes = read.text("notes", required=False, max_length=MAX_NOTES)
     victims, victim_problems = check_victims(raw.get("victims"), today=today)
@@ -715,6 +720,7 @@ def check(
     checked = Checked(
         submission=None,
         errors=read.errors,
+        reasons=read.reasons,
         malformed=read.malformed,
         received_on=received_on,
     )

@@ -35,6 +35,7 @@ from programme.platform.errors import (
 )
 from programme.platform.settings import Settings
 from programme.platform.tables import AuditAction, RecordType, Role
+from programme.platform.validation import one_of
 from referrals import queries, rules
 from referrals.rules import (
     OPEN,
@@ -147,15 +148,21 @@ async def _new_reference(received_on: date) -> str:
     raise Conflict("Could not generate a unique reference; try again.")
 
 
-async def open_referral_of(person_ids: list[UUID]) -> str | None:
+@dataclass(frozen=True)
+class OpenReferral:
+    reference: str
+    agency_id: UUID
+
+
+async def open_referral_of(person_ids: list[UUID]) -> OpenReferral | None:
     if not person_ids:
         return None
     row = (
-        await Referral.select(Referral.reference)
+        await Referral.select(Referral.reference, Referral.agency)
         .where(Referral.person.is_in(person_ids) & Referral.status.is_in(list(OPEN)))
         .first()
     )
-    return None if row is None else row["reference"]
+    return None if row is None else OpenReferral(row["reference"], row["agency"])
 
 
 async def find_person(submission: rules.Submission) -> list[UUID]:
@@ -179,11 +186,28 @@ async def lock_person_keys(submission: rules.Submission) -> None:
         await database.fetch(queries.LOCK_PERSON_KEY, key)
 
 
-def _already_open(reference: str) -> Conflict:
-    return Conflict(
-        f"This person already has an open referral, {reference}.",
-        extra={"existing_reference": reference},
+def already_open(existing: OpenReferral | None, actor: Principal) -> Conflict:
+    """The person is already being worked with: say so, and what to do next.
+
+    Whoever may read the open referral (its own agency's referrers, staff) is
+    given its reference. A referrer of another agency is not: the reference,
+    or even the agency's name, would tell them who else is involved with this
+    person (an agency's name can say health, probation or children's services).
+    They are sent to the programme team, who see every referral and can add
+    what the new referrer knows.
+    """
+    if existing is not None and _may_read(actor, existing.agency_id):
+        message = f"This person already has an open referral, {existing.reference}."
+        return Conflict(
+            message,
+            errors=[FieldError("already_referred", "", message)],
+            extra={"existing_reference": existing.reference},
+        )
+    message = (
+        "This person already has an open referral on the programme, made by another agency. "
+        "To add what you know, contact the programme's facilitators, who can see it."
     )
+    return Conflict(message, errors=[FieldError("already_referred", "", message)])
 
 
 async def accept(
@@ -199,7 +223,7 @@ async def accept(
     person_ids = await find_person(submission)
     existing = await open_referral_of(person_ids)
     if existing is not None:
-        raise _already_open(existing)
+        raise already_open(existing, actor)
     if person_ids:
         person_id = person_ids[0]
     else:
@@ -222,9 +246,12 @@ async def accept(
         ).returning(Referral.id)
     except UniqueViolationError as exc:
         if exc.constraint_name == "referral_one_open_per_person":
-            raise _already_open(await open_referral_of([person_id]) or "unknown") from None
+            raise already_open(await open_referral_of([person_id]), actor) from None
+        message = "That reference is used by another referral."
         raise Conflict(
-            "That reference is used by another referral.", extra={"field": "reference"}
+            message,
+            errors=[FieldError("duplicate", "reference", message)],
+            extra={"field": "reference"},
         ) from None
     referral_id = rows[0]["id"]
     if submission.victims:
@@ -273,8 +300,12 @@ async def record_event(
         status = Status(row["status"])
         allowed = allowed_next(status)
         if event.type not in allowed:
+            message = f"A referral that is {status.value} cannot move to {event.type.value}."
+            if allowed:
+                message += " " + one_of(s.value for s in allowed)
             raise Conflict(
-                f"A referral that is {status.value} cannot move to {event.type.value}.",
+                message,
+                errors=[FieldError("not_allowed_now", "type", message)],
                 extra={"status": status.value, "allowed": [s.value for s in allowed]},
             )
         if event.on < row["status_on"]:
@@ -371,6 +402,11 @@ _COLUMNS = (
     Referral.quality_score,
     Referral.missing_details,
 )
+
+
+def _may_read(actor: Principal, agency_id: UUID) -> bool:
+    """Referrers read only their own agency's referrals; every other role that reads them, all."""
+    return actor.role != Role.referrer.value or actor.agency_id == agency_id
 
 
 def _scope(actor: Principal, filters: ReferralFilters) -> ReferralFilters:
@@ -516,8 +552,8 @@ async def get_referral(
     actor: Principal, referral_id: UUID, secret: str, outcomes: OutcomesHooks
 ) -> ReferralView:
     row = await Referral.select(*_COLUMNS).where(Referral.id == referral_id).first()
-    scope = _scope(actor, ReferralFilters())
-    if row is None or (scope.agency_id is not None and row["agency_id"] != scope.agency_id):
+    _scope(actor, ReferralFilters())  # a referrer without an agency may read nothing
+    if row is None or not _may_read(actor, row["agency_id"]):
         # Another agency's referral is indistinguishable from one that does not exist.
         raise NotFound("No such referral.")
     steps = (await _steps([referral_id]))[referral_id]

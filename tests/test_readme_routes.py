@@ -25,7 +25,9 @@ def _shape(path: str) -> str:
 def _table() -> list[tuple[str, str, bool]]:
     """(method, path, public) for every route in the table."""
     section = README.read_text().split("## API overview", 1)[1].split("\n## ", 1)[0]
-    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    # The route table is the section's first table (the error codes come later).
+    first_table = section.split("\n| ", 1)[1].split("\n\n", 1)[0]
+    rows = [line for line in ("| " + first_table).splitlines() if line.startswith("| `")]
     listed = []
     for row in rows:
         route_cell, roles_cell = row.split("|")[1:3]

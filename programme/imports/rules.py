@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from programme.imports.schemas import RowProblem
+from programme.platform.validation import DATE, FUTURE
 from referrals import rules
 from referrals.rules import (
     EARLIEST_BIRTH,
@@ -39,10 +40,16 @@ from referrals.rules import (
     match_key,
     milestone_order_problems,
     skipped_milestones,
+    too_early,
 )
 
 MAX_CELL = 131_072
-"""Longer cells are refused with a line number (the csv module's own limit)."""
+"""Longer cells are refused with their line number."""
+
+# The csv module's own limit (131,072 by default) raises mid-cell, and a reader
+# that gave up inside a quoted cell would read the rest of that cell as rows of
+# their own. So let it read any cell whole, and refuse the long ones here instead.
+csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
 
 
 def read_csv(
@@ -53,14 +60,16 @@ def read_csv(
 ) -> list[tuple[int, dict[str, str]]]:
     """The file's non-blank rows with their line numbers, values stripped.
 
-    Header problems (not UTF-8, empty, unknown, repeated or missing columns)
-    go into ``problems`` and no rows come back; a row of the wrong width or
-    with an unreadable cell is a problem on its line and is left out.
+    Header problems (not UTF-8, a NUL character, empty, unknown, repeated or
+    missing columns) go into ``problems`` and no rows come back; a row of the
+    wrong width or with a cell over ``MAX_CELL`` characters is a problem on its
+    line and is left out.
     """
 
     def problem(line: int, code: str, name: str, message: str) -> None:
         problems.append(RowProblem(line=line, code=code, field=name, message=message))
 
+    too_long = f"A cell is longer than {MAX_CELL} characters."
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -74,9 +83,13 @@ def read_csv(
     try:
         header = next(reader, None)
     except csv.Error:
-        header = None
+        problem(1, "invalid", "", "The first line cannot be read as CSV.")
+        return []
     if not header:
         problem(1, "invalid", "", "The file is empty: the first line must name the columns.")
+        return []
+    if any(len(name) > MAX_CELL for name in header):
+        problem(1, "invalid", "", too_long)
         return []
     names = [name.strip() for name in header]
     for name in names:
@@ -98,9 +111,13 @@ def read_csv(
         except StopIteration:
             break
         except csv.Error:
-            problem(line, "invalid", "", f"A cell is longer than {MAX_CELL} characters.")
-            continue
+            # The reader has lost its place: nothing after this line can be trusted.
+            problem(line, "invalid", "", "This line cannot be read as CSV.")
+            return []
         if not any(value.strip() for value in values):
+            continue
+        if any(len(value) > MAX_CELL for value in values):
+            problem(line, "invalid", "", too_long)
             continue
         if len(values) != len(names):
             problem(line, "invalid", "", f"Expected {len(names)} values, found {len(values)}.")
@@ -170,10 +187,10 @@ def _milestones(line: int, row: dict[str, str], received_on: date, today: date, 
         try:
             on = date.fromisoformat(value)
         except ValueError:
-            plan.error(line, "invalid", column, "Expected a date as YYYY-MM-DD.")
+            plan.error(line, "invalid", column, DATE)
             continue
         if on > today:
-            plan.error(line, "invalid", column, "Cannot be in the future.")
+            plan.error(line, "future_date", column, FUTURE)
         elif on < received_on:
             plan.error(line, "out_of_order", column, "Cannot be before received_on.")
         dated.append((status, on))
@@ -206,14 +223,14 @@ def plan_import(
     plan.error_lines.update(problem.line for problem in plan.errors)
     for line, row in rows:
         agency = " ".join((row.get(AGENCY) or "").split())
-        if not agency or len(agency) > 200:
-            plan.error(
-                line, "incomplete", AGENCY, "Name the referring agency (up to 200 characters)."
-            )
+        if not agency:
+            plan.error(line, "required", AGENCY, "Name the referring agency.")
+        elif len(agency) > 200:
+            plan.error(line, "invalid", AGENCY, "Expected text of up to 200 characters.")
         raw = {k: v for k, v in row.items() if k in rules.SUBMISSION_FIELDS and v.strip()}
         if "received_on" not in raw:
             plan.error(
-                line, "incomplete", "received_on", "Imported referrals need their received date."
+                line, "required", "received_on", "Imported referrals need their received date."
             )
             continue
         checked = rules.check(raw, today=today, commissioned_areas=commissioned_areas)
@@ -360,22 +377,29 @@ def plan_incidents(content: bytes, *, today: date) -> IncidentPlan:
         errors_before = len(plan.errors)
         offence_on = _day(row.get("offence_date", ""))
         if offence_on is None:
-            plan.error(line, "invalid", "offence_date", "Expected a date as YYYY-MM-DD.")
+            plan.error(line, "invalid", "offence_date", DATE)
         elif offence_on > today:
-            plan.error(line, "future_date", "offence_date", "Cannot be in the future.")
+            plan.error(line, "future_date", "offence_date", FUTURE)
         elif offence_on < EARLIEST_BIRTH:
-            plan.error(line, "too_early", "offence_date", "Cannot be before 1900: check the year.")
+            plan.error(line, "too_early", "offence_date", too_early(EARLIEST_BIRTH))
         kind = row.get("offence_type") or None
         if kind and len(kind) > MAX_OFFENCE_TYPE:
-            plan.error(line, "too_long", "offence_type", f"At most {MAX_OFFENCE_TYPE} characters.")
+            plan.error(
+                line,
+                "invalid",
+                "offence_type",
+                f"Expected text of up to {MAX_OFFENCE_TYPE} characters.",
+            )
         reference = row.get("reference") or None
         key = None
         if reference is None:
             born = _day(row.get("date_of_birth", ""))
-            if not (row.get("first_name") and row.get("last_name") and born):
+            if row.get("date_of_birth") and born is None:
+                plan.error(line, "invalid", "date_of_birth", DATE)
+            elif not (row.get("first_name") and row.get("last_name") and born):
                 plan.error(
                     line,
-                    "incomplete",
+                    "required",
                     "reference",
                     "Give the reference, or first name, last name and date of birth.",
                 )

@@ -20,7 +20,12 @@ class FieldError(msgspec.Struct, frozen=True):
 
 
 class ApplicationError(Exception):
-    """Base of every error a service raises on purpose."""
+    """Base of every error a service raises on purpose.
+
+    ``errors`` lists every problem; an error about the request as a whole gives
+    none, and its answer lists one problem with ``code`` (by default the
+    status's code, see ``programme.platform.http_errors``) and the message.
+    """
 
     status_code = 400
     default_message = "The request cannot be carried out."
@@ -31,11 +36,20 @@ class ApplicationError(Exception):
         *,
         errors: list[FieldError] | None = None,
         extra: dict[str, Any] | None = None,
+        code: str | None = None,
     ) -> None:
         self.message = message or self.default_message
         self.errors = errors or []
         self.extra = extra or {}
+        self.code = code
         super().__init__(self.message)
+
+
+class UnreadableInput(ApplicationError):
+    """The request cannot be read at all (not JSON, not UTF-8, nested too deep)."""
+
+    status_code = 400
+    default_message = "The request cannot be read; see errors."
 
 
 class InvalidInput(ApplicationError):
@@ -89,4 +103,4 @@ class ErrorBody(msgspec.Struct):
     status_code: int
     detail: str
     errors: list[FieldError]
-    """Every problem found, not just the first; empty when there is nothing more to say."""
+    """Every problem found, not just the first; never empty: each has a code to act on."""

@@ -1,8 +1,12 @@
 """Every error becomes an HTTP answer here, and only here.
 
-Bodies always have the same shape::
+Bodies always have the same shape, with at least one problem listed::
 
-    {"status_code": 422, "detail": "...", "errors": [{"code", "field", "message"}]}
+    {"status_code": 422, "detail": "...", "errors": [{"code", "field", "message"}], ...}
+
+An error about the request as a whole (404, 409, ...) lists one problem with
+the empty field; keys beside ``errors`` (``reasons``, ``retry_after_seconds``)
+only ever add to the shape.
 
 Nothing from the request body is echoed back and nothing personal is logged:
 an unexpected failure logs its type and stack frames, never its message (a
@@ -25,6 +29,7 @@ from litestar.exceptions import (
 )
 from litestar.types import ExceptionHandlersMap
 
+from programme.platform.accounts.access import NOT_SERVED
 from programme.platform.database import UNREACHABLE_ERRORS
 from programme.platform.errors import (
     ApplicationError,
@@ -33,14 +38,36 @@ from programme.platform.errors import (
     NotPermitted,
     ServiceUnavailable,
 )
-from programme.platform.validation import field_errors
+from programme.platform.validation import decode_json, expected, field_errors
 
 log = logging.getLogger("programme.errors")
 
+CODES = {
+    400: "invalid",
+    401: "not_signed_in",
+    403: "not_permitted",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    422: "invalid",
+    429: "too_many_attempts",
+    500: "internal_error",
+    503: "unavailable",
+}
+"""The code of the one problem an error about the whole request lists, by status."""
 
-def _body(status: int, detail: str, errors: list[FieldError], extra: dict[str, Any]) -> Response:
+
+def _body(
+    status: int,
+    detail: str,
+    errors: list[FieldError],
+    extra: dict[str, Any],
+    headers: dict[str, str] | None = None,
+) -> Response:
+    errors = errors or [FieldError(CODES.get(status, "error"), "", detail)]
     content: dict[str, Any] = {"status_code": status, "detail": detail, "errors": errors, **extra}
-    headers = {}
+    headers = dict(headers or {})
     if status == 429 and "retry_after_seconds" in extra:
         headers["Retry-After"] = str(extra["retry_after_seconds"])
     if status == 503:
@@ -51,7 +78,10 @@ def _body(status: int, detail: str, errors: list[FieldError], extra: dict[str, A
 
 
 def application_error(_: Request, exc: ApplicationError) -> Response:
-    return _body(exc.status_code, exc.message, exc.errors, exc.extra)
+    errors = exc.errors or [
+        FieldError(exc.code or CODES.get(exc.status_code, "error"), "", exc.message)
+    ]
+    return _body(exc.status_code, exc.message, errors, exc.extra)
 
 
 def _body_struct(request: Request) -> tuple[type[msgspec.Struct], bool] | None:
@@ -86,38 +116,60 @@ def _received_body(request: Request) -> bytes | None:
     return body if isinstance(body, bytes) else None
 
 
+def _parameter(request: Request, key: str) -> tuple[str, str | None]:
+    """A query or path parameter's public name, and what it takes in the errors' words."""
+    handler = request.scope.get("route_handler")
+    signature = getattr(handler, "parsed_fn_signature", None)
+    for name, definition in getattr(signature, "parameters", {}).items():
+        kwarg = definition.kwarg_definition
+        alias = getattr(kwarg, "name", None)  # e.g. ``from``, which Python cannot name
+        if key in (name, alias):
+            bounds = {b: getattr(kwarg, b, None) for b in ("ge", "le", "min_length", "max_length")}
+            return alias or name, expected(definition.annotation, **bounds)
+    return key, None
+
+
 def validation_error(request: Request, exc: ValidationException) -> Response:
     """Litestar's decoding stops at the first problem; list them all instead."""
     errors: list[FieldError] = []
-    expected = _body_struct(request)
+    body_type = _body_struct(request)
     body = _received_body(request)
-    if expected is not None and body is not None:
+    if body_type is not None and body is not None:
         try:
-            raw = msgspec.json.decode(body)
-        except msgspec.DecodeError:
-            errors = [FieldError("invalid", "", "The body is not valid JSON.")]
+            raw = decode_json(body)
+        except ApplicationError as unreadable:
+            errors = unreadable.errors
         else:
-            errors = _body_errors(*expected, raw)
+            errors = _body_errors(*body_type, raw)
     if not errors and isinstance(exc.extra, list):
         for item in exc.extra:
             if isinstance(item, dict):
-                field = str(item.get("key") or "")
-                message = str(item.get("message") or "Invalid value.")
-                errors.append(FieldError("invalid", field, message))
+                field, message = _parameter(request, str(item.get("key") or ""))
+                errors.append(
+                    FieldError("invalid", field, message or str(item.get("message") or ""))
+                )
     if not errors:
         errors = [FieldError("invalid", "", "The request could not be read.")]
     return _body(422, "The request has problems; see errors.", errors, {})
 
 
-def http_exception(_: Request, exc: HTTPException) -> Response:
+def http_exception(request: Request, exc: HTTPException) -> Response:
     if isinstance(exc, NotAuthorizedException):
         return application_error(
-            _, NotAuthenticated("Sign in first: a valid bearer token is needed.")
+            request, NotAuthenticated("Sign in first: a valid bearer token is needed.")
         )
     if isinstance(exc, PermissionDeniedException):
-        return application_error(_, NotPermitted())
-    errors = [FieldError("invalid", "", str(exc.detail))] if exc.status_code == 400 else []
-    return _body(exc.status_code, str(exc.detail), errors, {})
+        return application_error(request, NotPermitted())
+    if exc.status_code >= 500:
+        # Litestar's own 5xx details describe its internals (a missing middleware, a
+        # failed dependency): log the type, answer as for any unexpected error.
+        return unexpected_error(request, exc)
+    if exc.status_code == 405:
+        allow = {k.lower(): v for k, v in (exc.headers or {}).items()}.get("allow", "")
+        served = {m.strip() for m in allow.split(",")} - NOT_SERVED - {""}
+        detail = "This path does not take that method; see the Allow header."
+        return _body(405, detail, [], {}, {"Allow": ", ".join(sorted(served))})
+    return _body(exc.status_code, str(exc.detail), [], {})
 
 
 def database_unreachable(_: Request, exc: Exception) -> Response:

@@ -62,6 +62,7 @@ from programme.platform.errors import (
     ServiceUnavailable,
     TooManyAttempts,
 )
+from programme.platform.http_inputs import INCLUDES_INPUT_CHECK, refuse_unreadable_input
 
 OPT = "openapi"
 """``opt`` key holding a route's ``Documented``."""
@@ -271,8 +272,13 @@ async def complete_before_serving(request: Request[Any, Any, Any]) -> None:
     """``before_request`` of the router serving ``/schema``: the document is built on first use.
 
     On the event loop, not a worker thread, so two first requests cannot complete it at once.
+    A layer's ``before_request`` replaces the app's, so this runs the app's input check first.
     """
+    await refuse_unreadable_input(request)
     document(request.app)
+
+
+setattr(complete_before_serving, INCLUDES_INPUT_CHECK, True)
 
 
 SWAGGER_UI = f"{access.OPENAPI_PATH}/swagger-ui"

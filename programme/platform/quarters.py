@@ -10,6 +10,10 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+FIRST_YEAR, LAST_YEAR = 1900, 2999
+"""Financial years a label may name: any record's, and far from the calendar's ends (year 1
+and 9999), where a quarter's first day or the quarters around it would have no date."""
+
 _LABEL = re.compile(r"^\s*Q([1-4])\s+(\d{4})-(\d{2})\s*$")
 
 
@@ -34,6 +38,8 @@ class Quarter:
         number, year, short_next = int(match[1]), int(match[2]), int(match[3])
         if (year + 1) % 100 != short_next:
             raise ValueError(f"{label!r}: a financial year runs from one year to the next")
+        if not FIRST_YEAR <= year <= LAST_YEAR:
+            raise ValueError(f"{label!r}: give a year from {FIRST_YEAR} to {LAST_YEAR}")
         return cls(year, number)
 
     @property

@@ -48,35 +48,43 @@ async def test_quality_lists_each_missing_useful_detail(client, referrer):
 
 
 @pytest.mark.parametrize(
-    ("overrides", "code", "field"),
+    ("overrides", "code", "field", "reason"),
     [
-        ({"consent_given": False}, "consent_missing", "consent_given"),
-        ({"consent_given": ...}, "consent_missing", "consent_given"),
-        ({"consent_obtained_on": "2026-10-02"}, "consent_missing", "consent_obtained_on"),
-        ({"consent_obtained_on": "2099-01-01"}, "consent_missing", "consent_obtained_on"),
-        ({"consent_method": ...}, "consent_missing", "consent_method"),
-        ({"first_name": ""}, "incomplete", "first_name"),
-        ({"last_name": ...}, "incomplete", "last_name"),
-        ({"date_of_birth": "17/05/1990"}, "incomplete", "date_of_birth"),
-        ({"gender": "lizard"}, "incomplete", "gender"),
-        ({"on_probation_programme": ...}, "incomplete", "on_probation_programme"),
-        ({"prior_incidents": -1}, "incomplete", "prior_incidents"),
-        ({"received_on": "2099-01-01"}, "incomplete", "received_on"),
-        ({"phone": ...}, "no_contact_number", "phone"),
-        ({"phone": "12345"}, "no_contact_number", "phone"),
-        ({"phone": "0800 123 4567"}, "no_contact_number", "phone"),
-        ({"phone": "+1 202 555 0100"}, "no_contact_number", "phone"),
-        ({"date_of_birth": "2010-10-02"}, "under_16", "date_of_birth"),
-        ({"relationship": "other"}, "not_domestic_abuse", "relationship"),
-        ({"on_probation_programme": True}, "on_mandated_programme", "on_probation_programme"),
-        ({"local_authority": "Leeds"}, "out_of_area", "local_authority"),
-        ({"nickname": "JT"}, "unknown_field", "nickname"),
+        ({"consent_given": False}, "consent_missing", "consent_given", "consent_missing"),
+        ({"consent_given": ...}, "required", "consent_given", "consent_missing"),
+        ({"consent_obtained_on": "2026-10-02"}, "consent_missing", "consent_obtained_on",
+         "consent_missing"),
+        ({"consent_obtained_on": "2099-01-01"}, "future_date", "consent_obtained_on",
+         "consent_missing"),
+        ({"consent_method": ...}, "required", "consent_method", "consent_missing"),
+        ({"consent_method": "telepathy"}, "invalid", "consent_method", "consent_missing"),
+        ({"first_name": ""}, "required", "first_name", "incomplete"),
+        ({"last_name": ...}, "required", "last_name", "incomplete"),
+        ({"date_of_birth": "17/05/1990"}, "invalid", "date_of_birth", "incomplete"),
+        ({"gender": "lizard"}, "invalid", "gender", "incomplete"),
+        ({"on_probation_programme": ...}, "required", "on_probation_programme", "incomplete"),
+        ({"prior_incidents": -1}, "invalid", "prior_incidents", "incomplete"),
+        ({"received_on": "2099-01-01"}, "future_date", "received_on", "incomplete"),
+        ({"phone": ...}, "required", "phone", "no_contact_number"),
+        ({"phone": "12345"}, "invalid", "phone", "no_contact_number"),
+        ({"phone": "0800 123 4567"}, "invalid", "phone", "no_contact_number"),
+        ({"phone": "+1 202 555 0100"}, "invalid", "phone", "no_contact_number"),
+        ({"date_of_birth": "2010-10-02"}, "under_16", "date_of_birth", "under_16"),
+        ({"relationship": "other"}, "not_domestic_abuse", "relationship", "not_domestic_abuse"),
+        ({"on_probation_programme": True}, "on_mandated_programme", "on_probation_programme",
+         "on_mandated_programme"),
+        ({"local_authority": "Leeds"}, "out_of_area", "local_authority", "out_of_area"),
+        ({"nickname": "JT"}, "unknown_field", "nickname", None),
     ],
-)
-async def test_each_check_refuses_with_its_code(client, referrer, overrides, code, field):
+)  # fmt: skip
+async def test_each_check_refuses_with_its_code_and_return_reason(
+    client, referrer, overrides, code, field, reason
+):
+    """The code says what is wrong with the field; the reason, why the referral is returned."""
     response = await client.post("/referrals", json=good_referral(**overrides), headers=referrer)
     assert response.status_code == 422, response.text
     assert {(e["code"], e["field"]) for e in response.json()["errors"]} == {(code, field)}
+    assert response.json().get("reasons", []) == ([reason] if reason else [])
     assert await Referral.count() == 0
 
 
@@ -93,12 +101,17 @@ async def test_every_failure_is_reported_together(client, referrer):
     )  # fmt: skip
     response = await client.post("/referrals", json=body, headers=referrer)
     assert response.status_code == 422
-    codes = {e["code"] for e in response.json()["errors"]}
-    assert codes == {
+    problems = {(e["code"], e["field"]) for e in response.json()["errors"]}
+    assert problems == {
+        ("consent_missing", "consent_given"), ("required", "phone"),
+        ("under_16", "date_of_birth"), ("out_of_area", "local_authority"),
+        ("not_domestic_abuse", "relationship"),
+        ("on_mandated_programme", "on_probation_programme"),
+    }  # fmt: skip
+    assert set(response.json()["reasons"]) == {
         "consent_missing", "no_contact_number", "under_16", "out_of_area",
         "not_domestic_abuse", "on_mandated_programme",
     }  # fmt: skip
-    assert set(response.json()["reasons"]) == codes
 
 
 async def test_a_refused_referral_is_kept_only_as_a_returned_referral(client, referrer):

@@ -320,68 +320,77 @@ def test_consent_on_the_day_of_the_referral_and_a_16th_birthday_that_day_are_acc
 
 
 @pytest.mark.parametrize(
-    ("overrides", "code", "field", "malformed"),
+    ("overrides", "code", "field", "malformed", "reason"),
     [
-        ({"consent_given": False}, "consent_missing", "consent_given", False),
-        ({"consent_given": ...}, "consent_missing", "consent_given", False),
-        ({"consent_given": "maybe"}, "consent_missing", "consent_given", True),
-        ({"consent_obtained_on": ...}, "consent_missing", "consent_obtained_on", False),
-        ({"consent_obtained_on": "2026-10-02"}, "consent_missing", "consent_obtained_on", False),
-        ({"consent_obtained_on": "2099-01-01"}, "consent_missing", "consent_obtained_on", False),
-        ({"consent_obtained_on": "30/09/2026"}, "consent_missing", "consent_obtained_on", True),
-        ({"consent_method": ...}, "consent_missing", "consent_method", False),
-        ({"consent_method": "telepathy"}, "consent_missing", "consent_method", True),
-        ({"first_name": ""}, "incomplete", "first_name", False),
-        ({"first_name": "   "}, "incomplete", "first_name", False),
-        ({"first_name": "J" * 101}, "incomplete", "first_name", True),
-        ({"first_name": 42}, "incomplete", "first_name", True),
-        ({"last_name": ...}, "incomplete", "last_name", False),
-        ({"date_of_birth": ...}, "incomplete", "date_of_birth", False),
-        ({"date_of_birth": "17/05/1990"}, "incomplete", "date_of_birth", True),
-        ({"date_of_birth": "2027-01-01"}, "incomplete", "date_of_birth", True),
-        ({"gender": ...}, "incomplete", "gender", False),
-        ({"gender": "lizard"}, "incomplete", "gender", True),
-        ({"local_authority": ...}, "incomplete", "local_authority", False),
-        ({"relationship": ...}, "incomplete", "relationship", False),
-        ({"relationship": "neighbour"}, "incomplete", "relationship", True),
-        ({"on_probation_programme": ...}, "incomplete", "on_probation_programme", False),
-        ({"on_probation_programme": "perhaps"}, "incomplete", "on_probation_programme", True),
-        ({"risk_level": "extreme"}, "incomplete", "risk_level", True),
-        ({"prior_incidents": -1}, "incomplete", "prior_incidents", True),
-        ({"prior_incidents": "two"}, "incomplete", "prior_incidents", True),
-        ({"prior_incidents": True}, "incomplete", "prior_incidents", True),
-        ({"substance_misuse": "sometimes"}, "incomplete", "substance_misuse", True),
-        ({"mental_health": 1}, "incomplete", "mental_health", True),
-        ({"received_on": "2099-01-01"}, "incomplete", "received_on", True),
-        ({"received_on": "yesterday"}, "incomplete", "received_on", True),
-        ({"reference": "AB"}, "incomplete", "reference", True),
-        ({"reference": "has space"}, "incomplete", "reference", True),
-        ({"reference": "R" * 41}, "incomplete", "reference", True),
-        ({"notes": "n" * 4001}, "incomplete", "notes", True),
-        ({"phone": ...}, "no_contact_number", "phone", False),
-        ({"phone": "12345"}, "no_contact_number", "phone", False),
-        ({"phone": "0800 123 4567"}, "no_contact_number", "phone", False),
-        ({"phone": "0909 879 0000"}, "no_contact_number", "phone", False),
-        ({"phone": "+1 202 555 0100"}, "no_contact_number", "phone", False),
-        ({"phone": 1144960123}, "no_contact_number", "phone", False),
-        ({"date_of_birth": "2010-10-02"}, "under_16", "date_of_birth", False),
-        ({"date_of_birth": "2026-10-01"}, "under_16", "date_of_birth", False),  # born today
-        ({"relationship": "other"}, "not_domestic_abuse", "relationship", False),
+        ({"consent_given": False}, "consent_missing", "consent_given", False, "consent_missing"),
+        ({"consent_given": ...}, "required", "consent_given", False, "consent_missing"),
+        ({"consent_given": "maybe"}, "invalid", "consent_given", True, "consent_missing"),
+        ({"consent_obtained_on": ...}, "required", "consent_obtained_on", False, "consent_missing"),
+        ({"consent_obtained_on": "2026-10-02"}, "future_date",
+         "consent_obtained_on", False, "consent_missing"),
+        ({"received_on": "2026-09-01", "consent_obtained_on": "2026-09-15"}, "consent_missing",
+         "consent_obtained_on", False, "consent_missing"),
+        ({"consent_obtained_on": "2099-01-01"}, "future_date",
+         "consent_obtained_on", False, "consent_missing"),
+        ({"consent_obtained_on": "30/09/2026"}, "invalid",
+         "consent_obtained_on", True, "consent_missing"),
+        ({"consent_method": ...}, "required", "consent_method", False, "consent_missing"),
+        ({"consent_method": "telepathy"}, "invalid", "consent_method", True, "consent_missing"),
+        ({"first_name": ""}, "required", "first_name", False, "incomplete"),
+        ({"first_name": "   "}, "required", "first_name", False, "incomplete"),
+        ({"first_name": "J" * 101}, "invalid", "first_name", True, "incomplete"),
+        ({"first_name": 42}, "invalid", "first_name", True, "incomplete"),
+        ({"last_name": ...}, "required", "last_name", False, "incomplete"),
+        ({"date_of_birth": ...}, "required", "date_of_birth", False, "incomplete"),
+        ({"date_of_birth": "17/05/1990"}, "invalid", "date_of_birth", True, "incomplete"),
+        ({"date_of_birth": "2027-01-01"}, "future_date", "date_of_birth", True, "incomplete"),
+        ({"gender": ...}, "required", "gender", False, "incomplete"),
+        ({"gender": "lizard"}, "invalid", "gender", True, "incomplete"),
+        ({"local_authority": ...}, "required", "local_authority", False, "incomplete"),
+        ({"relationship": ...}, "required", "relationship", False, "incomplete"),
+        ({"relationship": "neighbour"}, "invalid", "relationship", True, "incomplete"),
+        ({"on_probation_programme": ...}, "required",
+         "on_probation_programme", False, "incomplete"),
+        ({"on_probation_programme": "perhaps"}, "invalid",
+         "on_probation_programme", True, "incomplete"),
+        ({"risk_level": "extreme"}, "invalid", "risk_level", True, "incomplete"),
+        ({"prior_incidents": -1}, "invalid", "prior_incidents", True, "incomplete"),
+        ({"prior_incidents": "two"}, "invalid", "prior_incidents", True, "incomplete"),
+        ({"prior_incidents": True}, "invalid", "prior_incidents", True, "incomplete"),
+        ({"substance_misuse": "sometimes"}, "invalid", "substance_misuse", True, "incomplete"),
+        ({"mental_health": 1}, "invalid", "mental_health", True, "incomplete"),
+        ({"received_on": "2099-01-01"}, "future_date", "received_on", True, "incomplete"),
+        ({"received_on": "yesterday"}, "invalid", "received_on", True, "incomplete"),
+        ({"reference": "AB"}, "invalid", "reference", True, "incomplete"),
+        ({"reference": "has space"}, "invalid", "reference", True, "incomplete"),
+        ({"reference": "R" * 41}, "invalid", "reference", True, "incomplete"),
+        ({"notes": "n" * 4001}, "invalid", "notes", True, "incomplete"),
+        ({"phone": ...}, "required", "phone", False, "no_contact_number"),
+        ({"phone": "12345"}, "invalid", "phone", False, "no_contact_number"),
+        ({"phone": "0800 123 4567"}, "invalid", "phone", False, "no_contact_number"),
+        ({"phone": "0909 879 0000"}, "invalid", "phone", False, "no_contact_number"),
+        ({"phone": "+1 202 555 0100"}, "invalid", "phone", False, "no_contact_number"),
+        ({"phone": 1144960123}, "invalid", "phone", False, "no_contact_number"),
+        ({"date_of_birth": "2010-10-02"}, "under_16", "date_of_birth", False, "under_16"),
+        ({"date_of_birth": "2026-10-01"}, "under_16",
+         "date_of_birth", False, "under_16"),  # born today
+        ({"relationship": "other"}, "not_domestic_abuse",
+         "relationship", False, "not_domestic_abuse"),
         ({"on_probation_programme": True}, "on_mandated_programme", "on_probation_programme",
-         False),
+         False, "on_mandated_programme"),
         ({"on_probation_programme": "yes"}, "on_mandated_programme", "on_probation_programme",
-         False),
-        ({"local_authority": "Leeds"}, "out_of_area", "local_authority", False),
-        ({"nickname": "JT"}, "unknown_field", "nickname", True),
+         False, "on_mandated_programme"),
+        ({"local_authority": "Leeds"}, "out_of_area", "local_authority", False, "out_of_area"),
+        ({"nickname": "JT"}, "unknown_field", "nickname", True, None),
     ],
 )  # fmt: skip
-def test_each_check_fails_on_exactly_its_field(overrides, code, field, malformed):
+def test_each_check_fails_on_exactly_its_field(overrides, code, field, malformed, reason):
+    """The code says what is wrong with the field; the reason, why the referral is returned."""
     checked = run_check(good_referral(**overrides))
     assert checked.submission is None
     assert problems(checked.errors) == [(code, field)]
     assert checked.malformed is malformed
-    expected = [ReturnReason(code)] if code in ReturnReason.__members__ else []
-    assert checked.reasons == expected
+    assert checked.reasons == ([ReturnReason(reason)] if reason else [])
 
 
 def test_every_reason_has_a_check_that_gives_it():
@@ -402,7 +411,7 @@ def test_every_failure_is_reported_and_each_reason_once():
         ("out_of_area", "local_authority"),
         ("not_domestic_abuse", "relationship"),
         ("consent_missing", "consent_given"),
-        ("consent_missing", "consent_method"),
+        ("required", "consent_method"),
     ]
     assert checked.reasons == [
         ReturnReason.out_of_area, ReturnReason.not_domestic_abuse, ReturnReason.consent_missing,
@@ -537,28 +546,30 @@ def test_a_victim_needs_only_a_first_name_a_relationship_and_an_answer_on_consen
 
 
 @pytest.mark.parametrize(
-    ("change", "field"),
+    ("change", "code", "field"),
     [
-        ({"first_name": None}, "first_name"),
-        ({"first_name": "  "}, "first_name"),
-        ({"last_name": "S" * 101}, "last_name"),
-        ({"last_name": 7}, "last_name"),
-        ({"phone": "0800 123 4567"}, "phone"),
-        ({"phone": "+33 1 23 45 67 89"}, "phone"),
-        ({"relationship": None}, "relationship"),
-        ({"relationship": "neighbour"}, "relationship"),
-        ({"consent_to_contact": None}, "consent_to_contact"),
-        ({"consent_to_contact": "yes"}, "consent_to_contact"),
-        ({"consent_obtained_on": "29/09/2026"}, "consent_obtained_on"),
-        ({"consent_obtained_on": "2026-10-02"}, "consent_obtained_on"),
-        ({"consent_obtained_on": None}, "consent_obtained_on"),  # consent, but since when?
+        ({"first_name": None}, "required", "first_name"),
+        ({"first_name": "  "}, "required", "first_name"),
+        ({"last_name": "S" * 101}, "invalid", "last_name"),
+        ({"last_name": 7}, "invalid", "last_name"),
+        ({"phone": "0800 123 4567"}, "invalid", "phone"),
+        ({"phone": "+33 1 23 45 67 89"}, "invalid", "phone"),
+        ({"relationship": None}, "required", "relationship"),
+        ({"relationship": "neighbour"}, "invalid", "relationship"),
+        ({"consent_to_contact": None}, "required", "consent_to_contact"),
+        ({"consent_to_contact": "yes"}, "invalid", "consent_to_contact"),
+        ({"consent_obtained_on": "29/09/2026"}, "invalid", "consent_obtained_on"),
+        ({"consent_obtained_on": "2026-10-02"}, "future_date", "consent_obtained_on"),
+        ({"consent_obtained_on": "2014-12-31"}, "too_early", "consent_obtained_on"),
+        # consent, but since when?
+        ({"consent_obtained_on": None}, "required", "consent_obtained_on"),
     ],
 )
-def test_each_victim_check_fails_on_exactly_its_field(change, field):
+def test_each_victim_check_fails_on_exactly_its_field(change, code, field):
     raw = {key: value for key, value in {**VICTIM, **change}.items() if value is not None}
     victim, errors = check_victim(raw, "victims[2]", today=TODAY)
     assert victim is None
-    assert problems(errors) == [("invalid", f"victims[2].{field}")]
+    assert problems(errors) == [(code, f"victims[2].{field}")]
 
 
 def test_a_victim_with_an_unknown_field_or_not_an_object_is_refused():
@@ -572,10 +583,10 @@ def test_every_victim_problem_is_reported():
     victim, errors = check_victim({"phone": "1"}, "v", today=TODAY)
     assert victim is None
     assert problems(errors) == [
-        ("invalid", "v.first_name"),
+        ("required", "v.first_name"),
         ("invalid", "v.phone"),
-        ("invalid", "v.relationship"),
-        ("invalid", "v.consent_to_contact"),
+        ("required", "v.relationship"),
+        ("required", "v.consent_to_contact"),
     ]
 
 

@@ -17,6 +17,7 @@ from uuid import UUID
 from litestar import Litestar, Request
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency, Provide
+from litestar.exceptions import MethodNotAllowedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.security.jwt import JWTAuth, Token
 
@@ -69,6 +70,31 @@ def _is_public(handler: BaseRouteHandler, path: str) -> bool:
     return bool(handler.opt.get(PUBLIC)) or path.startswith(OPENAPI_PATH)
 
 
+NOT_SERVED = frozenset({"OPTIONS", "HEAD"})
+"""Methods no route serves (405): no browser calls the API from another origin, so
+there is no CORS preflight to answer, and no route is written for HEAD."""
+
+
+def refuse_options(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    """App-wide guard, first of all: OPTIONS is refused (405) with the methods the path serves.
+
+    Litestar answers OPTIONS on every path by itself; its answer carries no roles, so
+    it would meet ``deny_undeclared`` or a role guard reading a user that OPTIONS,
+    never authenticated, does not have.
+    """
+    if connection.scope.get("method") != "OPTIONS":
+        return
+    # Litestar made the OPTIONS handler for exactly one path: the route's own.
+    methods = {
+        method
+        for route in connection.app.routes
+        if route.path in handler.paths
+        for method in route.methods
+    }
+    allow = ", ".join(sorted(methods - NOT_SERVED))
+    raise MethodNotAllowedException(headers={"Allow": allow})
+
+
 def deny_undeclared(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     """App-wide guard: a route that names no roles is refused, whoever calls it."""
     if _is_public(handler, connection.scope["path"]):
@@ -82,7 +108,7 @@ def routes_and_roles(app: Litestar) -> Iterable[tuple[str, str, frozenset[str] |
     for route in app.routes:
         for handler in getattr(route, "route_handlers", ()):
             for method in sorted(getattr(handler, "http_methods", {"WS"})):
-                if method in {"HEAD", "OPTIONS"}:
+                if method in NOT_SERVED:
                     continue
                 yield method, route.path, _declared_roles(handler), _is_public(handler, route.path)
 
@@ -116,7 +142,7 @@ def build_jwt_auth(settings: Settings) -> JWTAuth[Principal, Token]:
         exclude_opt_key=PUBLIC,
         exclude=[OPENAPI_PATH],
         default_token_expiration=timedelta(minutes=settings.token_ttl_minutes),
-        guards=[deny_undeclared],
+        guards=[refuse_options, deny_undeclared],
     )
 
 

@@ -11,6 +11,7 @@ from litestar.params import FromQuery, QueryParameter
 from programme.platform.accounts import access
 from programme.platform.audit import services
 from programme.platform.audit.schemas import AuditPage
+from programme.platform.http_inputs import Offset
 from programme.platform.tables import AuditAction, RecordType, Role
 
 
@@ -28,7 +29,7 @@ class AuditController(Controller):
         username: FromQuery[str | None] = None,
         action: FromQuery[AuditAction | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
-        offset: Annotated[int, QueryParameter(ge=0)] = 0,
+        offset: Offset = 0,
     ) -> AuditPage:
         """Who did what to which record, newest first; filter by record and account."""
         items = await services.search(

@@ -204,19 +204,20 @@ def test_the_file_needs_an_agency_and_a_received_on_column():
 
 
 @pytest.mark.parametrize(
-    ("overrides", "field"),
-    [({"agency": ""}, "agency"), ({"agency": "   "}, "agency"), ({"agency": "A" * 201}, "agency"),
-     ({"received_on": ""}, "received_on")],
+    ("overrides", "code", "field"),
+    [({"agency": ""}, "required", "agency"), ({"agency": "   "}, "required", "agency"),
+     ({"agency": "A" * 201}, "invalid", "agency"),
+     ({"received_on": ""}, "required", "received_on")],
 )  # fmt: skip
-def test_each_row_names_its_agency_and_received_date(overrides, field):
+def test_each_row_names_its_agency_and_received_date(overrides, code, field):
     found = plan([csv_person(1), csv_person(2, **overrides)])
-    assert errors(found) == [(3, "incomplete", field)]
+    assert errors(found) == [(3, code, field)]
     assert found.error_lines == {3}
 
 
 def test_a_row_that_cannot_be_read_is_an_error_with_every_problem():
     found = plan([csv_person(1), csv_person(2, date_of_birth="31/12/1980", gender="?")])
-    assert errors(found) == [(3, "incomplete", "date_of_birth"), (3, "incomplete", "gender")]
+    assert errors(found) == [(3, "invalid", "date_of_birth"), (3, "invalid", "gender")]
     assert [row.line for row in found.accepted] == [2]
     assert found.returned == []
 
@@ -274,7 +275,7 @@ def test_milestones_in_order_are_kept_in_date_order():
         ({"engaged_on": "2026-10-20", "started_on": "2026-10-10"},
          ("out_of_order", "started_on")),
         ({"contacted_on": "2026-09-01"}, ("out_of_order", "contacted_on")),
-        ({"started_on": "2026-11-28"}, ("invalid", "started_on")),
+        ({"started_on": "2026-11-28"}, ("future_date", "started_on")),
         ({"engaged_on": "next tuesday"}, ("invalid", "engaged_on")),
         ({"engaged_on": "2026-10-05", "completed_on": "2026-10-20", "closed_on": "2026-10-21"},
          ("out_of_order", "closed_on")),
@@ -432,11 +433,11 @@ def test_an_incident_file_needs_offence_dates_and_known_columns():
         ("SYP-1,,,,20/10/2026,", ("invalid", "offence_date")),
         ("SYP-1,,,,,assault", ("invalid", "offence_date")),
         ("SYP-1,,,,2026-11-28,", ("future_date", "offence_date")),
-        ("SYP-1,,,,2026-10-20," + "x" * 101, ("too_long", "offence_type")),
-        (",Sam,Smith,,2026-10-20,", ("incomplete", "reference")),
-        (",Sam,,1990-01-01,2026-10-20,", ("incomplete", "reference")),
-        (",,Smith,1990-01-01,2026-10-20,", ("incomplete", "reference")),
-        (",Sam,Smith,01/01/1990,2026-10-20,", ("incomplete", "reference")),
+        ("SYP-1,,,,2026-10-20," + "x" * 101, ("invalid", "offence_type")),
+        (",Sam,Smith,,2026-10-20,", ("required", "reference")),
+        (",Sam,,1990-01-01,2026-10-20,", ("required", "reference")),
+        (",,Smith,1990-01-01,2026-10-20,", ("required", "reference")),
+        (",Sam,Smith,01/01/1990,2026-10-20,", ("invalid", "date_of_birth")),
     ],
 )
 def test_each_incident_problem_is_on_its_line_and_the_row_left_out(row, problem):

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -29,8 +30,8 @@ import pytest
 
 from programme.platform import database
 from programme.platform.backups import rules
-from tests.conftest import INSPIRE, PASSWORD
-from tests.conftest import inspire as run_inspire
+from tests.builders import INSPIRE, PASSWORD
+from tests.builders import inspire as run_inspire
 
 KEYS = ("INSPIRE_SECRET_KEY", "INSPIRE_ENCRYPTION_KEY", "INSPIRE_PSEUDONYM_KEY")
 KEY_FILES = ("encryption_key", "pseudonym_key")
@@ -285,8 +286,10 @@ def test_a_restored_database_answers_the_same_reports_and_its_victims_still_decr
             busy = inspire(restored, "restore", str(source.backup), "--replace")
             assert "inspire serve" in one_line_refusal(busy)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        # Ctrl-C, not SIGTERM: after SIGTERM the server's process dies before it can stop
+        # the embedded PostgreSQL, which would outlive the test.
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=60)
 
     last = query(
         restored,

@@ -368,7 +368,13 @@ def backup(file: str) -> None:
     from programme.platform.settings import get_settings
 
     made = asyncio.run(backups.backup(Path(file), get_settings(), CLI_ACTOR))
-    click.echo(f"backup written to {made.path} ({_size(made.size_bytes)}), readable by you alone")
+    click.echo(f"backup written to {made.path} ({_size(made.size_bytes)})")
+    if not made.private:
+        click.echo(
+            f"warning: others can read {made.path} on this file system: move it somewhere only "
+            f"you can read",
+            err=True,
+        )
     click.echo(
         "It does not hold the keys. Keep these as safely as the backup, and apart from it: "
         + ", ".join(made.keys_to_keep)

@@ -60,6 +60,8 @@ class BackupMade:
     made_at: datetime
     keys_to_keep: list[str]
     """Where the keys the backup does not hold are: files in the data directory, or variables."""
+    private: bool
+    """Whether the file system kept the file readable by its owner alone (a USB stick may not)."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ async def backup(target: Path, settings: Settings, actor: Actor) -> BackupMade:
         )
         written = work / "backup.tar"
         await asyncio.to_thread(_write_backup, written, manifest, dump)
-        total = await asyncio.to_thread(_put_in_place, written, target)
+        total, private = await asyncio.to_thread(_put_in_place, written, target)
     finally:
         await asyncio.to_thread(shutil.rmtree, work, ignore_errors=True)
 
@@ -126,7 +128,7 @@ async def backup(target: Path, settings: Settings, actor: Actor) -> BackupMade:
         RecordType.database,
         detail={"backup": "whole database", "bytes": total, "made_at": made_at.isoformat()},
     )
-    return BackupMade(target, total, made_at, keys_to_keep(settings))
+    return BackupMade(target, total, made_at, keys_to_keep(settings), private)
 
 
 async def restore(
@@ -165,9 +167,10 @@ async def restore(
         dsn, env = rules.tool_connection(await asyncio.to_thread(database.database_url))
         others = (await database.fetch(queries.OTHER_CONNECTIONS))[0]["n"]
         if others:
+            open_now = "another connection is" if others == 1 else f"{others} other connections are"
             raise Conflict(
-                f"{others} other connections to the database are open (is inspire serve "
-                f"running?): stop them, then restore"
+                f"{open_now} open to the database (is inspire serve running?): "
+                f"stop them, then restore"
             )
         holding = await _tables_with_records()
         if holding and not replace:
@@ -414,8 +417,8 @@ def _write_backup(path: Path, manifest: rules.Manifest, dump: Path) -> None:
         os.fsync(handle.fileno())
 
 
-def _put_in_place(written: Path, target: Path) -> int:
-    """Rename the finished file over ``target``; its size."""
+def _put_in_place(written: Path, target: Path) -> tuple[int, bool]:
+    """Rename the finished file over ``target``; its size, and whether it is owner-only."""
     os.replace(written, target)
     # The rename itself must reach the disk, or a crash could leave the old file.
     folder = os.open(target.parent, os.O_RDONLY)
@@ -423,7 +426,8 @@ def _put_in_place(written: Path, target: Path) -> int:
         os.fsync(folder)
     finally:
         os.close(folder)
-    return target.stat().st_size
+    placed = target.stat()
+    return placed.st_size, not placed.st_mode & 0o077
 
 
 def _unpack(source: Path, dump: Path) -> rules.Manifest:

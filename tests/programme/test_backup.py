@@ -221,15 +221,22 @@ def source(new_data_dir: Callable[[], Path]) -> Source:
     return Source(data_dir, backup, made.stdout, passwords, reports(data_dir), victims(data_dir))
 
 
+@dataclass(frozen=True)
+class Restored:
+    data_dir: Path
+    output: str
+    fingerprint: list[dict[str, Any]]
+
+
 @pytest.fixture(scope="module")
-def restored(source: Source, new_data_dir: Callable[[], Path]) -> Path:
+def restored(source: Source, new_data_dir: Callable[[], Path]) -> Restored:
     """A new data directory holding only the two keys, with the backup restored into it."""
     data_dir = new_data_dir()
     copy_keys(source.data_dir, data_dir)
     result = inspire(data_dir, "restore", str(source.backup))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("restored the backup made"), result.stdout
-    return data_dir
+    return Restored(data_dir, result.stdout + result.stderr, restored_fingerprint(data_dir))
 
 
 def free_port() -> int:
@@ -241,27 +248,28 @@ def free_port() -> int:
 def test_a_restored_database_answers_the_same_reports_and_its_victims_still_decrypt(
     source, restored
 ):
+    data_dir = restored.data_dir
     assert source.victims["count"] > 0
     assert source.reports["reoffending"]["events"] > 0
-    answers = reports(restored)
+    answers = reports(data_dir)
     assert answers["quarterly"] == source.reports["quarterly"]
     assert answers["quality"] == source.reports["quality"]
     # The cohort comes back in another physical order, so the fits add the same
     # numbers in another order: equal to the last few bits, not to every one.
     assert_same_figures(answers["reoffending"], source.reports["reoffending"])
-    assert victims(restored) == source.victims
+    assert victims(data_dir) == source.victims
 
     # Over HTTP, as the demo's victim worker, whose password came back with the backup.
     port = free_port()
     server = subprocess.Popen(
         [INSPIRE, "serve", "--port", str(port)],
-        env=env_for(restored),
+        env=env_for(data_dir),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-            for _ in range(150):
+            for _ in range(300):
                 try:
                     if http.get("/health").status_code == 200:
                         break
@@ -283,7 +291,7 @@ def test_a_restored_database_answers_the_same_reports_and_its_victims_still_decr
             assert victim.json()["first_name"] == source.victims["first"]["first_name"]
 
             # Restoring under a running server would pull its tables from under it.
-            busy = inspire(restored, "restore", str(source.backup), "--replace")
+            busy = inspire(data_dir, "restore", str(source.backup), "--replace")
             assert "inspire serve" in one_line_refusal(busy)
     finally:
         # Ctrl-C, not SIGTERM: after SIGTERM the server's process dies before it can stop
@@ -292,7 +300,7 @@ def test_a_restored_database_answers_the_same_reports_and_its_victims_still_decr
         server.wait(timeout=60)
 
     last = query(
-        restored,
+        data_dir,
         "SELECT username, action, record_type FROM audit_event"
         " WHERE action = 'restore' ORDER BY id DESC LIMIT 1",
     )
@@ -301,9 +309,7 @@ def test_a_restored_database_answers_the_same_reports_and_its_victims_still_decr
 
 def test_backup_and_restore_print_no_personal_data(source, restored):
     first_name = source.victims["first"]["first_name"]
-    restore_again = inspire(restored, "restore", str(source.backup), "--replace")
-    assert restore_again.returncode == 0, restore_again.stderr
-    for output in (source.backup_output, restore_again.stdout + restore_again.stderr):
+    for output in (source.backup_output, restored.output):
         assert first_name not in output
 
 
@@ -392,14 +398,16 @@ def test_a_restore_under_keys_that_cannot_read_the_backup_is_refused(
         assert not any((data_dir / name).exists() for name in KEY_FILES)
 
 
-def test_told_to_ignore_the_keys_a_restore_goes_ahead_with_a_warning(source, new_data_dir):
+def test_told_to_ignore_the_keys_a_restore_goes_ahead_with_a_warning(
+    source, restored, new_data_dir
+):
     data_dir = new_data_dir()
     copy_keys(source.data_dir, data_dir)
     write_key(data_dir, "pseudonym_key", OTHER_KEY)
     result = inspire(data_dir, "restore", str(source.backup), "--ignore-key-check")
     assert result.returncode == 0, result.stderr
     assert "warning: the pseudonym key here is not" in result.stderr
-    assert restored_fingerprint(data_dir) == restored_fingerprint(source.data_dir)
+    assert restored_fingerprint(data_dir) == restored.fingerprint
 
 
 def test_a_rotated_encryption_key_that_still_lists_the_old_one_restores(source, new_data_dir):
@@ -472,11 +480,10 @@ def damaged(kind: str, backup: Path, folder: Path) -> Path:
 def test_a_missing_or_damaged_backup_is_refused_in_one_line_and_changes_nothing(
     source, restored, kind, said
 ):
-    before = restored_fingerprint(restored)
     bad = damaged(kind, source.backup, source.backup.parent)
-    message = one_line_refusal(inspire(restored, "restore", str(bad), "--replace"))
+    message = one_line_refusal(inspire(restored.data_dir, "restore", str(bad), "--replace"))
     assert said in message, message
-    assert restored_fingerprint(restored) == before
+    assert restored_fingerprint(restored.data_dir) == restored.fingerprint
 
 
 def test_a_backup_from_a_newer_version_is_refused(source, restored):
@@ -485,7 +492,7 @@ def test_a_backup_from_a_newer_version_is_refused(source, restored):
         source.backup.parent / "newer.backup",
         migrations=[*sorted(database.known_migrations()), "referrals:2999-01-01T00:00:00:000000"],
     )
-    message = one_line_refusal(inspire(restored, "restore", str(newer), "--replace"))
+    message = one_line_refusal(inspire(restored.data_dir, "restore", str(newer), "--replace"))
     assert "newer version of inspire" in message
 
 

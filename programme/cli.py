@@ -350,6 +350,81 @@ def analyse_reoffending(
         click.echo(f"note: {note}")
 
 
+def _size(count: int) -> str:
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if count < 1000 or unit == "GB":
+            return f"{count} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1000  # type: ignore[assignment]
+    raise AssertionError  # pragma: no cover - the loop always returns
+
+
+@cli.command()
+@click.argument("file")
+def backup(file: str) -> None:
+    """Write a backup of the whole database to FILE (PostgreSQL's own dump, without the keys)."""
+    from pathlib import Path
+
+    from programme.platform.backups import services as backups
+    from programme.platform.settings import get_settings
+
+    made = asyncio.run(backups.backup(Path(file), get_settings(), CLI_ACTOR))
+    click.echo(f"backup written to {made.path} ({_size(made.size_bytes)})")
+    if not made.private:
+        click.echo(
+            f"warning: others can read {made.path} on this file system: move it somewhere only "
+            f"you can read",
+            err=True,
+        )
+    click.echo(
+        "It does not hold the keys. Keep these as safely as the backup, and apart from it: "
+        + ", ".join(made.keys_to_keep)
+        + ". Without the encryption key no victim's details can be read; without the "
+        "pseudonym key every pseudonym and import fingerprint changes."
+    )
+
+
+@cli.command()
+@click.argument("file")
+@click.option(
+    "--replace", is_flag=True, help="Replace a database that holds records (they are lost)."
+)
+@click.option(
+    "--ignore-key-check",
+    is_flag=True,
+    help="Restore although the keys here are not the backup's (victims' details stay unreadable).",
+)
+def restore(file: str, replace: bool, ignore_key_check: bool) -> None:
+    """Replace the database with the backup in FILE, then apply migrations."""
+    from pathlib import Path
+
+    from programme.platform.backups import services as backups
+    from programme.platform.settings import get_settings
+
+    done = asyncio.run(
+        backups.restore(
+            Path(file),
+            get_settings(),
+            CLI_ACTOR,
+            replace=replace,
+            ignore_key_check=ignore_key_check,
+        )
+    )
+    for problem in done.key_problems:
+        click.echo(f"warning: {problem}: restored anyway, as --ignore-key-check asked", err=True)
+    replaced = (
+        f", replacing the records it held (in {len(done.replaced_tables)} tables)"
+        if done.replaced_tables
+        else ""
+    )
+    applied = done.migrations_applied
+    forward = (
+        "it needed no migration"
+        if not applied
+        else f"{applied} migration{'s' if applied > 1 else ''} applied to bring it forward"
+    )
+    click.echo(f"restored the backup made {done.made_at:%Y-%m-%d %H:%M} UTC{replaced}; {forward}")
+
+
 @cli.command()
 @click.option("--seed", default=2021, show_default=True, type=int)
 @click.option(

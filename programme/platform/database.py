@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import shutil
 import warnings
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -62,6 +64,31 @@ def embedded_server() -> Any:
                 f"could not start the embedded PostgreSQL in {pgdata}: {type(exc).__name__}"
             ) from exc
     return _embedded
+
+
+def client_tool(name: str) -> Path:
+    """PostgreSQL's own client program ``name`` (``pg_dump``, ``pg_restore``, ``psql``).
+
+    For the embedded server, the copy shipped beside it, so the versions always
+    match. With ``DATABASE_URL``, the one on ``PATH``: the server's own tools
+    are the ones to trust, and we cannot ship them for every version.
+    """
+    if get_settings().uses_embedded_database:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pgserver
+
+        shipped = Path(pgserver.__file__).parent / "pginstall" / "bin" / name
+        if shipped.is_file():
+            return shipped
+        raise ConfigurationError(f"the embedded PostgreSQL has no {name} (reinstall pgserver)")
+    found = shutil.which(name)
+    if found is None:
+        raise ConfigurationError(
+            f"{name} is not on PATH: with DATABASE_URL, install the PostgreSQL client "
+            f"tools matching the server, or use the server's own backup and restore"
+        )
+    return Path(found)
 
 
 def database_url() -> str:
@@ -135,6 +162,18 @@ async def ping() -> bool:
     except UNREACHABLE_ERRORS:
         return False
     return True
+
+
+def known_migrations() -> set[str]:
+    """Every migration this version of the code has, as ``app:id`` (the migration table's terms)."""
+    from piccolo.apps.migrations.commands.base import BaseMigrationManager
+
+    finder = BaseMigrationManager()
+    return {
+        f"{app.app_name}:{migration_id}"
+        for app in finder.get_app_configs()
+        for migration_id in finder.get_migration_modules(app.resolved_migrations_folder_path)
+    }
 
 
 async def migrate() -> None:

@@ -26,6 +26,12 @@ SIGNING_KEY = "INSPIRE_SECRET_KEY"
 ENCRYPTION_KEY = "INSPIRE_ENCRYPTION_KEY"
 PSEUDONYM_KEY = "INSPIRE_PSEUDONYM_KEY"
 MIN_KEY_LENGTH = 16
+KEPT_IN = {
+    SIGNING_KEY: "secret_key",
+    ENCRYPTION_KEY: "encryption_key",
+    PSEUDONYM_KEY: "pseudonym_key",
+}
+"""The file in the data directory that holds each key the environment does not give."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,8 @@ class Settings:
     pool_max_size: int = 10
     suppress_below: int = 5
     """Published counts from 1 to this minus one are shown as '<N'."""
+    backup_timeout_minutes: int = 60
+    """How long ``inspire backup`` and ``inspire restore`` let PostgreSQL's tools run."""
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -57,15 +65,15 @@ class Settings:
 
     def token_secret(self) -> str:
         """The token signing key, generating and keeping one for the embedded setup."""
-        return self._key(SIGNING_KEY, self.secret_key, "secret_key")
+        return self._key(SIGNING_KEY, self.secret_key)
 
     def encryption_key(self) -> str:
         """The key (or comma-separated keys, newest first) for encrypted columns."""
-        return self._key(ENCRYPTION_KEY, self.encryption_secret, "encryption_key")
+        return self._key(ENCRYPTION_KEY, self.encryption_secret)
 
     def pseudonym_key(self) -> str:
         """The secret each purpose's digest key is derived from (see ``crypto.purpose_key``)."""
-        key = self._key(PSEUDONYM_KEY, self.pseudonym_secret, "pseudonym_key")
+        key = self._key(PSEUDONYM_KEY, self.pseudonym_secret)
         if len(key) < MIN_KEY_LENGTH:
             raise _too_short(PSEUDONYM_KEY)
         return key
@@ -76,24 +84,39 @@ class Settings:
         Each key is otherwise read when first needed, so a missing one would let
         the server start and then fail request by request.
         """
-        given = {
-            SIGNING_KEY: self.secret_key,
-            ENCRYPTION_KEY: self.encryption_secret,
-            PSEUDONYM_KEY: self.pseudonym_secret,
-        }
-        missing = [name for name, value in given.items() if not value]
+        missing = [name for name, value in self._given_keys().items() if not value]
         if missing and not self.uses_embedded_database:
             raise ConfigurationError(_must_be_set(missing))
         self.token_secret()
         encryption_keys(self.encryption_key())
         self.pseudonym_key()
 
-    def _key(self, name: str, given: str | None, kept_in: str) -> str:
+    def keys_not_kept(self) -> list[str]:
+        """The keys neither given nor kept in the data directory: first use would make new ones.
+
+        A restore asks this first, so that a backup is never restored under
+        freshly generated keys that cannot read what the old ones wrote.
+        """
+        return [
+            name
+            for name, value in self._given_keys().items()
+            if not value
+            and not (self.uses_embedded_database and (self.data_dir / KEPT_IN[name]).exists())
+        ]
+
+    def _given_keys(self) -> dict[str, str | None]:
+        return {
+            SIGNING_KEY: self.secret_key,
+            ENCRYPTION_KEY: self.encryption_secret,
+            PSEUDONYM_KEY: self.pseudonym_secret,
+        }
+
+    def _key(self, name: str, given: str | None) -> str:
         if given:
             return given
         if not self.uses_embedded_database:
             raise ConfigurationError(_must_be_set([name]))
-        return _kept_secret(self.data_dir / kept_in)
+        return _kept_secret(self.data_dir / KEPT_IN[name])
 
 
 def encryption_keys(value: str) -> list[str]:
@@ -167,4 +190,5 @@ def get_settings() -> Settings:
         commissioned_areas=_areas(),
         pool_max_size=_int("INSPIRE_DB_POOL_SIZE", 10),
         suppress_below=_int("INSPIRE_SUPPRESS_BELOW", 5),
+        backup_timeout_minutes=_int("INSPIRE_BACKUP_TIMEOUT_MINUTES", 60),
     )

@@ -37,6 +37,8 @@ class AuditAction(StrEnum):
     delete = "delete"
     export = "export"
     login = "login"
+    restore = "restore"
+    """The whole database replaced from a backup (``inspire restore``)."""
 
 
 class RecordType(StrEnum):
@@ -46,6 +48,8 @@ class RecordType(StrEnum):
     agency = "agency"
     analysis = "analysis"
     attendance = "attendance"
+    database = "database"
+    """The whole database: backups and restores."""
     exit_review = "exit_review"
     group = "group"
     programme = "programme"

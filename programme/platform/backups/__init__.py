@@ -1,0 +1,1 @@
+"""Backups of the whole database (``inspire backup``) and restoring them (``inspire restore``)."""

@@ -66,7 +66,8 @@ def create_app(
         await database.engine().start_connection_pool(min_size=0, max_size=settings.pool_max_size)
 
     async def close_pool() -> None:
-        await database.engine().close_connection_pool()
+        # Bounded: a connection stuck in a request must not keep the server from stopping.
+        await database.close_pool()
 
     app = Litestar(
         route_handlers=[*ROUTES, *extra_routes],

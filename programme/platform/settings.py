@@ -26,6 +26,7 @@ SIGNING_KEY = "INSPIRE_SECRET_KEY"
 ENCRYPTION_KEY = "INSPIRE_ENCRYPTION_KEY"
 PSEUDONYM_KEY = "INSPIRE_PSEUDONYM_KEY"
 MIN_KEY_LENGTH = 16
+EMBEDDED_DATABASE_URI = "INSPIRE_EMBEDDED_DATABASE_URI"
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,9 @@ class Settings:
     pool_max_size: int = 10
     suppress_below: int = 5
     """Published counts from 1 to this minus one are shown as '<N'."""
+    embedded_database_uri: str | None = None
+    """Set by ``inspire serve`` for its worker processes: the embedded PostgreSQL
+    the parent started, which the workers use without starting or stopping it."""
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -167,4 +171,5 @@ def get_settings() -> Settings:
         commissioned_areas=_areas(),
         pool_max_size=_int("INSPIRE_DB_POOL_SIZE", 10),
         suppress_below=_int("INSPIRE_SUPPRESS_BELOW", 5),
+        embedded_database_uri=os.environ.get(EMBEDDED_DATABASE_URI) or None,
     )

@@ -60,21 +60,23 @@ def cli() -> None:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-def serve(host: str, port: int) -> None:
-    """Apply migrations and serve the API (on the embedded database unless DATABASE_URL)."""
-    import uvicorn
+@click.option(
+    "--workers",
+    default=None,
+    type=click.IntRange(1, 256),
+    help="Server processes sharing the one database.  [default: one per CPU core]",
+)
+def serve(host: str, port: int, workers: int | None) -> None:
+    """Apply migrations and serve the API (on the embedded database unless DATABASE_URL).
 
-    from programme.app import create_app
-    from programme.platform import database
+    Stops cleanly, with the embedded database, on Ctrl-C or SIGTERM.
+    """
+    from programme import server
     from programme.platform.settings import get_settings
 
     settings = get_settings()
     settings.require_keys()  # before migrating: a server missing a key must not start at all
-    asyncio.run(database.migrate())
-    app = create_app(settings)
-    where = "embedded database" if settings.uses_embedded_database else "DATABASE_URL"
-    click.echo(f"inspire: serving on http://{host}:{port} ({where}); API docs at /schema", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    server.serve(settings, host, port, workers)
 
 
 @cli.command()

@@ -15,6 +15,7 @@ from outcomes.controllers import VictimController
 from programme.delivery.controllers import GroupController, ProgrammeController, SessionController
 from programme.imports.controllers import ImportController
 from programme.platform import database, openapi
+from programme.platform.access_log import AccessLog
 from programme.platform.accounts import access
 from programme.platform.accounts.controllers import (
     AccountController,
@@ -86,4 +87,6 @@ def create_app(
         ),
     )
     access.check_every_route_declares_roles(app)
+    # Outside Litestar's own error handling, so every answer is seen, 401s and 404s too.
+    app.asgi_handler = AccessLog(app.asgi_handler)
     return app

@@ -217,7 +217,13 @@ def report_quarterly(first: str, last: str, fmt: str) -> None:
     from analysis.formats import to_csv, to_table
 
     start, end = _quarters(first, last)
-    result = run_with_database(lambda: reports.quarterly(start, end))
+
+    async def work() -> reports.QuarterlyReport:
+        found = await reports.quarterly(start, end)
+        await reports.record_report_export(CLI_ACTOR, "quarterly", start, end)
+        return found
+
+    result = run_with_database(work)
     if fmt == "csv":
         click.echo(to_csv(result.rows, reports.QUARTERLY_COLUMNS), nl=False)
     elif fmt == "json":
@@ -254,7 +260,13 @@ def report_quality(first: str, last: str, fmt: str) -> None:
     from analysis.formats import QUALITY_COLUMNS, flatten_quality, to_csv, to_table
 
     start, end = _quarters(first, last)
-    rows = run_with_database(lambda: reports.referral_quality(start, end))
+
+    async def work() -> list[dict[str, Any]]:
+        found = await reports.referral_quality(start, end)
+        await reports.record_report_export(CLI_ACTOR, "referral-quality", start, end)
+        return found
+
+    rows = run_with_database(work)
     if fmt == "json":
         click.echo(_json({"rows": rows, "notes": reports.QUALITY_NOTES}))
     elif fmt == "csv":
@@ -311,6 +323,7 @@ def analyse_reoffending(
 
     async def work() -> Any:
         result = await reoffending.analyse(request, today())
+        await reoffending.record_analysis_export(CLI_ACTOR, group_by)
         image = None
         if plot_file:
             image = await plots.reoffending_plot(

@@ -77,6 +77,7 @@ def serve(host: str, port: int, workers: int | None) -> None:
     settings = get_settings()
     settings.require_keys()  # before migrating: a server missing a key must not start at all
     server.serve(settings, host, port, workers)
+    server.exit_now()
 
 
 @cli.command()

@@ -15,11 +15,10 @@ from analysis.formats import QUALITY_COLUMNS, flatten_quality, to_csv
 from analysis.schemas import QualityOut, QuarterlyOut, RateOut, ReoffendingOut
 from outcomes.schemas import FeedbackReport
 from programme.platform.accounts import access
-from programme.platform.audit import services as audit
 from programme.platform.clock import today
 from programme.platform.openapi import docs
 from programme.platform.quarters import Quarter
-from programme.platform.tables import AuditAction, RecordType, Role
+from programme.platform.tables import Role
 
 From = Annotated[str | None, QueryParameter(name="from")]
 To = Annotated[str | None, QueryParameter(name="to")]
@@ -32,9 +31,7 @@ def _rate(rate: services.Rate) -> RateOut:
 
 
 async def _record_export(actor: access.SignedIn, report: str, start: Quarter, end: Quarter) -> None:
-    """Aggregate reports name no one, but who took which figures is still kept."""
-    details = {"from": start.label, "to": end.label}
-    await audit.record(actor, AuditAction.export, RecordType.report, report, details)
+    await services.record_report_export(actor, report, start, end)
 
 
 class ReportController(Controller):
@@ -127,13 +124,7 @@ class AnalysisController(Controller):
         parsed = rules.analysis_request(
             horizon_days, as_of, group_by, covariates, landmark_days, today()
         )
-        await audit.record(
-            actor,
-            AuditAction.export,
-            RecordType.analysis,
-            "reoffending",
-            {"group_by": group_by},
-        )
+        await services.record_analysis_export(actor, group_by)
         return await services.analyse(parsed, today())
 
     @get(

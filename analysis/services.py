@@ -49,7 +49,10 @@ from analysis.survival import AnalysisError, cox, kaplan_meier, logrank, time_va
 from outcomes.schemas import FeedbackCell, FeedbackReport
 from outcomes.tables import Stage
 from programme.platform import database
+from programme.platform.audit import services as audit
+from programme.platform.audit.schemas import Actor
 from programme.platform.quarters import Quarter, quarters_between
+from programme.platform.tables import AuditAction, RecordType
 from programme.platform.threads import off_loop
 from referrals.rules import whole_years
 
@@ -127,6 +130,21 @@ async def quarterly(first: Quarter, last: Quarter) -> QuarterlyReport:
             cohort["cohort_engaged"] if cohort else 0, cohort["cohort_contacted"] if cohort else 0
         ),
     )
+
+
+async def record_report_export(actor: Actor, report: str, first: Quarter, last: Quarter) -> None:
+    """Aggregate reports name no one, but who took which figures is still kept.
+
+    Over HTTP and at the command line alike.
+    """
+    details = {"from": first.label, "to": last.label}
+    await audit.record(actor, AuditAction.export, RecordType.report, report, details)
+
+
+async def record_analysis_export(actor: Actor, group_by: str | None) -> None:
+    """Who ran the reoffending analysis, and grouped how (HTTP and command line alike)."""
+    details = {"group_by": group_by}
+    await audit.record(actor, AuditAction.export, RecordType.analysis, "reoffending", details)
 
 
 async def referral_quality(first: Quarter, last: Quarter) -> list[dict[str, Any]]:

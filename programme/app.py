@@ -15,6 +15,7 @@ from outcomes.controllers import VictimController
 from programme.delivery.controllers import GroupController, ProgrammeController, SessionController
 from programme.imports.controllers import ImportController
 from programme.platform import database, openapi
+from programme.platform.access_log import AccessLog
 from programme.platform.accounts import access
 from programme.platform.accounts.controllers import (
     AccountController,
@@ -70,7 +71,8 @@ def create_app(
         await database.engine().start_connection_pool(min_size=0, max_size=settings.pool_max_size)
 
     async def close_pool() -> None:
-        await database.engine().close_connection_pool()
+        # Bounded: a connection stuck in a request must not keep the server from stopping.
+        await database.close_pool()
 
     app = Litestar(
         route_handlers=[*ROUTES, *extra_routes],
@@ -91,4 +93,6 @@ def create_app(
     )
     access.check_every_route_declares_roles(app)
     check_every_route_checks_its_input(app)
+    # Outside Litestar's own error handling, so every answer is seen, 401s and 404s too.
+    app.asgi_handler = AccessLog(app.asgi_handler)
     return app

@@ -60,21 +60,24 @@ def cli() -> None:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-def serve(host: str, port: int) -> None:
-    """Apply migrations and serve the API (on the embedded database unless DATABASE_URL)."""
-    import uvicorn
+@click.option(
+    "--workers",
+    default=None,
+    type=click.IntRange(1, 256),
+    help="Server processes sharing the one database.  [default: one per CPU core]",
+)
+def serve(host: str, port: int, workers: int | None) -> None:
+    """Apply migrations and serve the API (on the embedded database unless DATABASE_URL).
 
-    from programme.app import create_app
-    from programme.platform import database
+    Stops cleanly, with the embedded database, on Ctrl-C or SIGTERM.
+    """
+    from programme import server
     from programme.platform.settings import get_settings
 
     settings = get_settings()
     settings.require_keys()  # before migrating: a server missing a key must not start at all
-    asyncio.run(database.migrate())
-    app = create_app(settings)
-    where = "embedded database" if settings.uses_embedded_database else "DATABASE_URL"
-    click.echo(f"inspire: serving on http://{host}:{port} ({where}); API docs at /schema", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    server.serve(settings, host, port, workers)
+    server.exit_now()
 
 
 @cli.command()
@@ -215,7 +218,13 @@ def report_quarterly(first: str, last: str, fmt: str) -> None:
     from analysis.formats import to_csv, to_table
 
     start, end = _quarters(first, last)
-    result = run_with_database(lambda: reports.quarterly(start, end))
+
+    async def work() -> reports.QuarterlyReport:
+        found = await reports.quarterly(start, end)
+        await reports.record_report_export(CLI_ACTOR, "quarterly", start, end)
+        return found
+
+    result = run_with_database(work)
     if fmt == "csv":
         click.echo(to_csv(result.rows, reports.QUARTERLY_COLUMNS), nl=False)
     elif fmt == "json":
@@ -252,7 +261,13 @@ def report_quality(first: str, last: str, fmt: str) -> None:
     from analysis.formats import QUALITY_COLUMNS, flatten_quality, to_csv, to_table
 
     start, end = _quarters(first, last)
-    rows = run_with_database(lambda: reports.referral_quality(start, end))
+
+    async def work() -> list[dict[str, Any]]:
+        found = await reports.referral_quality(start, end)
+        await reports.record_report_export(CLI_ACTOR, "referral-quality", start, end)
+        return found
+
+    rows = run_with_database(work)
     if fmt == "json":
         click.echo(_json({"rows": rows, "notes": reports.QUALITY_NOTES}))
     elif fmt == "csv":
@@ -309,6 +324,7 @@ def analyse_reoffending(
 
     async def work() -> Any:
         result = await reoffending.analyse(request, today())
+        await reoffending.record_analysis_export(CLI_ACTOR, group_by)
         image = None
         if plot_file:
             image = await plots.reoffending_plot(

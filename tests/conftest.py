@@ -59,8 +59,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         # stopped at exit, and each run would leave a postgres process behind.
         from programme.platform import database
 
-        if database._embedded is not None:
-            database._embedded.cleanup()
+        database.release_embedded_server()
         shutil.rmtree(_TEMP_DATA_DIR, ignore_errors=True)
 
 

@@ -3,45 +3,79 @@
 With ``DATABASE_URL`` set the service uses that server. Without it, an embedded
 PostgreSQL (the ``pgserver`` wheel ships the server binaries) runs from the data
 directory, so a new user needs nothing installed. Every process that asks for
-the embedded server shares the one running instance; pgserver stops it when
-the last of them exits.
+the embedded server shares the one running instance, and the last of them to
+let go stops it (``release_embedded_server``; pgserver's exit hook otherwise).
+The workers of ``inspire serve --workers N`` do not ask: the parent started
+it, and they connect to the address it hands them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import logging
+import os
 import shutil
+import signal
+import subprocess
+import threading
+import time
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
 
 from programme.platform.settings import ConfigurationError, get_settings
 
 log = logging.getLogger(__name__)
 
 _embedded: Any = None
+_releasing = threading.Lock()
 
 # Any number will do as long as no other code in the database uses it.
 _MIGRATION_LOCK = 7_046_530_021
 
-# The failures that mean "the database cannot be reached right now", as opposed
-# to a bad query: they become 503 answers and a retry, not 500s.
+
+class DatabaseUnreachable(Exception):
+    """The database could not be reached, or the connection some work was on was lost.
+
+    Raised in place of asyncpg's ``InterfaceError`` and ``InternalClientError``
+    only when the connection is gone: the same two types also mean a mistake in
+    our own code (too many bind parameters, a connection used after it went
+    back to the pool), which must stay a logged 500.
+    """
+
+
 UNREACHABLE_ERRORS: tuple[type[Exception], ...] = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
+    DatabaseUnreachable,
     asyncpg.ConnectionDoesNotExistError,
-    asyncpg.InterfaceError,
+    asyncpg.ConnectionFailureError,
+    asyncpg.ClientCannotConnectError,
+    asyncpg.ConnectionRejectionError,
+    asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
 )
+"""The failures that mean "the database cannot be reached right now", as opposed
+to a bad query or a bug: they become 503 answers and a retry, not 500s. Sockets
+failing to connect (``OSError``) arrive as ``DatabaseUnreachable``."""
+
+_AMBIGUOUS = (asyncpg.InterfaceError, asyncpg.InternalClientError)
+"""asyncpg's errors that mean a lost connection or a programming mistake, by context."""
+
+POOL_CLOSE_SECONDS = 2.0
+"""How long closing the pool waits for connections still in use before cutting them."""
+
+STOP_SECONDS = 3.0
+"""How long the embedded PostgreSQL gets for a fast shutdown before an immediate one."""
+
+RELEASE_SECONDS = 5.0
+"""How long giving a connection back (its reset) may take before it is dropped instead."""
 
 
 def embedded_server() -> Any:
@@ -91,11 +125,77 @@ def client_tool(name: str) -> Path:
     return Path(found)
 
 
+def release_embedded_server() -> None:
+    """Let go of the embedded PostgreSQL, stopping it if no other live process uses it.
+
+    pgserver stops the server when its last user exits normally, but it stops
+    the postmaster it saw at start-up: after an outage the server running now
+    may be another one, and a user killed without exiting normally stays
+    counted for ever. So this stops whatever postmaster runs in the data
+    directory when no live process but this one still holds it, and bounds the
+    time that takes: a fast shutdown, then an immediate one.
+    """
+    global _embedded
+    with _releasing:  # the serving thread and a stop watchdog may both get here
+        server, _embedded = _embedded, None
+    if server is None:
+        return
+    from pgserver.utils import PostmasterInfo
+
+    holders = server.global_process_id_list.get()
+    others = [pid for pid in holders if pid != os.getpid() and _alive(pid)]
+    if not others:
+        running = PostmasterInfo.read_from_pgdata(server.pgdata)
+        if running is not None and running.is_running():
+            _stop_postmaster(server, running.pid)
+    # pgserver's own stop would wait on the postmaster it saw at start-up (and a
+    # minute for pg_ctl): with the stopping done above, it only drops our handle.
+    server.cleanup_mode = None
+    server.cleanup()
+
+
+def _stop_postmaster(server: Any, pid: int) -> None:
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    seconds = int(STOP_SECONDS)
+    command = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(server.pgdata)]
+    try:
+        subprocess.run(  # noqa: S603 (pgserver's own pg_ctl, on our data directory)
+            [*command, "-m", "fast", "-w", "-t", str(seconds), "stop"],
+            user=server.system_user,  # pgserver runs PostgreSQL as its own user under root
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=seconds + 1,
+            check=True,
+        )
+        return
+    except (subprocess.SubprocessError, OSError) as exc:
+        log.warning("embedded PostgreSQL slow to stop (%s): stopping it now", type(exc).__name__)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGQUIT)  # immediate shutdown: crash-safe, recovered on next start
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # running as another user (pgserver's, under root): still there
+        return True
+    return True
+
+
 def database_url() -> str:
     """The connection string of the database this process should use."""
     settings = get_settings()
     if settings.database_url:
         return settings.database_url
+    if settings.embedded_database_uri:
+        # A worker of ``inspire serve --workers N``: the parent owns the server.
+        return settings.embedded_database_uri
     return str(embedded_server().get_uri())
 
 
@@ -123,6 +223,142 @@ class _Engine(PostgresEngine):
     @config.setter
     def config(self, value: dict[str, Any]) -> None:
         self._resolved = value or None
+
+    def transaction(self, allow_nested: bool = True) -> PostgresTransaction:
+        return _Transaction(engine=self, allow_nested=allow_nested)
+
+    async def _run_in_pool(self, query: str, args: Sequence[Any] | None = None) -> Any:
+        pool = self.pool
+        connection = await _acquire(pool)
+        try:
+            return await connection.fetch(query, *(args or ()))
+        except _AMBIGUOUS as exc:
+            if _lost(connection, exc):
+                raise DatabaseUnreachable(type(exc).__name__) from exc
+            raise
+        finally:
+            await _give_back(pool, connection)
+
+
+class _Transaction(PostgresTransaction):
+    """Piccolo's transaction, giving its connection back to the pool however it ends.
+
+    Piccolo's own keeps the connection out of the pool for good when BEGIN,
+    COMMIT or ROLLBACK fails, as they do when the server goes away: each outage
+    then takes connections from the pool, and closing the pool waits for them
+    for ever. Errors that only mean the connection was lost become
+    ``DatabaseUnreachable``.
+    """
+
+    __slots__ = ("_pool",)
+
+    async def __aenter__(self) -> PostgresTransaction:
+        if self._parent is not None:
+            return self._parent
+        pool = self._pool = self.engine.pool
+        if pool is None:
+            return await super().__aenter__()
+        connection = self.connection = await _acquire(pool)
+        try:
+            self.transaction = connection.transaction()
+            await self.begin()
+        except BaseException as exc:
+            lost = _lost(connection, exc)
+            await _give_back(pool, connection)
+            if lost:
+                raise DatabaseUnreachable(type(exc).__name__) from exc
+            raise
+        self.context = self.engine.current_transaction.set(self)
+        return self
+
+    async def __aexit__(self, exception_type: Any, exception: Any, traceback: Any) -> bool:
+        if self._parent is not None:
+            return exception is None
+        pool = self._pool
+        if pool is None:
+            return await super().__aexit__(exception_type, exception, traceback)
+        try:
+            if exception is None:
+                if not self._committed and not self._rolled_back:
+                    try:
+                        await self.commit()
+                    except _AMBIGUOUS as exc:
+                        if _lost(self.connection, exc):
+                            raise DatabaseUnreachable(type(exc).__name__) from exc
+                        raise
+            else:
+                if not self._rolled_back:
+                    # The error that ended the work is the one to report; the
+                    # connection is reset or dropped on its way back anyway.
+                    with contextlib.suppress(Exception):
+                        await self.rollback()
+                if _lost(self.connection, exception):
+                    raise DatabaseUnreachable(type(exception).__name__) from exception
+        finally:
+            self.engine.current_transaction.reset(self.context)
+            await _give_back(pool, self.connection)
+        return False
+
+
+async def _acquire(pool: Any) -> Any:
+    """A connection from the pool; a server that cannot be reached is DatabaseUnreachable."""
+    try:
+        return await pool.acquire()
+    except OSError as exc:  # refused, no socket, timed out (TimeoutError is an OSError)
+        raise DatabaseUnreachable(type(exc).__name__) from exc
+
+
+def _lost(connection: Any, error: BaseException) -> bool:
+    """Whether ``error``, raised while we still hold ``connection``, means it is gone."""
+    if not isinstance(error, _AMBIGUOUS):
+        return False
+    if isinstance(error, asyncpg.InternalClientError):
+        # The protocol is out of step with the server: in practice the server
+        # sent a fatal error and is closing the connection (a shutdown). The
+        # connection cannot be used again either way.
+        _drop(connection)
+        return True
+    try:
+        return bool(connection.is_closed())
+    except asyncpg.InterfaceError:
+        # Detached from its connection: asyncpg gives a pooled connection back
+        # by itself when it closes, and we have not given this one back yet.
+        return True
+
+
+def _drop(connection: Any) -> None:
+    with contextlib.suppress(asyncpg.InterfaceError):
+        connection.terminate()
+
+
+async def _give_back(pool: Any, connection: Any) -> None:
+    """Return ``connection`` to the pool whatever state it is in, never raising."""
+    try:
+        await pool.release(connection, timeout=RELEASE_SECONDS)
+    except Exception as exc:
+        # Its reset failed, so the connection is unusable: dropping it gives
+        # its place in the pool back. The work's own outcome is already known.
+        log.warning("database connection dropped on release: %s", type(exc).__name__)
+        _drop(connection)
+
+
+async def close_pool(seconds: float = POOL_CLOSE_SECONDS) -> None:
+    """Close the engine's pool, cutting connections still in use after ``seconds``.
+
+    asyncpg's graceful close waits for every connection to come back, so one
+    held by a stuck request would keep the process from stopping.
+    """
+    db = engine()
+    pool = db.pool
+    if pool is None:
+        return
+    try:
+        await asyncio.wait_for(pool.close(), seconds)
+    except Exception as exc:  # asyncpg terminates the pool when its close fails or times out
+        log.warning("database pool closed by force: %s", type(exc).__name__)
+        pool.terminate()
+    finally:
+        db.pool = None
 
 
 # No extensions: UUIDs come from gen_random_uuid(), built into PostgreSQL 13+.
@@ -176,6 +412,15 @@ def known_migrations() -> set[str]:
     }
 
 
+async def max_connections() -> int:
+    """How many connections the database server accepts at once."""
+    connection = await asyncpg.connect(**engine().config)
+    try:
+        return int(await connection.fetchval("SHOW max_connections"))
+    finally:
+        await connection.close()
+
+
 async def migrate() -> None:
     """Apply every pending migration of every app, one process at a time."""
     from piccolo.apps.migrations.commands.forwards import run_forwards
@@ -191,6 +436,7 @@ async def migrate() -> None:
             raise ConfigurationError(f"database migrations failed: {result.message}")
         log.debug("migrations: %s", printed.getvalue().strip())
     finally:
-        with contextlib.suppress(*UNREACHABLE_ERRORS):
+        # A lock connection that has gone away holds no lock to give up.
+        with contextlib.suppress(*UNREACHABLE_ERRORS, OSError, asyncpg.InterfaceError):
             await lock_connection.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
         await lock_connection.close()

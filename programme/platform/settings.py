@@ -32,6 +32,7 @@ KEPT_IN = {
     PSEUDONYM_KEY: "pseudonym_key",
 }
 """The file in the data directory that holds each key the environment does not give."""
+EMBEDDED_DATABASE_URI = "INSPIRE_EMBEDDED_DATABASE_URI"
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,9 @@ class Settings:
     """Published counts from 1 to this minus one are shown as '<N'."""
     backup_timeout_minutes: int = 60
     """How long ``inspire backup`` and ``inspire restore`` let PostgreSQL's tools run."""
+    embedded_database_uri: str | None = None
+    """Set by ``inspire serve`` for its worker processes: the embedded PostgreSQL
+    the parent started, which the workers use without starting or stopping it."""
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -191,4 +195,5 @@ def get_settings() -> Settings:
         pool_max_size=_int("INSPIRE_DB_POOL_SIZE", 10),
         suppress_below=_int("INSPIRE_SUPPRESS_BELOW", 5),
         backup_timeout_minutes=_int("INSPIRE_BACKUP_TIMEOUT_MINUTES", 60),
+        embedded_database_uri=os.environ.get(EMBEDDED_DATABASE_URI) or None,
     )

@@ -160,7 +160,7 @@ async def test_user_add_then_serve_then_sign_in_over_real_http(clean_database):
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base, timeout=10) as http:
-            for _ in range(600):  # up to 2 minutes: a busy machine starts slowly
+            for _ in range(600):  # up to 2 minutes: a busy machine, one app import per worker
                 try:
                     if (await http.get("/health")).status_code == 200:
                         break

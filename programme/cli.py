@@ -74,7 +74,12 @@ def serve(host: str, port: int) -> None:
     app = create_app(settings)
     where = "embedded database" if settings.uses_embedded_database else "DATABASE_URL"
     click.echo(f"inspire: serving on http://{host}:{port} ({where}); API docs at /schema", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    # proxy_headers=False: uvicorn would otherwise believe X-Forwarded-For from
+    # 127.0.0.1, letting any local client claim any address. Which proxies are
+    # believed is INSPIRE_TRUSTED_PROXIES alone (accounts.access.client_address).
+    uvicorn.run(
+        app, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False
+    )
 
 
 @cli.command()

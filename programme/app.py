@@ -16,7 +16,7 @@ from programme.delivery.controllers import GroupController, ProgrammeController,
 from programme.imports.controllers import ImportController
 from programme.platform import database, openapi
 from programme.platform.access_log import AccessLog
-from programme.platform.accounts import access
+from programme.platform.accounts import access, passwords
 from programme.platform.accounts.controllers import (
     AccountController,
     AgencyController,
@@ -65,6 +65,7 @@ def create_app(
     settings = settings or get_settings()
     settings.require_keys()
     jwt_auth = access.build_jwt_auth(settings)
+    passwords.size_pool(settings.password_hash_workers)
 
     async def open_pool() -> None:
         # min_size=0: start even if the database is briefly away; connect on demand.

@@ -126,6 +126,10 @@ def _config(app: Any, host: str, port: int, **options: Any) -> uvicorn.Config:
         port=port,
         log_level="warning",
         access_log=False,
+        # uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1, letting any
+        # local client claim any address. Which proxies are believed is
+        # INSPIRE_TRUSTED_PROXIES alone (accounts.access.client_address).
+        proxy_headers=False,
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
         **options,
     )

@@ -7,6 +7,7 @@ tests reset the cache with ``get_settings.cache_clear()``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -34,6 +35,11 @@ KEPT_IN = {
 """The file in the data directory that holds each key the environment does not give."""
 EMBEDDED_DATABASE_URI = "INSPIRE_EMBEDDED_DATABASE_URI"
 
+MAX_HASH_WORKERS = 64
+"""Each argon2 hash holds 64 MiB while it runs: more threads than this is a typo."""
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -51,8 +57,21 @@ class Settings:
     references)."""
     token_ttl_minutes: int = 60
     login_max_failures: int = 5
-    """Failed logins for one username before it is locked out."""
+    """Failed sign-ins in a row for one username before its sign-ins are delayed."""
+    login_max_failures_per_address: int = 20
+    """Failed sign-ins in a row from one client address, whatever the usernames,
+    before its sign-ins are delayed. Higher than the per-username limit because
+    a whole office can share one address."""
+    login_delay_seconds: int = 30
+    """The first delay; each further failure doubles it."""
     login_lockout_minutes: int = 15
+    """The longest delay, and how long failures are remembered after the last
+    one (or after the end of its delay)."""
+    password_hash_workers: int = 1
+    """Threads that hash and verify passwords (argon2 takes 64 MiB and most of a
+    core each); sign-ins beyond this wait their turn, off the event loop."""
+    trusted_proxies: tuple[Network, ...] = ()
+    """Reverse proxies whose ``X-Forwarded-For`` names the client; empty: none."""
     commissioned_areas: tuple[str, ...] = field(default=COMMISSIONED_AREAS)
     pool_max_size: int = 10
     suppress_below: int = 5
@@ -156,7 +175,7 @@ def _kept_secret(path: Path) -> str:
     return value
 
 
-def _int(name: str, default: int, minimum: int = 1) -> int:
+def _int(name: str, default: int, minimum: int = 1, maximum: int | None = None) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
@@ -166,7 +185,44 @@ def _int(name: str, default: int, minimum: int = 1) -> int:
         raise ConfigurationError(f"{name} must be a whole number, not {raw!r}") from None
     if value < minimum:
         raise ConfigurationError(f"{name} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise ConfigurationError(f"{name} must be at most {maximum}")
     return value
+
+
+def _default_hash_workers() -> int:
+    # Half the cores: the event loop and PostgreSQL need the rest during a sign-in flood.
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+def _networks(name: str) -> tuple[Network, ...]:
+    """A comma-separated list of addresses and CIDR blocks, e.g. ``10.0.0.5,172.16.0.0/12``."""
+    raw = os.environ.get(name) or ""
+    networks = []
+    bad = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            bad.append(part)
+    if bad:
+        raise ConfigurationError(
+            f"{name} must list IP addresses or CIDR blocks; not: {', '.join(map(repr, bad))}"
+        )
+    return tuple(networks)
+
+
+def _login_delays() -> tuple[int, int]:
+    """The first delay (seconds) and the longest (minutes), the first within the longest."""
+    first = _int("INSPIRE_LOGIN_DELAY_SECONDS", 30)
+    longest = _int("INSPIRE_LOGIN_LOCKOUT_MINUTES", 15)
+    if first > longest * 60:
+        raise ConfigurationError(
+            "INSPIRE_LOGIN_DELAY_SECONDS must not exceed INSPIRE_LOGIN_LOCKOUT_MINUTES in seconds"
+        )
+    return first, longest
 
 
 def _areas() -> tuple[str, ...]:
@@ -182,6 +238,7 @@ def _areas() -> tuple[str, ...]:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     data_dir = os.environ.get("INSPIRE_DATA_DIR") or platformdirs.user_data_dir("inspire")
+    first_delay, longest_delay = _login_delays()
     return Settings(
         database_url=os.environ.get("DATABASE_URL") or None,
         data_dir=Path(data_dir).expanduser().resolve(),
@@ -190,7 +247,13 @@ def get_settings() -> Settings:
         pseudonym_secret=os.environ.get(PSEUDONYM_KEY) or None,
         token_ttl_minutes=_int("INSPIRE_TOKEN_TTL_MINUTES", 60),
         login_max_failures=_int("INSPIRE_LOGIN_MAX_FAILURES", 5),
-        login_lockout_minutes=_int("INSPIRE_LOGIN_LOCKOUT_MINUTES", 15),
+        login_max_failures_per_address=_int("INSPIRE_LOGIN_MAX_FAILURES_PER_ADDRESS", 20),
+        login_delay_seconds=first_delay,
+        login_lockout_minutes=longest_delay,
+        password_hash_workers=_int(
+            "INSPIRE_PASSWORD_HASH_WORKERS", _default_hash_workers(), maximum=MAX_HASH_WORKERS
+        ),
+        trusted_proxies=_networks("INSPIRE_TRUSTED_PROXIES"),
         commissioned_areas=_areas(),
         pool_max_size=_int("INSPIRE_DB_POOL_SIZE", 10),
         suppress_below=_int("INSPIRE_SUPPRESS_BELOW", 5),

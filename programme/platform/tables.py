@@ -86,18 +86,37 @@ class Account(Table):
     created_at = Timestamptz(default=TimestamptzNow())
 
 
-class LoginThrottle(Table):
-    """Failed sign-ins per username, kept for usernames that do not exist too.
+class ThrottleScope(StrEnum):
+    """What a sign-in throttle record counts (see ``accounts.rules``)."""
 
-    Tracking unknown names as well means a locked-out answer does not reveal
-    whether the account exists.
+    address = "address"
+    username_at_address = "username_at_address"
+    username = "username"
+
+
+class LoginThrottle(Table):
+    """Failed sign-ins per client address, per username, and per username at an address.
+
+    Kept for usernames that do not exist too, so a delayed answer does not
+    reveal whether the account exists. One row per (scope, username, address),
+    unique (an index made in the migration); ``username`` is empty for an
+    address's row and ``address`` for a username's. Rows past ``forget_at``
+    count for nothing and are deleted as sign-ins fail.
     """
 
     id = BigSerial(primary_key=True)
-    username = Varchar(length=100, unique=True)
-    failures = Integer(default=0, help_text="Consecutive failed sign-ins.")
+    scope = Varchar(length=20, choices=ThrottleScope)
+    username = Text(default="", help_text="As signed in with, normalised; may name no account.")
+    address = Text(default="", help_text="The client address, an IPv6 client's /64.")
+    failures = Integer(default=0, help_text="Checked attempts in a row that failed.")
+    refused = Integer(default=0, help_text="Attempts refused while delayed.")
     last_failure_at = Timestamptz(null=True, default=None)
-    locked_until = Timestamptz(null=True, default=None)
+    delayed_until = Timestamptz(
+        null=True, default=None, help_text="No password is checked for it before then."
+    )
+    forget_at = Timestamptz(
+        index=True, help_text="From then on the row counts for nothing and may be deleted."
+    )
 
 
 class AuditEvent(Table):

@@ -144,18 +144,24 @@ async def test_unknown_usernames_are_throttled_too(client, app):
     assert response.status_code == 429
 
 
-async def test_a_lock_expires_and_success_clears_the_count(client, app, sign_in):
+async def test_a_delay_expires_and_success_clears_the_usernames_count(client, app, sign_in):
     await sign_in(Role.admin, "alice")
     limit = app.state.settings.login_max_failures
     for _ in range(limit):
         await client.post("/auth/login", json={"username": "alice", "password": "guess"})
     past = datetime.now(UTC) - timedelta(seconds=1)
-    await LoginThrottle.update({LoginThrottle.locked_until: past}).where(
-        LoginThrottle.username == "alice"
+    await LoginThrottle.update({LoginThrottle.delayed_until: past}).where(
+        LoginThrottle.delayed_until.is_not_null()
     )
     ok = await client.post("/auth/login", json={"username": "alice", "password": PASSWORD})
     assert ok.status_code == 200
-    assert await LoginThrottle.count().where(LoginThrottle.username == "alice") == 0
+    failures = await LoginThrottle.select(LoginThrottle.scope, LoginThrottle.failures).where(
+        LoginThrottle.username == "alice"
+    )
+    assert {row["scope"]: row["failures"] for row in failures} == {
+        "username": 0,
+        "username_at_address": 0,
+    }
 
 
 async def test_login_with_bad_body_lists_every_problem(client):

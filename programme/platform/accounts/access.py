@@ -9,7 +9,8 @@ at request time as a second line.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import ipaddress
+from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -24,7 +25,7 @@ from litestar.security.jwt import JWTAuth, Token
 from programme.platform.accounts import services
 from programme.platform.accounts.schemas import Principal
 from programme.platform.errors import NotAuthenticated, NotPermitted
-from programme.platform.settings import ConfigurationError, Settings
+from programme.platform.settings import ConfigurationError, Network, Settings
 from programme.platform.tables import Role
 
 PUBLIC = "public"
@@ -165,3 +166,66 @@ def signed_in(request: Request[Any, Any, Any]) -> Principal:
 DEPENDENCIES = {"actor": Provide(signed_in, sync_to_thread=False)}
 SignedIn = NamedDependency[Principal]
 """A handler parameter ``actor: SignedIn`` receives the signed-in person."""
+
+
+UNKNOWN_ADDRESS = "unknown"
+"""The address of a client the server could not name (no peer address at all)."""
+
+_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _parse_address(text: str) -> _Address | None:
+    """An address as proxies write it: bare, ``1.2.3.4:port``, ``[v6]`` or ``[v6]:port``."""
+    text = text.strip().strip('"')
+    if text.startswith("["):
+        text = text[1:].split("]", 1)[0]
+    elif text.count(":") == 1:
+        text = text.split(":", 1)[0]
+    try:
+        found = ipaddress.ip_address(text.split("%", 1)[0])  # no IPv6 zone: it names our side
+    except ValueError:
+        return None
+    if isinstance(found, ipaddress.IPv6Address) and found.ipv4_mapped is not None:
+        return found.ipv4_mapped
+    return found
+
+
+def _throttle_key(address: _Address) -> str:
+    # One IPv6 host usually holds a whole /64: throttle the /64, or changing
+    # address would be a fresh start for every guess.
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+def forwarded_client(peer: str, forwarded_for: Sequence[str], trusted: Sequence[Network]) -> str:
+    """Who the client is, for throttling sign-ins, and when ``X-Forwarded-For`` is believed.
+
+    ``peer`` is the address that opened the connection. Only when it is one of
+    the ``trusted`` proxies (``INSPIRE_TRUSTED_PROXIES``) is its
+    ``X-Forwarded-For`` read, from the right: each trusted proxy appends who
+    connected to it, so the client is the right-most entry that is not itself a
+    trusted proxy. Entries further left were written by the client and could say
+    anything. An entry that is not an address stops the walk at the proxy that
+    passed it on. With no trusted proxies the header is never read: a client
+    could otherwise claim a fresh address for every guess.
+    """
+    client = _parse_address(peer)
+    if client is None:
+        return peer or UNKNOWN_ADDRESS
+    hops = [hop for header in forwarded_for for hop in header.split(",")]
+    for hop in reversed(hops):
+        if not any(client in network for network in trusted):
+            break
+        said = _parse_address(hop)
+        if said is None:
+            break
+        client = said
+    return _throttle_key(client)
+
+
+def client_address(request: Request[Any, Any, Any], settings: Settings) -> str:
+    """The client's address (an IPv6 client's /64) as sign-in throttling keys it."""
+    peer = request.client.host if request.client else ""
+    forwarded = request.headers.getall("x-forwarded-for", []) if settings.trusted_proxies else []
+    return forwarded_client(peer, forwarded, settings.trusted_proxies)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from litestar import Controller, get, post
+from typing import Any
+
+from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.params import JSONBody
 
@@ -30,9 +32,18 @@ class AuthController(Controller):
         opt={access.PUBLIC: True, **docs(raises=(NotAuthenticated, TooManyAttempts))},
         status_code=200,
     )
-    async def login(self, data: JSONBody[LoginRequest], state: State) -> TokenResponse:
-        """Exchange a username and password for a bearer token."""
-        principal = await services.authenticate(data.username, data.password, state.settings)
+    async def login(
+        self, data: JSONBody[LoginRequest], request: Request[Any, Any, Any], state: State
+    ) -> TokenResponse:
+        """Exchange a username and password for a bearer token.
+
+        Repeated failures delay further attempts, per username and per client
+        address (429 with ``Retry-After``); see ``accounts.rules``.
+        """
+        address = access.client_address(request, state.settings)
+        principal = await services.authenticate(
+            data.username, data.password, address, state.settings
+        )
         token = access.issue_token(state.jwt_auth, principal, state.settings)
         return TokenResponse(access_token=token, expires_in=state.settings.token_ttl_minutes * 60)
 

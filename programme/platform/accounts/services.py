@@ -6,15 +6,16 @@ import re
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+import asyncpg
 from asyncpg.exceptions import UniqueViolationError
 
 from programme.platform import database
-from programme.platform.accounts import queries, schemas
+from programme.platform.accounts import queries, rules, schemas
 from programme.platform.accounts.passwords import (
     MIN_PASSWORD_LENGTH,
-    hash_password,
+    hash_in_pool,
     needs_rehash,
-    verify_password,
+    verify_in_pool,
 )
 from programme.platform.audit import services as audit
 from programme.platform.database import engine
@@ -26,7 +27,14 @@ from programme.platform.errors import (
     TooManyAttempts,
 )
 from programme.platform.settings import Settings
-from programme.platform.tables import Account, Agency, AuditAction, LoginThrottle, RecordType, Role
+from programme.platform.tables import (
+    Account,
+    Agency,
+    AuditAction,
+    RecordType,
+    Role,
+    ThrottleScope,
+)
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,99}$")
 SELF_REFERRAL_AGENCY = "Self-referral"
@@ -95,7 +103,7 @@ async def create_account(data: schemas.AccountCreate, actor: schemas.Principal) 
     if problems:
         raise InvalidInput(errors=problems)
     username = normalise_username(data.username)
-    password_hash = hash_password(data.password)
+    password_hash = await hash_in_pool(data.password)
     async with engine().transaction():
         agency_id = None
         if data.agency:
@@ -158,47 +166,116 @@ async def principal_for(account_id: UUID) -> schemas.Principal | None:
     return None if row is None else schemas.Principal(**row)
 
 
-async def _refuse_if_locked(username: str, now: datetime) -> None:
-    row = (
-        await LoginThrottle.select(LoginThrottle.locked_until)
-        .where(LoginThrottle.username == username)
-        .first()
+PRUNE_AT_ONCE = 500
+"""Forgotten throttle rows deleted per failed sign-in, at most."""
+
+
+def throttle_policy(settings: Settings) -> rules.ThrottlePolicy:
+    return rules.ThrottlePolicy(
+        username_failures=settings.login_max_failures,
+        address_failures=settings.login_max_failures_per_address,
+        first_delay=timedelta(seconds=settings.login_delay_seconds),
+        longest_delay=timedelta(minutes=settings.login_lockout_minutes),
     )
-    if row and row["locked_until"] and row["locked_until"] > now:
-        wait = int((row["locked_until"] - now).total_seconds()) + 1
-        raise TooManyAttempts(retry_after_seconds=wait)
 
 
-async def _count_failure(username: str, now: datetime, settings: Settings) -> None:
-    """One more failure; the n-th within the lockout window locks the username."""
-    window = timedelta(minutes=settings.login_lockout_minutes)
+_LOCK_ORDER = (ThrottleScope.address, ThrottleScope.username_at_address, ThrottleScope.username)
+
+
+def _keys(username: str, address: str) -> tuple[list[str], list[str], list[str]]:
+    """Scopes, usernames and addresses of the three records, in lock order."""
+    return (
+        [scope.value for scope in _LOCK_ORDER],
+        ["", username, username],
+        [address, address, ""],
+    )
+
+
+def _throttle(row: asyncpg.Record) -> rules.Throttle:
+    return rules.Throttle(
+        failures=row["failures"],
+        refused=row["refused"],
+        last_failure_at=row["last_failure_at"],
+        delayed_until=row["delayed_until"],
+        forget_at=row["forget_at"],
+    )
+
+
+async def _locked(username: str, address: str, now: datetime) -> rules.Attempt:
+    """The three records, created if new, locked until the transaction ends."""
+    rows = await database.fetch(queries.LOCK_THROTTLE, *_keys(username, address), now)
+    found = {row["scope"]: _throttle(row) for row in rows}
+    return rules.Attempt(*(found[scope.value] for scope in _LOCK_ORDER))
+
+
+async def _save(username: str, address: str, records: rules.Attempt) -> None:
+    stored = (records.address, records.username_at_address, records.username)
     await database.fetch(
-        queries.COUNT_FAILURE,
-        username,
-        now,
-        settings.login_max_failures,
-        now + window,
-        now - window,
+        queries.SAVE_THROTTLE,
+        *_keys(username, address),
+        [r.failures for r in stored],
+        [r.refused for r in stored],
+        [r.last_failure_at for r in stored],
+        [r.delayed_until for r in stored],
+        [r.forget_at for r in stored],
     )
 
 
-async def authenticate(username: str, password: str, settings: Settings) -> schemas.Principal:
-    """Check a sign-in, slowing down guessing; the same answer for any wrong part."""
+async def _admit(
+    username: str, address: str, now: datetime, policy: rules.ThrottlePolicy
+) -> rules.Admission:
+    """Count the attempt before any password is checked, deciding it in the same lock.
+
+    Reading the records, deciding and counting happen in one transaction that
+    holds the records' row locks, so of many simultaneous guesses each sees
+    every one counted before it, and no more are checked than the limits allow.
+    """
+    async with engine().transaction():
+        admission = rules.admit(await _locked(username, address, now), now, policy)
+        await _save(username, address, admission.records)
+    return admission
+
+
+async def _after_success(
+    username: str, address: str, admission: rules.Admission, policy: rules.ThrottlePolicy
+) -> None:
+    now = datetime.now(UTC)
+    async with engine().transaction():
+        records = await _locked(username, address, now)
+        await _save(username, address, rules.after_success(records, admission, now, policy))
+
+
+async def _prune(now: datetime) -> None:
+    await database.fetch(queries.PRUNE_THROTTLE, now, PRUNE_AT_ONCE)
+
+
+async def authenticate(
+    username: str, password: str, address: str, settings: Settings
+) -> schemas.Principal:
+    """Check a sign-in from a client address, slowing down guessing (see ``accounts.rules``).
+
+    The same answer for any wrong part, and the same time: an unknown username
+    is throttled like a real one and costs a hash all the same.
+    """
     name = normalise_username(username)
     now = datetime.now(UTC)
-    await _refuse_if_locked(name, now)
+    policy = throttle_policy(settings)
+    admission = await _admit(name, address, now, policy)
+    if admission.retry_at is not None:
+        await _prune(now)
+        raise TooManyAttempts(retry_after_seconds=admission.retry_after_seconds(now))
     row = (
         await Account.select(Account.id, Account.password_hash, Account.active)
         .where(Account.username == name)
         .first()
     )
     stored_hash = row["password_hash"] if row else None
-    if not verify_password(stored_hash, password) or row is None or not row["active"]:
-        await _count_failure(name, now, settings)
+    if not await verify_in_pool(stored_hash, password) or row is None or not row["active"]:
+        await _prune(now)
         raise NotAuthenticated("Wrong username or password.")
-    await LoginThrottle.delete().where(LoginThrottle.username == name)
+    await _after_success(name, address, admission, policy)
     if needs_rehash(row["password_hash"]):
-        await Account.update({Account.password_hash: hash_password(password)}).where(
+        await Account.update({Account.password_hash: await hash_in_pool(password)}).where(
             Account.id == row["id"]
         )
     principal = await principal_for(row["id"])

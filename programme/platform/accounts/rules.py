@@ -1,0 +1,193 @@
+"""Sign-in throttling: whose password is checked now, and who must wait how long.
+
+Following OWASP's "Blocking Brute Force Attacks" and the Authentication Cheat
+Sheet (ASVS V2.2.1): no hard lock-out, which anyone could set off against
+anyone (the only admin included) with five wrong guesses, but delays that grow
+with each further failure, kept separately per username and per client
+address. Each attempt reads three records:
+
+- the **address** (whatever the usernames): stops one address trying many names
+  (password spraying) and bounds the work one address can cause;
+- the **username** (from any address): stops a guessing attack on one account
+  spread over many addresses;
+- the **username at this address**: whether this address has failed for this
+  username lately. It has no delay of its own; it decides whether the
+  username's delay applies to this address.
+
+The rule, once each record has forgotten what is older than the memory window:
+
+1. The address is delayed: refused, whatever the username.
+2. The username is delayed and this address has failed for it lately: refused.
+3. Otherwise the password is checked. The attempt is counted as a failure on
+   all three records *before* the check, in the same locked transaction that
+   read them, so simultaneous guesses each see the ones before them and no
+   more get checked than the limits allow; a right password takes its count
+   back.
+
+Why a clean address gets past a delayed username (rule 2): a delay anyone can
+trigger against any account must not keep the account's owner out. The owner,
+signing in from an address that has not failed for that username lately, still
+gets in while an attacker elsewhere hammers the account, and the attacker, whose
+address has failed, stays delayed. The price: an attacker with many addresses
+gets one guess per fresh address per memory window once the username is
+delayed, each guess also spending that address's own allowance (rule 1). From
+any one address the guesses at one account are the free ones plus one per
+growing delay: 12 in the first hour with the defaults, well under ASVS's 100.
+An owner who has just mistyped from their own address is, for that username,
+an address that has failed: they wait until the username's delay ends or their
+own failure is forgotten, whichever comes first, and then sign in.
+
+A refused attempt is tallied (``refused``, for operators) but grows no delay:
+it checked nothing, so waiting out the ``Retry-After`` given is enough.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+# 2**40 seconds is far beyond any longest delay; the cap keeps the power finite.
+_MAX_DOUBLINGS = 40
+
+_NEVER = 2**31
+"""A number of free failures never reached: the record is never delayed itself."""
+
+
+@dataclass(frozen=True)
+class ThrottlePolicy:
+    username_failures: int
+    """Failures in a row for one username before the username is delayed."""
+    address_failures: int
+    """Failures in a row from one address before the address is delayed."""
+    first_delay: timedelta
+    """The delay after the last free failure; each further failure doubles it."""
+    longest_delay: timedelta
+    """The cap on a delay, and how long a record remembers its failures after
+    the last one (or after the end of its delay, if later)."""
+
+    def delay_after(self, failures: int, free: int) -> timedelta | None:
+        """The delay once ``failures`` failures are counted, ``free`` of them without one."""
+        if failures < free:
+            return None
+        doublings = min(failures - free, _MAX_DOUBLINGS)
+        return min(self.longest_delay, self.first_delay * 2**doublings)
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """What one record (address, username, or username at an address) remembers."""
+
+    failures: int = 0
+    """Checked attempts that did not succeed (and the one being checked now)."""
+    refused: int = 0
+    """Attempts refused while delayed: for operators; they grow no delay."""
+    last_failure_at: datetime | None = None
+    delayed_until: datetime | None = None
+    forget_at: datetime | None = None
+    """From then on the record counts for nothing and may be deleted."""
+
+    def remembered(self, now: datetime) -> Throttle:
+        """The record as it stands at ``now``: empty once its memory has lapsed."""
+        if self.forget_at is None or self.forget_at <= now:
+            return Throttle(forget_at=now)
+        return self
+
+    def delayed(self, now: datetime) -> bool:
+        return self.delayed_until is not None and self.delayed_until > now
+
+    def counted(self, now: datetime, free: int, policy: ThrottlePolicy) -> Throttle:
+        """One more failure, counted before the password is checked."""
+        failures = self.failures + 1
+        delay = policy.delay_after(failures, free)
+        delayed_until = None if delay is None else now + delay
+        return replace(
+            self,
+            failures=failures,
+            last_failure_at=now,
+            delayed_until=delayed_until,
+            forget_at=(delayed_until or now) + policy.longest_delay,
+        )
+
+    def taken_back(self, now: datetime, free: int) -> Throttle:
+        """The count of an attempt that turned out to be right, taken back again.
+
+        Below ``free`` failures there is no delay: one that this attempt's count
+        set off goes with it.
+        """
+        failures = max(0, self.failures - 1)
+        if failures == 0:
+            return Throttle(forget_at=now)
+        delayed_until = self.delayed_until if failures >= free else None
+        return replace(self, failures=failures, delayed_until=delayed_until)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """The three records one sign-in attempt reads and writes, in lock order."""
+
+    address: Throttle
+    username_at_address: Throttle
+    username: Throttle
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Whether to check the password now, and the records to store either way."""
+
+    records: Attempt
+    retry_at: datetime | None
+    """None: check the password. Otherwise refused until then."""
+    username_was_delayed: bool
+    """The username was already delayed when this attempt got past it (a clean address)."""
+
+    def retry_after_seconds(self, now: datetime) -> int:
+        assert self.retry_at is not None
+        return max(1, math.ceil((self.retry_at - now).total_seconds()))
+
+
+def admit(attempt: Attempt, now: datetime, policy: ThrottlePolicy) -> Admission:
+    """Decide one attempt (the rule in this module's docstring) and count it."""
+    address = attempt.address.remembered(now)
+    here = attempt.username_at_address.remembered(now)
+    username = attempt.username.remembered(now)
+    if address.delayed(now):
+        refused = replace(address, refused=address.refused + 1)
+        return Admission(Attempt(refused, here, username), address.delayed_until, False)
+    if username.delayed(now) and here.failures > 0:
+        refused = replace(username, refused=username.refused + 1)
+        return Admission(Attempt(address, here, refused), username.delayed_until, False)
+    counted = Attempt(
+        address.counted(now, policy.address_failures, policy),
+        # No delay of its own: only whether it has failed lately matters.
+        here.counted(now, free=_NEVER, policy=policy),
+        username.counted(now, policy.username_failures, policy),
+    )
+    return Admission(counted, None, username_was_delayed=username.delayed(now))
+
+
+def after_success(
+    attempt: Attempt, admission: Admission, now: datetime, policy: ThrottlePolicy
+) -> Attempt:
+    """The records once the password proved right.
+
+    - username at this address: cleared: this address has proved itself.
+    - username: cleared, forgiving the owner's own typing mistakes, unless it
+      was already delayed when the attempt got past it (rule 2). Then an
+      attack is under way from elsewhere, and clearing it would hand the
+      attacker a fresh set of free guesses: only this attempt's count is
+      taken back and the delay stays.
+    - address: only this attempt's count is taken back. Others may share the
+      address (an office behind one router), and clearing it would let anyone
+      with an account of their own wipe the address's failures by signing in.
+    """
+    username = attempt.username.remembered(now)
+    return Attempt(
+        address=attempt.address.remembered(now).taken_back(now, policy.address_failures),
+        username_at_address=Throttle(forget_at=now),
+        username=(
+            username.taken_back(now, policy.username_failures)
+            if admission.username_was_delayed
+            else Throttle(forget_at=now)
+        ),
+    )

@@ -131,6 +131,7 @@ def import_referrals(file: str, skip_invalid: bool) -> None:
     """Import referrals from FILE (CSV, first line naming the columns)."""
     from pathlib import Path
 
+    from programme.imports.rules import nothing_imported
     from programme.imports.services import import_referrals as run_import
     from programme.platform.clock import today
     from programme.platform.settings import get_settings
@@ -153,7 +154,7 @@ def import_referrals(file: str, skip_invalid: bool) -> None:
         f"already present {report.already_present}, refused {report.refused}, "
         f"warnings {len(report.warnings)}"
     )
-    if report.errors and not skip_invalid:
+    if nothing_imported(report, skip_invalid=skip_invalid):
         raise _fail(f"{report.refused} rows have errors: nothing was imported")
 
 
@@ -164,6 +165,7 @@ def import_reoffending(file: str, skip_invalid: bool) -> None:
     """Import police-recorded incidents from FILE (CSV)."""
     from pathlib import Path
 
+    from programme.imports.rules import nothing_imported
     from programme.imports.services import import_reoffending as run_import
     from programme.platform.clock import today
     from programme.platform.crypto import KeyPurpose, purpose_key
@@ -181,7 +183,7 @@ def import_reoffending(file: str, skip_invalid: bool) -> None:
         f"imported {report.imported} ({report.after_referral} after a referral), "
         f"already present {report.already_present}, refused {report.refused}"
     )
-    if report.errors and not skip_invalid:
+    if nothing_imported(report, skip_invalid=skip_invalid):
         raise _fail(f"{report.refused} rows could not be matched or read: nothing was imported")
 
 

@@ -37,9 +37,9 @@ def _csv(columns: frozenset[str]) -> dict[str, Any]:
 
 
 def _answer(report: ImportReport, skip_invalid: bool) -> Response[ImportReport]:
-    """422 when the file's errors kept everything out; 200 when something was written."""
-    nothing_written = bool(report.errors) and not skip_invalid
-    return Response(report, status_code=422 if nothing_written else 200)
+    """422 when the file's errors kept everything out; 200 otherwise."""
+    failed = rules.nothing_imported(report, skip_invalid=skip_invalid)
+    return Response(report, status_code=422 if failed else 200)
 
 
 class ImportController(Controller):

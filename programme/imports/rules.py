@@ -28,7 +28,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date
 
-from programme.imports.schemas import RowProblem
+from programme.imports.schemas import ImportReport, RowProblem
 from programme.platform.validation import DATE, FUTURE
 from referrals import rules
 from referrals.rules import (
@@ -42,6 +42,23 @@ from referrals.rules import (
     skipped_milestones,
     too_early,
 )
+
+
+def nothing_imported(report: ImportReport, *, skip_invalid: bool) -> bool:
+    """Whether the file's errors kept all of it out: the import failed (422, exit status 1).
+
+    Without ``skip_invalid`` any error keeps the whole file out. With it the good
+    rows go in and the bad ones are reported, but a file with errors and no good
+    row (one that cannot be read at all, or whose every row is bad) has put
+    nothing in: calling that a success would let a script believe its file
+    went in. Rows imported before count as good: the file is in.
+    """
+    if not report.errors:
+        return False
+    if not skip_invalid:
+        return True
+    return report.imported + report.returned + report.already_present == 0
+
 
 MAX_CELL = 131_072
 """Longer cells are refused with their line number."""

@@ -84,6 +84,16 @@ def application_error(_: Request, exc: ApplicationError) -> Response:
     return _body(exc.status_code, exc.message, errors, exc.extra)
 
 
+def body_problems(request: Request, raw: Any) -> list[FieldError]:
+    """Every problem with a decoded JSON body, for routes that take a Struct (or a list).
+
+    Strictly typed: JSON has real booleans and numbers, so ``0`` is not ``false`` and
+    ``"3"`` is not ``3`` (Litestar's own decoding of arguments is lax, for query strings).
+    """
+    body_type = _body_struct(request)
+    return [] if body_type is None else _body_errors(*body_type, raw)
+
+
 def _body_struct(request: Request) -> tuple[type[msgspec.Struct], bool] | None:
     """The Struct the route decodes its body into, and whether it takes a list of them."""
     handler = request.scope.get("route_handler")

@@ -21,6 +21,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import QueryParameter
 
 from programme.platform.errors import FieldError, InvalidInput
+from programme.platform.http_errors import body_problems
 from programme.platform.settings import ConfigurationError
 from programme.platform.validation import NUL, decode_json
 
@@ -57,9 +58,11 @@ async def refuse_unreadable_input(request: Request[Any, Any, Any]) -> None:
         body = await request.body()
         if body:
             try:
-                decode_json(body)
+                raw = decode_json(body)
             except InvalidInput as exc:
                 problems.extend(exc.errors)
+            else:
+                problems.extend(body_problems(request, raw))
     if problems:
         raise InvalidInput(errors=problems)
 

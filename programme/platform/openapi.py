@@ -25,7 +25,7 @@ import inspect
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 from weakref import WeakValueDictionary
 
 import msgspec
@@ -186,6 +186,38 @@ def _error_statuses(
     return statuses
 
 
+def _close_refused_fields(
+    openapi: OpenAPI, operation: Operation, handler: HTTPRouteHandler
+) -> None:
+    """A body that refuses unknown fields says so (``additionalProperties: false``).
+
+    Generated clients and fuzzers otherwise take the document at its word and send
+    extra fields the service then refuses with ``unknown_field``.
+    """
+    signature = getattr(handler, "parsed_fn_signature", None)
+    data = signature.parameters.get("data") if signature is not None else None
+    if data is None or operation.request_body is None:
+        return
+    annotation = data.annotation
+    structs = [
+        t
+        for t in (annotation, *get_args(annotation))
+        if isinstance(t, type) and issubclass(t, msgspec.Struct)
+    ]
+    if not structs or not structs[0].__struct_config__.forbid_unknown_fields:
+        return
+    body = operation.request_body
+    for media in (body.content or {}).values() if isinstance(body, RequestBody) else ():
+        schema = media.schema
+        if isinstance(schema, Schema) and schema.items is not None:
+            schema = schema.items
+        if isinstance(schema, Reference):
+            name = schema.ref.rsplit("/", 1)[-1]
+            schema = (openapi.components.schemas or {}).get(name)
+        if isinstance(schema, Schema):
+            schema.additional_properties = False
+
+
 def _complete_operation(
     openapi: OpenAPI,
     operation: Operation,
@@ -210,6 +242,8 @@ def _complete_operation(
             description=declared.body_description,
             required=True,
         )
+
+    _close_refused_fields(openapi, operation, handler)
 
     responses = operation.responses or {}
     own = {str(status) for status in handler.responses or ()}

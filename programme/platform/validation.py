@@ -165,7 +165,7 @@ def field_errors(struct_type: type[msgspec.Struct], raw: Any) -> list[FieldError
                 errors.append(FieldError("required", f.encode_name, REQUIRED))
             continue
         try:
-            msgspec.convert(raw[f.encode_name], f.type, strict=False)
+            msgspec.convert(raw[f.encode_name], f.type, strict=True)
         except msgspec.ValidationError as exc:
             message, inner = _path_of(exc)
             separator = "" if inner.startswith("[") or not inner else "."
@@ -175,7 +175,7 @@ def field_errors(struct_type: type[msgspec.Struct], raw: Any) -> list[FieldError
     if not errors:
         # Individually valid fields can still fail together (__post_init__ rules).
         try:
-            msgspec.convert(raw, struct_type, strict=False)
+            msgspec.convert(raw, struct_type, strict=True)
         except msgspec.ValidationError as exc:
             message, field = _path_of(exc)
             errors.append(FieldError("invalid", field, message))

@@ -40,6 +40,10 @@ JOIN agency a ON a.id = r.agency
 LEFT JOIN milestones m ON m.referral = r.id
 LEFT JOIN first_after f ON f.referral = r.id
 WHERE r.received_on < $1
+-- A fixed order: the fits add the same numbers in the same order whatever the
+-- table's physical order (after a restore, a VACUUM FULL), so near-tied risk scores
+-- rank the same way and the concordance holds still to the last bit.
+ORDER BY r.id
 """  # noqa: S608
 
 BEFORE_AFTER_SQL = """

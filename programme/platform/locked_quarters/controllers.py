@@ -9,8 +9,10 @@ from litestar.params import PathParameter
 
 from programme.platform.accounts import access
 from programme.platform.clock import today
+from programme.platform.errors import InvalidInput
 from programme.platform.locked_quarters import services
 from programme.platform.locked_quarters.schemas import LockedQuarterOut
+from programme.platform.openapi import docs
 from programme.platform.tables import Role
 
 QuarterLabel = Annotated[
@@ -27,7 +29,11 @@ class LockedQuarterController(Controller):
         """The quarters marked reported: who locked each and when, and whether it was revised."""
         return await services.locked_quarters()
 
-    @put("/{quarter:str}", guards=[access.requires(Role.admin)])
+    @put(
+        "/{quarter:str}",
+        guards=[access.requires(Role.admin)],
+        opt=docs(raises=(InvalidInput,)),
+    )
     async def lock(self, quarter: QuarterLabel, actor: access.SignedIn) -> LockedQuarterOut:
         """Mark a quarter reported: later writes dated in it are refused (409 quarter_locked)
         unless an admin gives override_reason, and then the report says it was revised."""

@@ -12,7 +12,7 @@ import pytest
 
 from programme.platform.tables import AuditEvent, Role
 from referrals.tables import Referral, ReferralEvent, ReturnedReferral
-from tests.builders import VICTIM, csv_person, csv_text, good_referral
+from tests.builders import VICTIM, csv_person, csv_text, good_referral, inspire, run_import
 
 pytestmark = pytest.mark.anyio
 
@@ -209,3 +209,24 @@ async def test_an_import_into_a_locked_quarter_needs_a_reason(client, alice, loc
     assert imported.status_code == 200, imported.text
     assert await Referral.count() == 2
     assert (await quarterly_row(client, alice))["reported"] == "revised since reported"
+
+
+async def test_at_the_command_line_an_import_needs_a_reason_and_the_report_says_revised(
+    tmp_path, client, lock
+):
+    await lock()
+    text = csv_text([csv_person(1, received_on=IN_IT, consent_obtained_on=IN_IT)])
+    refused = run_import(tmp_path, "referrals", text)
+    assert refused.returncode != 0
+    assert "Q2 2026-27" in refused.stderr and "override_reason" in refused.stderr
+    assert await Referral.count() == 0
+    imported = run_import(
+        tmp_path, "referrals", text, "--override-reason", "Late police return, agreed."
+    )
+    assert imported.returncode == 0, imported.stderr
+    assert "imported 1, returned 0" in imported.stdout
+    report = inspire("report", "quarterly", "--from", REPORTED, "--to", REPORTED, "--format", "csv")
+    assert report.returncode == 0, report.stderr
+    header, row, _total = report.stdout.splitlines()
+    assert header.endswith(",reported")
+    assert row.startswith(f"{REPORTED},1,1,") and row.endswith(",revised since reported")

@@ -230,3 +230,43 @@ async def test_at_the_command_line_an_import_needs_a_reason_and_the_report_says_
     header, row, _total = report.stdout.splitlines()
     assert header.endswith(",reported")
     assert row.startswith(f"{REPORTED},1,1,") and row.endswith(",revised since reported")
+
+
+async def test_locking_a_quarter_waits_for_a_write_under_way_in_it(client):
+    """A write that checked before the lock commits before the lock is taken: none lands
+    unseen in a quarter already marked reported."""
+    import asyncio
+    from datetime import date
+
+    from programme.platform.accounts.schemas import Principal
+    from programme.platform.clock import today
+    from programme.platform.database import engine
+    from programme.platform.errors import QuarterLocked
+    from programme.platform.locked_quarters import services
+    from programme.platform.tables import RecordType
+    from tests.builders import ADMIN
+
+    checked, release = asyncio.Event(), asyncio.Event()
+
+    async def write() -> None:
+        async with engine().transaction():
+            await services.require_unlocked(
+                [date(2026, 9, 10)], actor=ADMIN, record_type=RecordType.referral
+            )
+            checked.set()
+            await release.wait()
+
+    writing = asyncio.create_task(write())
+    await checked.wait()
+    locking = asyncio.create_task(services.lock_quarter(REPORTED, ADMIN, today()))
+    await asyncio.sleep(0.5)
+    assert not locking.done(), "the lock must wait for the write to commit"
+    release.set()
+    await writing
+    assert (await locking).quarter == REPORTED
+    referrer = Principal(id=None, username="rita", role=Role.referrer.value)
+    with pytest.raises(QuarterLocked):
+        async with engine().transaction():
+            await services.require_unlocked(
+                [date(2026, 9, 10)], actor=referrer, record_type=RecordType.referral
+            )

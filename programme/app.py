@@ -29,6 +29,7 @@ from programme.platform.http_inputs import (
     check_every_route_checks_its_input,
     refuse_unreadable_input,
 )
+from programme.platform.locked_quarters.controllers import LockedQuarterController
 from programme.platform.logs import logging_config
 from programme.platform.settings import Settings, get_settings
 from referrals.controllers import ReferralController
@@ -47,6 +48,7 @@ ROUTES: list[ControllerRouterHandler] = [
     SessionController,
     VictimController,
     ReportController,
+    LockedQuarterController,
     AnalysisController,
 ]
 

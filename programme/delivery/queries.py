@@ -15,7 +15,7 @@ ON CONFLICT (name) DO NOTHING
 STATUS_AND_ENGAGED_ON = f"""
 SELECT r.id, r.status,
        (SELECT max(occurred_on) FROM referral_event
-        WHERE referral = r.id AND type = '{Status.engaged}') AS engaged_on
+        WHERE referral = r.id AND type = '{Status.engaged}' AND voided_at IS NULL) AS engaged_on
 FROM referral r WHERE r.id = ANY($1::uuid[])
 """  # noqa: S608 - constants only; values are bound
 
@@ -30,7 +30,7 @@ SELECT r.id, r.reference, e.engaged_on
 FROM referral r
 JOIN LATERAL (
     SELECT max(occurred_on) AS engaged_on FROM referral_event
-    WHERE referral = r.id AND type = '{Status.engaged}'
+    WHERE referral = r.id AND type = '{Status.engaged}' AND voided_at IS NULL
 ) e ON true
 WHERE r.status = '{Status.engaged}'
   AND NOT EXISTS (SELECT 1 FROM group_member m WHERE m.referral = r.id AND m.left_on IS NULL)

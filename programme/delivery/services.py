@@ -498,7 +498,7 @@ async def derive_milestones(referral_id: UUID, programme: dict[str, Any], actor:
         e["type"]: e
         for e in await ReferralEvent.select(
             ReferralEvent.id, ReferralEvent.type, ReferralEvent.occurred_on, ReferralEvent.source
-        ).where(ReferralEvent.referral == referral_id)
+        ).where((ReferralEvent.referral == referral_id) & ReferralEvent.voided_at.is_null())
     }
     present = [m for m in marks if m["status"] in PRESENT]
     new_status, new_on = status, referral["status_on"]

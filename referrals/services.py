@@ -781,6 +781,8 @@ async def void_event(
     Voiding an ending re-opens the referral, which is refused while the person
     has another open referral (one open referral per person).
     """
+    if problems := rules.reason_problems({"reason": reason, "override_reason": override_reason}):
+        raise InvalidInput(errors=problems)
     async with engine().transaction():
         await _lock_referral(referral_id)
         row = (

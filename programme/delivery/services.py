@@ -36,7 +36,7 @@ from programme.platform.audit import services as audit
 from programme.platform.database import engine
 from programme.platform.errors import Conflict, FieldError, InvalidInput, NotFound, NotPermitted
 from programme.platform.tables import Account, AuditAction, RecordType, Role
-from referrals.rules import Status, affected_days, allowed_next, day_problem
+from referrals.rules import Status, affected_days, allowed_next, day_problem, reason_problems
 from referrals.services import dates_may_change
 from referrals.tables import ParticipantAlert, Referral, ReferralEvent
 
@@ -704,6 +704,13 @@ async def _rederive_register(session_id: UUID, actor: Principal) -> list[date]:
     return [on for _, _, on in before ^ after]
 
 
+def _require_reason(data: Any) -> None:
+    """A change says why, in words: blank is no reason (``referrals.rules.reason_problems``)."""
+    given = {"reason": data.reason, "override_reason": data.override_reason}
+    if problems := reason_problems(given):
+        raise InvalidInput(errors=problems)
+
+
 async def _locked_session(session_id: UUID, actor: Principal) -> dict[str, Any]:
     await _session(session_id, actor)
     session = (
@@ -736,6 +743,7 @@ async def move_session(
 ) -> schemas.SessionSummary:
     """Move a session to another day (``rules.reschedule_problem`` says when it may not);
     milestones the register derived from it move with it."""
+    _require_reason(data)
     async with engine().transaction():
         session = await _locked_session(session_id, actor)
         group = await Group.select(Group.starts_on).where(Group.id == session["group"]).first()
@@ -795,6 +803,7 @@ async def cancel_session(
 ) -> schemas.SessionSummary:
     """Cancel a session: it stays, its marks count for nothing, and the register's
     milestones are worked out again without them (``rules.cancel_problem``)."""
+    _require_reason(data)
     async with engine().transaction():
         session = await _locked_session(session_id, actor)
         if problem := rules.cancel_problem(cancelled=session["cancelled_at"] is not None):
@@ -823,6 +832,7 @@ async def remove_member(
 ) -> schemas.Group:
     """End a referral's place in a group (``rules.removal_problem``); the person keeps
     their status, and an engaged person is back on the waiting list."""
+    _require_reason(data)
     await require_group_access(actor, group_id)
     on = data.on or today
     if problem := day_problem("on", on, today):

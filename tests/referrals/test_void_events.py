@@ -97,6 +97,9 @@ async def test_a_reason_is_required(client, facilitator, referral_id):
     response = await void(client, facilitator, referral_id, contacted["id"], reason="")
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "reason"
+    blank = await void(client, facilitator, referral_id, contacted["id"], reason="   ")
+    assert blank.status_code == 422
+    assert blank.json()["errors"][0]["code"] == "required"
 
 
 async def test_a_step_of_another_referral_is_not_found(client, facilitator, referrer):

@@ -200,6 +200,9 @@ async def test_a_reason_is_required(client, fran, group, members, add_session):
         await client.patch(f"/sessions/{session_id}", json={"held_on": "2026-12-08"}, headers=fran),
         await client.post(f"/sessions/{session_id}/cancel", json={}, headers=fran),
         await remove(client, fran, group, members[0], reason=""),
+        await cancel(client, fran, session_id, reason="  "),
+        await move(client, fran, session_id, "2026-12-08", reason="  "),
+        await remove(client, fran, group, members[0], reason="  "),
     ):
         assert response.status_code in (400, 422), response.text
     assert await DeliveryChange.count() == 0

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import pytest
 
 from outcomes.tables import FeedbackVersion, Victim
+from programme.platform import database
 from programme.platform.tables import Role
 from referrals.tables import Person, Referral
 from tests.builders import VICTIM, distinct_referral, good_referral
@@ -100,11 +102,24 @@ async def test_simultaneous_feedback_corrections_each_keep_the_version_they_repl
     base = {"stage": "intake", "collected_on": "2026-10-05", "behaviour": "same",
             "feels_safer": "unsure"}  # fmt: skip
     assert (await client.post(url, json=base | {"note": "v0"}, headers=worker)).status_code == 201
-    responses = await asyncio.gather(
-        *[client.post(url, json=base | {"note": f"v{n}"}, headers=worker) for n in (1, 2, 3)]
-    )
+    # Hold the feedback row, so both corrections are under way before either writes it:
+    # each must then keep the version the other replaced, not both the first one.
+    holder = await asyncpg.connect(**database.engine().config)
+    try:
+        held = holder.transaction()
+        await held.start()
+        await holder.execute("SELECT 1 FROM feedback WHERE victim = $1 FOR UPDATE", victim["id"])
+        corrections = [
+            asyncio.ensure_future(client.post(url, json=base | {"note": f"v{n}"}, headers=worker))
+            for n in (1, 2)
+        ]
+        await asyncio.sleep(1.5)
+        await held.rollback()
+        responses = await asyncio.gather(*corrections)
+    finally:
+        await holder.close()
     assert all(r.status_code == 201 for r in responses)
     (current,) = (await client.get(url, headers=worker)).json()
     kept = [v["note"] for v in current["earlier"]]
-    assert await FeedbackVersion.count() == 3
-    assert sorted([*kept, current["note"]]) == ["v0", "v1", "v2", "v3"]
+    assert await FeedbackVersion.count() == 2
+    assert sorted([*kept, current["note"]]) == ["v0", "v1", "v2"]

@@ -81,12 +81,24 @@ async def test_two_referrals_corrected_into_one_person_at_once_are_not_both_acce
     first = await submit(client, referrer, distinct_referral(1))
     second = await submit(client, referrer, distinct_referral(2))
     same = {"first_name": "Samuel", "last_name": "Sameperson", "date_of_birth": "1980-01-01"}
-    responses = await asyncio.gather(
-        *[
-            client.patch(f"/referrals/{r}", json=same | {"reason": "x"}, headers=facilitator)
+    # Hold both people's rows, so both corrections are under way before either is written:
+    # the second must still find the first's new identity, not an empty match.
+    holder = await asyncpg.connect(**database.engine().config)
+    try:
+        held = holder.transaction()
+        await held.start()
+        await holder.execute("SELECT 1 FROM person FOR UPDATE")
+        corrections = [
+            asyncio.ensure_future(
+                client.patch(f"/referrals/{r}", json=same | {"reason": "x"}, headers=facilitator)
+            )
             for r in (first, second)
         ]
-    )
+        await asyncio.sleep(1.5)
+        await held.rollback()
+        responses = await asyncio.gather(*corrections)
+    finally:
+        await holder.close()
     assert sorted(r.status_code for r in responses) == [200, 409]
     keys = [p["match_key"] for p in await Person.select(Person.match_key)]
     assert len(keys) == len(set(keys))

@@ -1,5 +1,8 @@
 """Every SQL statement of the reports and the reoffending analysis.
 
+Voided lifecycle steps (``referral_event.voided_at`` set) are mistakes kept for
+the record: every statement here reads only the steps that still count.
+
 Built once from constants (the quarter expression, the lifecycle's statuses),
 never from input: values are always bound as ``$n`` parameters.
 """
@@ -17,6 +20,7 @@ WITH milestones AS (
            min(occurred_on) FILTER (WHERE type = '{Status.completed}') AS completed_on
     FROM referral_event
     WHERE type IN ('{Status.engaged}', '{Status.completed}') AND occurred_on <= $1
+      AND voided_at IS NULL
     GROUP BY referral
 ), first_after AS (
     -- One join and GROUP BY, not a subquery probed once per referral.
@@ -71,7 +75,7 @@ FROM (
 QUARTERLY_SQL = f"""
 WITH happened AS (
     SELECT occurred_on AS day, type FROM referral_event
-    WHERE occurred_on BETWEEN $1 AND $2
+    WHERE occurred_on BETWEEN $1 AND $2 AND voided_at IS NULL
     UNION ALL
     -- A return a later submission replaced (referrals.services.replace_earlier_returns)
     -- was an attempt, not a referral: the person is counted once.
@@ -99,9 +103,11 @@ WITH happened AS (
     -- engaged: a join to the engaged referrals, hashed once.
     SELECT count(*) AS contacted, count(e.referral) AS engaged
     FROM referral_event c
-    LEFT JOIN (SELECT DISTINCT referral FROM referral_event WHERE type = '{Status.engaged}') e
+    LEFT JOIN (SELECT DISTINCT referral FROM referral_event
+               WHERE type = '{Status.engaged}' AND voided_at IS NULL) e
            ON e.referral = c.referral
     WHERE c.type = '{Status.contacted}' AND c.occurred_on BETWEEN $1 AND $2
+      AND c.voided_at IS NULL
 )
 SELECT q.label AS quarter,
        coalesce(referrals, 0) AS referrals, coalesce(accepted, 0) AS accepted,
@@ -123,7 +129,8 @@ WITH submissions AS (
     SELECT r.agency, r.received_on, true AS accepted, r.quality_score,
            '[]'::jsonb AS reasons,
            EXISTS (SELECT 1 FROM referral_event e
-                   WHERE e.referral = r.id AND e.type = '{Status.engaged}') AS engaged
+                   WHERE e.referral = r.id AND e.type = '{Status.engaged}'
+                     AND e.voided_at IS NULL) AS engaged
     FROM referral r WHERE r.received_on BETWEEN $1 AND $2
     UNION ALL
     SELECT agency, received_on, false, NULL, reasons, false

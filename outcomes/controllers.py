@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from litestar import Controller, get, post
+from litestar import Controller, get, patch, post
 from litestar.params import FromPath, JSONBody
 
 from outcomes import schemas, services
 from programme.platform.accounts import access
 from programme.platform.clock import today
-from programme.platform.errors import Conflict
+from programme.platform.errors import Conflict, InvalidInput, NotFound
 from programme.platform.openapi import docs
 from programme.platform.tables import Role
 from referrals.schemas import VictimSubmission
@@ -86,3 +86,22 @@ class VictimController(Controller):
     ) -> schemas.PerpetratorProgress:
         """The referred person's programme status and disengagement/at-risk alerts."""
         return await services.perpetrator_progress(victim_id, actor)
+
+    @patch(
+        "/victims/{victim_id:uuid}",
+        guards=[access.requires(Role.victim_worker)],
+        opt=docs(body=schemas.VictimCorrection, raises=(InvalidInput, NotFound)),
+    )
+    async def correct_victim(
+        self, victim_id: FromPath[UUID], data: JSONBody[dict[str, Any]], actor: access.SignedIn
+    ) -> schemas.Victim:
+        """Correct a victim's/survivor's details, with a reason; the earlier values are kept
+        (encrypted) and shown in the victim's history."""
+        return await services.correct_victim(victim_id, data, actor, today())
+
+    @get("/victims/{victim_id:uuid}/history", opt=docs(raises=(NotFound,)))
+    async def victim_history(
+        self, victim_id: FromPath[UUID], actor: access.SignedIn
+    ) -> schemas.VictimHistory:
+        """Every correction of the victim's details: earlier and new values, why, who, when."""
+        return await services.victim_history(victim_id, actor)

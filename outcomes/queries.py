@@ -19,7 +19,3 @@ ON CONFLICT (victim, stage) DO UPDATE SET
     recorded_by = EXCLUDED.recorded_by, updated_at = now()
 RETURNING (xmax = 0) AS inserted
 """
-
-FEEDBACK_DAY = """
-SELECT collected_on FROM feedback WHERE victim = $1 AND stage = $2 FOR UPDATE
-"""

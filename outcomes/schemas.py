@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated
 from uuid import UUID
 
 import msgspec
 
 from outcomes.tables import Behaviour, FeelsSafer, Stage
+from referrals.rules import RELATIONSHIPS
 
 
 class ConsentRecord(msgspec.Struct):
@@ -36,12 +37,34 @@ class ConsentChange(msgspec.Struct, forbid_unknown_fields=True):
     withdraw: bool = False
 
 
+Reason = Annotated[str, msgspec.Meta(max_length=2000)]
+
+
 class FeedbackCreate(msgspec.Struct, forbid_unknown_fields=True):
     stage: Stage
     collected_on: date
     behaviour: Behaviour
     feels_safer: FeelsSafer
     note: Annotated[str, msgspec.Meta(max_length=4000)] | None = None
+    reason: Reason | None = None
+    """Why a stage already recorded is recorded again (a correction); kept with the
+    version it replaces."""
+    override_reason: Reason | None = None
+
+
+class FeedbackVersion(msgspec.Struct):
+    """A version of a stage's feedback that a correction replaced."""
+
+    collected_on: date
+    behaviour: str
+    feels_safer: str
+    note: str | None
+    recorded_by: str | None
+    recorded_at: datetime
+    replaced_by: str | None
+    replaced_at: datetime
+    reason: str | None
+    """Why it was replaced, when the correction said."""
 
 
 class Feedback(msgspec.Struct):
@@ -52,6 +75,41 @@ class Feedback(msgspec.Struct):
     feels_safer: str
     note: str | None
     recorded_by: str | None
+    earlier: list[FeedbackVersion] = []
+    """The versions it replaced, newest first."""
+
+
+class VictimCorrection(msgspec.Struct, forbid_unknown_fields=True):
+    """A correction of a victim's/survivor's details; consent has its own record."""
+
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    first_name: Annotated[str, msgspec.Meta(max_length=100)] | msgspec.UnsetType = msgspec.UNSET
+    last_name: Annotated[str, msgspec.Meta(max_length=100)] | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    phone: Annotated[str, msgspec.Meta(max_length=100)] | msgspec.UnsetType | None = msgspec.UNSET
+    relationship: (
+        Annotated[str, msgspec.Meta(extra_json_schema={"enum": list(RELATIONSHIPS)})]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+
+
+class FieldChange(msgspec.Struct):
+    field: str
+    old: str | None
+    new: str | None
+
+
+class VictimHistoryEntry(msgspec.Struct):
+    at: datetime
+    by: str | None
+    reason: str | None
+    changes: list[FieldChange]
+
+
+class VictimHistory(msgspec.Struct):
+    victim_id: UUID
+    entries: list[VictimHistoryEntry]
 
 
 class Alert(msgspec.Struct):

@@ -7,6 +7,7 @@ nothing flows from here back into the referral or programme records.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
@@ -14,7 +15,14 @@ from uuid import UUID
 
 from outcomes import queries, schemas
 from outcomes.rules import may_contact
-from outcomes.tables import ContactConsent, Feedback, Reoffence, Victim
+from outcomes.tables import (
+    ContactConsent,
+    Feedback,
+    FeedbackVersion,
+    Reoffence,
+    Victim,
+    VictimCorrection,
+)
 from programme.platform import database
 from programme.platform.accounts.schemas import Principal
 from programme.platform.audit import services as audit
@@ -23,7 +31,15 @@ from programme.platform.database import engine
 from programme.platform.errors import Conflict, FieldError, InvalidInput, NotFound
 from programme.platform.locked_quarters.services import require_unlocked
 from programme.platform.tables import AuditAction, RecordType
-from referrals.rules import VictimDetails, check_victim, day_problem
+from programme.platform.validation import UNKNOWN_FIELD
+from referrals.rules import (
+    CORRECTION_CONTROL,
+    VictimDetails,
+    affected_days,
+    check_victim,
+    day_problem,
+    reason_problems,
+)
 from referrals.tables import ParticipantAlert, Referral
 
 
@@ -159,10 +175,24 @@ async def change_consent(
     return await get_victim(victim_id, actor, audited=False)
 
 
+def _feedback_changed(earlier: dict[str, Any], data: schemas.FeedbackCreate) -> bool:
+    return (
+        earlier["collected_on"],
+        earlier["behaviour"],
+        earlier["feels_safer"],
+        cipher().decrypt(earlier["note"]),
+    ) != (data.collected_on, data.behaviour.value, data.feels_safer.value, data.note)
+
+
 async def record_feedback(
     victim_id: UUID, data: schemas.FeedbackCreate, actor: Principal, today: date
 ) -> schemas.Feedback:
-    """One feedback per stage; recording a stage again is a correction that replaces it."""
+    """One feedback per stage; recording a stage again is a correction that replaces it.
+
+    The version replaced is kept (``FeedbackVersion``, its note still encrypted),
+    with who replaced it, when and, if given, why; the same feedback sent again
+    keeps nothing new. Reports count only the current version.
+    """
     problems = []
     if problem := day_problem("collected_on", data.collected_on, today):
         problems.append(problem)
@@ -174,16 +204,39 @@ async def record_feedback(
         raise Conflict("No feedback without consent to contact (none recorded, or withdrawn).")
     if problems:
         raise InvalidInput(errors=problems)
-    note = cipher().encrypt(data.note)
+    crypt = cipher()
+    note = crypt.encrypt(data.note)
     async with engine().transaction():
+        # One feedback write per victim at a time, so the version a correction
+        # replaces is the one it read (two corrections of a stage keep both).
+        await Victim.select(Victim.id).where(Victim.id == victim_id).lock_rows()
+        earlier = (
+            await Feedback.select()
+            .where((Feedback.victim == victim_id) & (Feedback.stage == data.stage.value))
+            .first()
+        )
         # A correction moves the stage's answer from its old day to this one: both count.
-        before = await database.fetch(queries.FEEDBACK_DAY, victim_id, data.stage.value)
         await require_unlocked(
-            [data.collected_on, *(row["collected_on"] for row in before)],
+            affected_days(data.collected_on, earlier["collected_on"] if earlier else None),
             actor=actor,
+            override_reason=data.override_reason,
             record_type=RecordType.victim_feedback,
             record_id=victim_id,
         )
+        if earlier is not None and _feedback_changed(earlier, data):
+            await FeedbackVersion.insert(
+                FeedbackVersion(
+                    feedback=earlier["id"],
+                    collected_on=earlier["collected_on"],
+                    behaviour=earlier["behaviour"],
+                    feels_safer=earlier["feels_safer"],
+                    note=earlier["note"],
+                    recorded_by=earlier["recorded_by"],
+                    recorded_at=earlier["updated_at"],
+                    replaced_by=actor.id,
+                    reason=crypt.encrypt(data.reason),
+                )
+            )
         rows = await database.fetch(
             queries.RECORD_FEEDBACK,
             victim_id,
@@ -209,6 +262,7 @@ async def list_feedback(
         raise NotFound("No such victim record.")
     rows = (
         await Feedback.select(
+            Feedback.id,
             Feedback.stage,
             Feedback.collected_on,
             Feedback.behaviour,
@@ -222,6 +276,37 @@ async def list_feedback(
     if audited:
         await audit.record(actor, AuditAction.read, RecordType.victim_feedback, victim_id)
     crypt = cipher()
+    versions = (
+        await FeedbackVersion.select(
+            FeedbackVersion.feedback,
+            FeedbackVersion.collected_on,
+            FeedbackVersion.behaviour,
+            FeedbackVersion.feels_safer,
+            FeedbackVersion.note,
+            FeedbackVersion.recorded_by.username.as_alias("recorded_by"),
+            FeedbackVersion.recorded_at,
+            FeedbackVersion.replaced_by.username.as_alias("replaced_by"),
+            FeedbackVersion.replaced_at,
+            FeedbackVersion.reason,
+        )
+        .where(FeedbackVersion.feedback.is_in([r["id"] for r in rows] or [None]))
+        .order_by(FeedbackVersion.id, ascending=False)
+    )
+    earlier: dict[UUID, list[schemas.FeedbackVersion]] = {}
+    for v in versions:
+        earlier.setdefault(v["feedback"], []).append(
+            schemas.FeedbackVersion(
+                collected_on=v["collected_on"],
+                behaviour=v["behaviour"],
+                feels_safer=v["feels_safer"],
+                note=crypt.decrypt(v["note"]),
+                recorded_by=v["recorded_by"],
+                recorded_at=v["recorded_at"],
+                replaced_by=v["replaced_by"],
+                replaced_at=v["replaced_at"],
+                reason=crypt.decrypt(v["reason"]),
+            )
+        )
     return [
         schemas.Feedback(
             victim_id=victim_id,
@@ -231,6 +316,7 @@ async def list_feedback(
             feels_safer=r["feels_safer"],
             note=crypt.decrypt(r["note"]),
             recorded_by=r["recorded_by"],
+            earlier=earlier.get(r["id"], []),
         )
         for r in rows
     ]
@@ -269,3 +355,125 @@ async def police_recorded_before(person_id: UUID, before: date) -> int:
     return await Reoffence.count().where(
         (Reoffence.person == person_id) & (Reoffence.offence_date < before)
     )
+
+
+VICTIM_CORRECTABLE = ("first_name", "last_name", "phone", "relationship")
+"""A victim's details a correction may change; consent to contact has its own records."""
+
+
+def _victim_details(row: dict[str, Any]) -> dict[str, Any]:
+    crypt = cipher()
+    return {
+        "first_name": crypt.decrypt(row["first_name"]),
+        "last_name": crypt.decrypt(row["last_name"]),
+        "phone": crypt.decrypt(row["phone"]),
+        "relationship": row["relationship"],
+    }
+
+
+async def correct_victim(
+    victim_id: UUID, raw: Any, actor: Principal, today: date
+) -> schemas.Victim:
+    """Correct a victim's/survivor's contact details, keeping the earlier values.
+
+    The details are checked as when first given (``referrals.rules.check_victim``),
+    every problem at once. The earlier and new values and the reason are stored
+    encrypted, like the details themselves. A correction that changes nothing
+    writes nothing.
+    """
+    if not isinstance(raw, dict):
+        raise InvalidInput(errors=[FieldError("invalid", "", "The body must be a JSON object.")])
+    problems = reason_problems(raw)
+    for name in raw:
+        if name in VICTIM_CORRECTABLE or name in CORRECTION_CONTROL:
+            continue
+        if name in ("consent_to_contact", "consent_obtained_on"):
+            problems.append(
+                FieldError(
+                    "not_correctable",
+                    str(name),
+                    "Consent to contact has its own dated records: POST /victims/{id}/consent.",
+                )
+            )
+        else:
+            problems.append(FieldError("unknown_field", str(name), UNKNOWN_FIELD))
+    given = {name: raw[name] for name in VICTIM_CORRECTABLE if name in raw}
+    if not given and not problems:
+        problems.append(FieldError("required", "", "Give at least one field to correct."))
+    async with engine().transaction():
+        row = await Victim.select().where(Victim.id == victim_id).lock_rows().first()
+        if row is None:
+            raise NotFound("No such victim record.")
+        before = _victim_details(row)
+        checked, found = check_victim(
+            {**before, **given, "consent_to_contact": False}, "", today=today
+        )
+        problems.extend(FieldError(p.code, p.field.removeprefix("."), p.message) for p in found)
+        if problems:
+            raise InvalidInput(errors=problems)
+        assert checked is not None
+        after = {name: getattr(checked, name) for name in VICTIM_CORRECTABLE}
+        changes = {
+            name: {"old": before[name], "new": after[name]}
+            for name in VICTIM_CORRECTABLE
+            if before[name] != after[name]
+        }
+        if not changes:
+            return await get_victim(victim_id, actor, audited=False)
+        # No published figure counts victims' contact details, so no reported quarter is touched.
+        crypt = cipher()
+        await Victim.update(
+            {
+                Victim.first_name: crypt.encrypt(after["first_name"]),
+                Victim.last_name: crypt.encrypt(after["last_name"]),
+                Victim.phone: crypt.encrypt(after["phone"]),
+                Victim.relationship: after["relationship"],
+            }
+        ).where(Victim.id == victim_id)
+        await VictimCorrection.insert(
+            VictimCorrection(
+                victim=victim_id,
+                fields=json.dumps(sorted(changes)),
+                changes=crypt.encrypt(json.dumps(changes)),
+                reason=crypt.encrypt(str(raw["reason"]).strip()),
+                corrected_by=actor.id,
+            )
+        )
+        await audit.record(
+            actor, AuditAction.update, RecordType.victim, victim_id, {"correction": sorted(changes)}
+        )
+    return await get_victim(victim_id, actor, audited=False)
+
+
+async def victim_history(victim_id: UUID, actor: Principal) -> schemas.VictimHistory:
+    """Every correction of a victim's details, oldest first; victim workers and admins
+    (read-only) only, and every read audited."""
+    if not await Victim.exists().where(Victim.id == victim_id):
+        raise NotFound("No such victim record.")
+    rows = (
+        await VictimCorrection.select(
+            VictimCorrection.changes,
+            VictimCorrection.reason,
+            VictimCorrection.corrected_at,
+            VictimCorrection.corrected_by.username.as_alias("by"),
+        )
+        .where(VictimCorrection.victim == victim_id)
+        .order_by(VictimCorrection.id)
+    )
+    await audit.record(actor, AuditAction.read, RecordType.victim, victim_id, {"view": "history"})
+    crypt = cipher()
+    entries = []
+    for r in rows:
+        changes = json.loads(crypt.decrypt(r["changes"]) or "{}")
+        entries.append(
+            schemas.VictimHistoryEntry(
+                at=r["corrected_at"],
+                by=r["by"],
+                reason=crypt.decrypt(r["reason"]),
+                changes=[
+                    schemas.FieldChange(field=name, old=value["old"], new=value["new"])
+                    for name, value in sorted(changes.items())
+                ],
+            )
+        )
+    return schemas.VictimHistory(victim_id=victim_id, entries=entries)

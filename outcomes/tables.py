@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from piccolo.columns import UUID, Boolean, Date, ForeignKey, Text, Timestamptz, Varchar
+from piccolo.columns import (
+    JSONB,
+    UUID,
+    BigSerial,
+    Boolean,
+    Date,
+    ForeignKey,
+    Text,
+    Timestamptz,
+    Varchar,
+)
 from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
@@ -68,7 +78,8 @@ class ContactConsent(Table):
 
 
 class Feedback(Table):
-    """What a victim/survivor said at one stage; one per stage, corrections replace it."""
+    """What a victim/survivor said at one stage; one per stage. A correction replaces it
+    and keeps the version it replaced in ``FeedbackVersion``."""
 
     id = UUID(primary_key=True)
     victim = ForeignKey(references=Victim, on_delete=OnDelete.cascade, index=True)
@@ -79,6 +90,50 @@ class Feedback(Table):
     note = Text(null=True, default=None, secret=True, help_text="Encrypted.")
     recorded_by = ForeignKey(references=Account, null=True, on_delete=OnDelete.set_null)
     updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class VictimCorrection(Table):
+    """One correction of a victim's/survivor's details, with the earlier values.
+
+    Everything in it that could say who or where a victim is is encrypted, as in
+    ``Victim``; only victim workers (admins read-only) ever see it decrypted.
+    """
+
+    id = BigSerial(primary_key=True)
+    victim = ForeignKey(references=Victim, on_delete=OnDelete.cascade, index=True)
+    fields = JSONB(default=[], help_text="The names of the fields changed; never values.")
+    changes = Text(secret=True, help_text="Encrypted JSON: each field's earlier and new value.")
+    reason = Text(secret=True, help_text="Encrypted: why the record was corrected.")
+    corrected_by = ForeignKey(references=Account, null=True, on_delete=OnDelete.set_null)
+    corrected_at = Timestamptz(default=TimestamptzNow())
+
+
+class FeedbackVersion(Table):
+    """An earlier version of a stage's feedback, kept when a correction replaced it."""
+
+    id = BigSerial(primary_key=True)
+    feedback = ForeignKey(references=Feedback, on_delete=OnDelete.cascade, index=True)
+    collected_on = Date()
+    behaviour = Varchar(length=10, choices=Behaviour)
+    feels_safer = Varchar(length=10, choices=FeelsSafer)
+    note = Text(null=True, default=None, secret=True, help_text="Encrypted, as it was.")
+    recorded_by = ForeignKey(
+        references=Account,
+        null=True,
+        on_delete=OnDelete.set_null,
+        help_text="Who recorded this version.",
+    )
+    recorded_at = Timestamptz(help_text="When this version was recorded.")
+    replaced_by = ForeignKey(
+        references=Account,
+        null=True,
+        on_delete=OnDelete.set_null,
+        help_text="Who recorded the correction that replaced it.",
+    )
+    replaced_at = Timestamptz(default=TimestamptzNow())
+    reason = Text(
+        null=True, default=None, secret=True, help_text="Encrypted: why it was corrected."
+    )
 
 
 class Reoffence(Table):

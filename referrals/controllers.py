@@ -6,15 +6,15 @@ from datetime import date
 from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, get, post
+from litestar import Controller, get, patch, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, PathParameter, QueryParameter
 
 from programme.platform.accounts import access
 from programme.platform.clock import today
 from programme.platform.crypto import KeyPurpose, purpose_key
-from programme.platform.errors import Conflict
+from programme.platform.errors import Conflict, InvalidInput, NotFound
 from programme.platform.http_inputs import Offset
 from programme.platform.openapi import docs
 from programme.platform.tables import Role
@@ -23,10 +23,13 @@ from referrals.rules import Status
 from referrals.schemas import (
     EventCreate,
     ReferralAccepted,
+    ReferralCorrection,
+    ReferralHistory,
     ReferralPage,
     ReferralSubmission,
     ReferralView,
     TimelineEntry,
+    VoidRequest,
 )
 from referrals.services import OutcomesHooks
 
@@ -102,4 +105,53 @@ class ReferralController(Controller):
         """Move the referral on: contacted, engaged, started, completed, or an exit."""
         return await services.record_event(
             referral_id, data, actor, today(), state.settings.backdate_days
+        )
+
+    @patch(
+        "/{referral_id:uuid}",
+        guards=[access.requires(Role.facilitator, Role.admin)],
+        opt=docs(body=ReferralCorrection, raises=(Conflict, NotFound, InvalidInput)),
+        description="The intake rules run on the corrected record and every problem is "
+        "reported at once; a new name, date of birth or phone runs the same-person check "
+        "again (409 as on submission). The earlier values and the reason are kept.",
+    )
+    async def correct(
+        self,
+        referral_id: FromPath[UUID],
+        data: JSONBody[dict[str, Any]],
+        actor: access.SignedIn,
+        state: State,
+        outcomes: NamedDependency[OutcomesHooks],
+    ) -> ReferralView:
+        """Correct a referral's details (spelling, phone, date of birth, risk, notes, ...)."""
+        await services.correct_referral(referral_id, data, actor, state.settings, today())
+        secret = purpose_key(state.settings, KeyPurpose.pseudonym)
+        return await services.get_referral(actor, referral_id, secret, outcomes)
+
+    @get(
+        "/{referral_id:uuid}/history",
+        guards=[access.requires(Role.facilitator, Role.admin)],
+        opt=docs(raises=(NotFound,)),
+    )
+    async def history(self, referral_id: FromPath[UUID], actor: access.SignedIn) -> ReferralHistory:
+        """Every correction (earlier and new values, why, who, when) and every voided step."""
+        return await services.referral_history(referral_id, actor)
+
+    @post(
+        "/{referral_id:uuid}/events/{event_id:int}/void",
+        guards=[access.requires(Role.facilitator, Role.admin)],
+        opt=docs(raises=(Conflict, NotFound)),
+        status_code=200,
+    )
+    async def void_event(
+        self,
+        referral_id: FromPath[UUID],
+        event_id: Annotated[int, PathParameter(ge=1, le=2**63 - 1)],
+        data: JSONBody[VoidRequest],
+        actor: access.SignedIn,
+    ) -> list[TimelineEntry]:
+        """Void a mistaken step: it stays, struck through, and counts for nothing; the
+        status follows from the steps that remain."""
+        return await services.void_event(
+            referral_id, event_id, data.reason, data.override_reason, actor
         )

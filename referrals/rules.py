@@ -878,3 +878,220 @@ def referral_values(sub: Submission, quality: Quality) -> dict[str, Any]:
         "quality_score": quality.score,
         "missing_details": json.dumps([m.field for m in quality.missing]),
     }
+
+
+# Corrections: a referral's details put right, and mistaken lifecycle steps voided.
+
+CORRECTABLE = (
+    "received_on",
+    "first_name",
+    "last_name",
+    "date_of_birth",
+    "gender",
+    "phone",
+    "local_authority",
+    "relationship",
+    "risk_level",
+    "prior_incidents",
+    "substance_misuse",
+    "mental_health",
+    "children_in_household",
+    "consent_obtained_on",
+    "consent_method",
+    "notes",
+)
+"""The details of an accepted referral a correction may change."""
+
+NOT_CORRECTABLE = {
+    "reference": "A referral's reference is how everyone finds it: it is never changed.",
+    "consent_given": "An accepted referral had consent; if it is withdrawn, record 'withdrawn'.",
+    "on_probation_programme": "Someone found to be on a probation programme is closed "
+    "('closed'), not corrected.",
+    "victims": "Victims' details are corrected by victim workers (PATCH /victims/{id}).",
+}
+"""Fields a correction may not change, each with what to do instead."""
+
+IDENTITY_FIELDS = frozenset({"first_name", "last_name", "date_of_birth", "phone"})
+"""The fields by which the same person is recognised (``match_key`` and the phone
+check of intake): changing one re-runs the same-person check."""
+
+CORRECTION_CONTROL = frozenset({"reason", "override_reason"})
+MAX_REASON = 2000
+
+
+def reason_problems(raw: Mapping[str, Any]) -> list[FieldError]:
+    """A correction says why (``reason``, required); ``override_reason`` is optional text.
+
+    A record that others have relied on is changed only with the reason kept
+    beside the earlier value, so whoever reads it later can see what happened.
+    """
+    problems: list[FieldError] = []
+    for name, required in (("reason", True), ("override_reason", False)):
+        value = raw.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if required:
+                problems.append(FieldError("required", name, "Say why the record is corrected."))
+        elif not isinstance(value, str) or len(value) > MAX_REASON:
+            problems.append(
+                FieldError("invalid", name, f"Expected text of up to {MAX_REASON} characters.")
+            )
+    return problems
+
+
+def submitted_form(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored referral's correctable details as the JSON values a submission would carry."""
+    raw: dict[str, Any] = {}
+    for name in CORRECTABLE:
+        value = stored.get(name)
+        raw[name] = value.isoformat() if isinstance(value, date) else value
+    return raw
+
+
+def stored_form(sub: Submission) -> dict[str, Any]:
+    """The correctable details of a checked submission as they are stored."""
+    return {
+        name: value.value if isinstance(value, StrEnum) else value
+        for name, value in ((name, getattr(sub, name)) for name in CORRECTABLE)
+    }
+
+
+@dataclass(frozen=True)
+class CheckedCorrection:
+    submission: Submission | None
+    """The corrected record, when it passes every intake rule."""
+    changed: dict[str, tuple[Any, Any]]
+    """Each field whose stored value changes: (earlier, new)."""
+    errors: list[FieldError]
+
+
+def check_correction(
+    stored: Mapping[str, Any],
+    raw: Mapping[str, Any],
+    *,
+    today: date,
+    commissioned_areas: tuple[str, ...],
+) -> CheckedCorrection:
+    """A correction of an accepted referral: the same intake rules, on the corrected record.
+
+    ``stored`` is the referral's current details (by ``CORRECTABLE`` name); ``raw``
+    the changed fields, as JSON values, with ``reason``. The corrected record must
+    pass every check ``check`` makes of a new referral (an under-16 date of birth,
+    consent after the referral, an area not commissioned are refused as they are at
+    intake); every problem is reported at once. Fields outside ``CORRECTABLE`` are
+    refused, saying what to do instead.
+
+    The quality score is not worked out again: it measures what the referrer sent,
+    and the referral-quality report coaches referrers by it, so details learned
+    later do not raise it.
+    """
+    errors = reason_problems(raw)
+    for name in raw:
+        if name in CORRECTION_CONTROL or name in CORRECTABLE:
+            continue
+        if name in NOT_CORRECTABLE:
+            errors.append(FieldError("not_correctable", str(name), NOT_CORRECTABLE[name]))
+        else:
+            errors.append(FieldError("unknown_field", str(name), UNKNOWN_FIELD))
+    given = {name: raw[name] for name in CORRECTABLE if name in raw}
+    if not given and not errors:
+        errors.append(FieldError("required", "", "Give at least one field to correct."))
+    merged = {
+        **submitted_form(stored),
+        **given,
+        "consent_given": True,
+        "on_probation_programme": False,
+    }
+    checked = check(merged, today=today, commissioned_areas=commissioned_areas)
+    errors.extend(checked.errors)
+    if errors or checked.submission is None:
+        return CheckedCorrection(None, {}, errors)
+    after = stored_form(checked.submission)
+    changed = {
+        name: (stored.get(name), after[name])
+        for name in CORRECTABLE
+        if stored.get(name) != after[name]
+    }
+    return CheckedCorrection(checked.submission, changed, [])
+
+
+def identity_changed(changed: Mapping[str, Any]) -> bool:
+    """Whether a correction changes who the person is, so the same-person check runs again."""
+    return bool(IDENTITY_FIELDS & set(changed))
+
+
+def received_on_problem(received_on: date, next_step_on: date | None) -> FieldError | None:
+    """A corrected received date moves the acceptance with it, so it must stay before the
+    steps that followed (a referral is contacted after it is received)."""
+    if next_step_on is not None and received_on > next_step_on:
+        return FieldError(
+            "after_later_milestone",
+            "received_on",
+            f"Cannot be after the next milestone ({next_step_on.isoformat()}).",
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class Step:
+    """One recorded lifecycle step, as voiding sees it."""
+
+    id: int
+    type: Status
+    on: date
+    source: str
+    voided: bool = False
+
+
+def standing(steps: Sequence[Step]) -> Step | None:
+    """The latest step that still counts: the referral's status and its date follow from it.
+
+    Voided steps count for nothing; on one day steps are in lifecycle order.
+    """
+    counted = [s for s in steps if not s.voided]
+    if not counted:
+        return None
+    return max(counted, key=lambda s: (s.on, _LIFECYCLE_POSITION[s.type], s.id))
+
+
+def void_problem(steps: Sequence[Step], step: Step) -> FieldError | None:
+    """Why a step may not be voided, or None.
+
+    - Never the acceptance: it is the referral itself (and the referral-quality and
+      quarterly reports count it as one referral received). A referral that should
+      not have been accepted is ``closed``; wrong details are corrected.
+    - Not twice.
+    - Not ``started`` or ``completed`` derived from the register: they follow from
+      the marks, so the register is what is corrected.
+    - Only the latest step still counting: the lifecycle goes one step at a time,
+      so voiding one below a later step would leave that later step following
+      nothing (engaged without contact). Later mistakes are voided first.
+    """
+    if step.voided:
+        return FieldError("already_voided", "", "This step is already voided.")
+    if step.type == Status.accepted:
+        return FieldError(
+            "cannot_void_acceptance",
+            "",
+            "The acceptance is the referral itself and cannot be voided: correct its details, "
+            "or record 'closed' if it should not have been accepted.",
+        )
+    if step.source == "register":
+        return FieldError(
+            "derived_from_register",
+            "",
+            f"'{step.type.value}' follows from the register: correct the register instead.",
+        )
+    latest = standing(steps)
+    if latest is not None and latest.id != step.id:
+        return FieldError(
+            "not_latest",
+            "",
+            f"Only the latest step can be voided: void '{latest.type.value}' "
+            f"({latest.on.isoformat()}) first.",
+        )
+    return None
+
+
+def affected_days(*days: date | None) -> list[date]:
+    """The days whose figures a change touches (each quarter holding one may be reported)."""
+    return sorted({day for day in days if day is not None})

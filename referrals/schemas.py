@@ -9,7 +9,7 @@ birth or phone number). The ``view`` field says which one a body is.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, get_args, get_type_hints
 from uuid import UUID
 
@@ -61,6 +61,50 @@ class TimelineEntry(msgspec.Struct):
     on: date
     note: str | None
     recorded_by: str | None
+    id: int | None = None
+    """The step's id, to void it by (``POST /referrals/{id}/events/{event_id}/void``)."""
+    voided: bool = False
+    """A mistake, voided: shown struck through; it counts for nothing."""
+    voided_at: datetime | None = None
+    voided_by: str | None = None
+    void_reason: str | None = None
+
+
+class VoidRequest(msgspec.Struct, forbid_unknown_fields=True):
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    override_reason: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+
+
+Value = str | int | bool | None
+"""A field's value in a correction's history; dates as YYYY-MM-DD."""
+
+
+class FieldChange(msgspec.Struct):
+    field: str
+    old: Value
+    new: Value
+
+
+class HistoryEntry(msgspec.Struct):
+    """One change to a record: a correction of its details, or a voided step."""
+
+    kind: str
+    """'correction' or 'void'."""
+    at: datetime
+    by: str | None
+    reason: str | None
+    changes: list[FieldChange]
+    """A correction's fields, earlier and new values (values withheld while restricted)."""
+    event_id: int | None = None
+    event_type: str | None = None
+    event_on: date | None = None
+
+
+class ReferralHistory(msgspec.Struct):
+    referral_id: UUID
+    restricted: bool
+    """Consent withdrawn: earlier and new values are withheld, as in the record itself."""
+    entries: list[HistoryEntry]
 
 
 class ReferralStatusView(msgspec.Struct, tag_field="view", tag="status"):
@@ -196,4 +240,19 @@ ReferralSubmission = _body(
         "victims": Annotated[list[VictimSubmission], msgspec.Meta(max_length=10)],  # type: ignore[valid-type]
     },
     {problem.field for problem in rules.check({}, today=date.min, commissioned_areas=()).errors},
+)
+
+
+ReferralCorrection = _body(
+    "ReferralCorrection",
+    "A correction of an accepted referral: the fields to change, and why. The intake rules "
+    "run on the corrected record and every problem is reported at once; a new name or date "
+    "of birth runs the same-person check again. The earlier values are kept in its history.",
+    [*rules.CORRECTABLE, "reason", "override_reason"],
+    {
+        **get_type_hints(rules.Submission),
+        "reason": Annotated[str, msgspec.Meta(min_length=1, max_length=rules.MAX_REASON)],
+        "override_reason": Annotated[str, msgspec.Meta(max_length=rules.MAX_REASON)],
+    },
+    {"reason"},
 )

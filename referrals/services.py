@@ -15,7 +15,7 @@ import secrets
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -25,7 +25,7 @@ from programme.platform import database
 from programme.platform.accounts.schemas import Principal
 from programme.platform.accounts.services import SELF_REFERRAL_AGENCY, get_or_create_agency
 from programme.platform.audit import services as audit
-from programme.platform.crypto import KeyPurpose, purpose_key
+from programme.platform.crypto import KeyPurpose, cipher, purpose_key
 from programme.platform.database import engine
 from programme.platform.errors import (
     Conflict,
@@ -53,9 +53,12 @@ from referrals.rules import (
 )
 from referrals.schemas import (
     EventCreate,
+    FieldChange,
+    HistoryEntry,
     MissingDetail,
     QualityAssessment,
     ReferralAccepted,
+    ReferralHistory,
     ReferralNamedView,
     ReferralPage,
     ReferralPseudonymousView,
@@ -68,6 +71,7 @@ from referrals.tables import (
     ParticipantAlert,
     Person,
     Referral,
+    ReferralCorrection,
     ReferralEvent,
     ReturnedReferral,
 )
@@ -421,10 +425,14 @@ async def record_event(
 async def timeline(referral_id: UUID) -> list[TimelineEntry]:
     rows = (
         await ReferralEvent.select(
+            ReferralEvent.id,
             ReferralEvent.type,
             ReferralEvent.occurred_on,
             ReferralEvent.note,
             ReferralEvent.recorded_by.username.as_alias("recorded_by"),
+            ReferralEvent.voided_at,
+            ReferralEvent.voided_by.username.as_alias("voided_by"),
+            ReferralEvent.void_reason,
         )
         .where(ReferralEvent.referral == referral_id)
         .order_by(ReferralEvent.occurred_on)
@@ -436,6 +444,11 @@ async def timeline(referral_id: UUID) -> list[TimelineEntry]:
             on=row["occurred_on"],
             note=row["note"],
             recorded_by=row["recorded_by"],
+            id=row["id"],
+            voided=row["voided_at"] is not None,
+            voided_at=row["voided_at"],
+            voided_by=row["voided_by"],
+            void_reason=row["void_reason"],
         )
         for row in rows
     ]
@@ -517,7 +530,7 @@ async def _steps(referral_ids: list[UUID]) -> dict[UUID, list[TimelineStep]]:
         await ReferralEvent.select(
             ReferralEvent.referral, ReferralEvent.type, ReferralEvent.occurred_on
         )
-        .where(ReferralEvent.referral.is_in(referral_ids))
+        .where(ReferralEvent.referral.is_in(referral_ids) & ReferralEvent.voided_at.is_null())
         .order_by(ReferralEvent.occurred_on)
         .order_by(ReferralEvent.id)
     )
@@ -643,3 +656,321 @@ async def get_referral(
         actor, AuditAction.read, RecordType.referral, referral_id, {"view": _view_name(actor)}
     )
     return _view(actor, row, steps, entries, previous, secret, recorded_prior)
+
+
+# Corrections: details put right and mistaken steps voided, the earlier values kept.
+
+
+_DETAIL_COLUMNS = (
+    Referral.status,
+    Referral.received_on,
+    Referral.person.id.as_alias("person_id"),
+    Referral.person.first_name.as_alias("first_name"),
+    Referral.person.last_name.as_alias("last_name"),
+    Referral.person.date_of_birth.as_alias("date_of_birth"),
+    Referral.person.phone.as_alias("phone"),
+    Referral.person.gender.as_alias("gender"),
+    Referral.local_authority,
+    Referral.relationship,
+    Referral.risk_level,
+    Referral.prior_incidents,
+    Referral.substance_misuse,
+    Referral.mental_health,
+    Referral.children_in_household,
+    Referral.consent_obtained_on,
+    Referral.consent_method,
+    Referral.notes,
+)
+
+_PERSON_FIELDS = ("first_name", "last_name", "date_of_birth", "phone", "gender")
+
+
+async def _lock_referral(referral_id: UUID) -> None:
+    """The referral row, locked for the rest of the transaction: every change to a
+    referral's details or lifecycle takes it first, so they queue one after another."""
+    if not await Referral.select(Referral.id).where(Referral.id == referral_id).lock_rows():
+        raise NotFound("No such referral.")
+
+
+def _json_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+async def _same_person_elsewhere(
+    submission: rules.Submission, person_id: UUID, actor: Principal
+) -> None:
+    """Run intake's same-person check on corrected identity details.
+
+    Another person with an open referral is the 409 of a new submission; another
+    person without one is refused too, since a correction does not merge two
+    people's records (that would move their history between people).
+    """
+    await lock_person_keys(submission)
+    others = [p for p in await find_person(submission) if p != person_id]
+    if not others:
+        return
+    existing = await open_referral_of(others)
+    if existing is not None:
+        raise already_open(existing, actor)
+    message = (
+        "The corrected details match another person already on record; a correction does "
+        "not merge two people's records."
+    )
+    raise Conflict(message, errors=[FieldError("same_person", "", message)])
+
+
+async def correct_referral(
+    referral_id: UUID, raw: Any, actor: Principal, settings: Settings, today: date
+) -> None:
+    """Correct an accepted referral's details, keeping the earlier values and the reason.
+
+    The intake rules run on the corrected record (``rules.check_correction``); a
+    new name, date of birth or phone runs the same-person check again, under the
+    same advisory locks as intake. A correction that changes nothing writes
+    nothing. A referral whose consent was withdrawn is not corrected: nothing
+    more is recorded about that person.
+    """
+    if not isinstance(raw, dict):
+        raise InvalidInput(errors=[FieldError("invalid", "", "The body must be a JSON object.")])
+    async with engine().transaction():
+        await _lock_referral(referral_id)
+        stored = await Referral.select(*_DETAIL_COLUMNS).where(Referral.id == referral_id).first()
+        assert stored is not None
+        if stored["status"] == Status.withdrawn.value:
+            message = "Consent was withdrawn: nothing more is recorded about this person."
+            raise Conflict(message, errors=[FieldError("withdrawn", "", message)])
+        checked = rules.check_correction(
+            stored, raw, today=today, commissioned_areas=settings.commissioned_areas
+        )
+        if checked.errors:
+            raise InvalidInput(errors=checked.errors)
+        sub = checked.submission
+        assert sub is not None
+        if not checked.changed:
+            return
+        # Only the day it was received moves a published count (the acceptance step
+        # moves with it); the other details are not in the quarterly figures.
+        if "received_on" in checked.changed:
+            await require_unlocked(
+                rules.affected_days(stored["received_on"], sub.received_on),
+                actor=actor,
+                override_reason=raw.get("override_reason"),
+                record_type=RecordType.referral,
+                record_id=referral_id,
+            )
+        if "received_on" in checked.changed:
+            later = await ReferralEvent.select(ReferralEvent.occurred_on).where(
+                (ReferralEvent.referral == referral_id)
+                & (ReferralEvent.type != Status.accepted.value)
+                & ReferralEvent.voided_at.is_null()
+            )
+            next_on = min((e["occurred_on"] for e in later), default=None)
+            if problem := rules.received_on_problem(sub.received_on, next_on):
+                raise InvalidInput(errors=[problem])
+        if rules.identity_changed(checked.changed):
+            await _same_person_elsewhere(sub, stored["person_id"], actor)
+        if set(_PERSON_FIELDS) & set(checked.changed):
+            values = rules.person_values(sub)
+            await Person.update({getattr(Person, k): v for k, v in values.items()}).where(
+                Person.id == stored["person_id"]
+            )
+        referral_changes: dict[Any, Any] = {
+            getattr(Referral, name): new
+            for name, (_, new) in checked.changed.items()
+            if name not in _PERSON_FIELDS
+        }
+        if "received_on" in checked.changed:
+            await ReferralEvent.update({ReferralEvent.occurred_on: sub.received_on}).where(
+                (ReferralEvent.referral == referral_id)
+                & (ReferralEvent.type == Status.accepted.value)
+                & ReferralEvent.voided_at.is_null()
+            )
+            if stored["status"] == Status.accepted.value:
+                referral_changes[Referral.status_on] = sub.received_on
+        await Referral.update({**referral_changes, Referral.version: Referral.version + 1}).where(
+            Referral.id == referral_id
+        )
+        changes = {
+            name: {"old": _json_value(old), "new": _json_value(new)}
+            for name, (old, new) in checked.changed.items()
+        }
+        await ReferralCorrection.insert(
+            ReferralCorrection(
+                referral=referral_id,
+                fields=json.dumps(sorted(changes)),
+                changes=cipher().encrypt(json.dumps(changes)),
+                reason=str(raw["reason"]).strip(),
+                corrected_by=actor.id,
+            )
+        )
+        await audit.record(
+            actor,
+            AuditAction.update,
+            RecordType.referral,
+            referral_id,
+            {"correction": sorted(changes)},
+        )
+
+
+async def _steps_of(referral_id: UUID) -> list[rules.Step]:
+    rows = await ReferralEvent.select(
+        ReferralEvent.id,
+        ReferralEvent.type,
+        ReferralEvent.occurred_on,
+        ReferralEvent.source,
+        ReferralEvent.voided_at,
+    ).where(ReferralEvent.referral == referral_id)
+    return [
+        rules.Step(
+            id=r["id"],
+            type=Status(r["type"]),
+            on=r["occurred_on"],
+            source=r["source"],
+            voided=r["voided_at"] is not None,
+        )
+        for r in rows
+    ]
+
+
+async def void_event(
+    referral_id: UUID,
+    event_id: int,
+    reason: str,
+    override_reason: str | None,
+    actor: Principal,
+) -> list[TimelineEntry]:
+    """Void a mistaken lifecycle step: it stays, marked voided, and counts for nothing.
+
+    What may be voided is ``rules.void_problem``'s decision; the referral's status
+    and its date then follow from the latest step still counting
+    (``rules.standing``), so ``allowed_next`` follows from the remaining steps.
+    Voiding an ending re-opens the referral, which is refused while the person
+    has another open referral (one open referral per person).
+    """
+    if problems := rules.reason_problems({"reason": reason, "override_reason": override_reason}):
+        raise InvalidInput(errors=problems)
+    async with engine().transaction():
+        await _lock_referral(referral_id)
+        row = (
+            await Referral.select(Referral.status, Referral.person)
+            .where(Referral.id == referral_id)
+            .first()
+        )
+        assert row is not None
+        steps = await _steps_of(referral_id)
+        step = next((s for s in steps if s.id == event_id), None)
+        if step is None:
+            raise NotFound("No such step in this referral's timeline.")
+        if problem := rules.void_problem(steps, step):
+            raise Conflict(problem.message, errors=[problem])
+        await require_unlocked(
+            rules.affected_days(step.on),
+            actor=actor,
+            override_reason=override_reason,
+            record_type=RecordType.referral,
+            record_id=referral_id,
+        )
+        remaining = [s for s in steps if s.id != event_id]
+        latest = rules.standing(remaining)
+        assert latest is not None  # the acceptance is never voided
+        if latest.type in OPEN and Status(row["status"]) not in OPEN:
+            others = await Referral.select(Referral.id).where(
+                (Referral.person == row["person"]) & (Referral.id != referral_id)
+            )
+            existing = await open_referral_of([row["person"]]) if others else None
+            if existing is not None:
+                raise already_open(existing, actor)
+        await ReferralEvent.update(
+            {
+                ReferralEvent.voided_at: datetime.now(UTC),
+                ReferralEvent.voided_by: actor.id,
+                ReferralEvent.void_reason: reason.strip(),
+            }
+        ).where(ReferralEvent.id == event_id)
+        try:
+            await Referral.update(
+                {
+                    Referral.status: latest.type.value,
+                    Referral.status_on: latest.on,
+                    Referral.version: Referral.version + 1,
+                }
+            ).where(Referral.id == referral_id)
+        except UniqueViolationError:
+            raise already_open(None, actor) from None
+        await audit.record(
+            actor,
+            AuditAction.update,
+            RecordType.referral,
+            referral_id,
+            {"void_event": event_id, "event": step.type.value},
+        )
+    return await timeline(referral_id)
+
+
+def _decrypted_changes(token: str, restricted: bool) -> list[FieldChange]:
+    changes = json.loads(cipher().decrypt(token) or "{}")
+    return [
+        FieldChange(
+            field=name,
+            old=None if restricted else value["old"],
+            new=None if restricted else value["new"],
+        )
+        for name, value in sorted(changes.items())
+    ]
+
+
+async def referral_history(referral_id: UUID, actor: Principal) -> ReferralHistory:
+    """Every correction of a referral's details and every voided step, oldest first.
+
+    Read by the roles that read the named record; audited. While consent is
+    withdrawn the values are withheld, as they are from the record itself.
+    """
+    row = await Referral.select(Referral.status).where(Referral.id == referral_id).first()
+    if row is None:
+        raise NotFound("No such referral.")
+    restricted = row["status"] == Status.withdrawn.value
+    corrections = (
+        await ReferralCorrection.select(
+            ReferralCorrection.changes,
+            ReferralCorrection.reason,
+            ReferralCorrection.corrected_at,
+            ReferralCorrection.corrected_by.username.as_alias("by"),
+        )
+        .where(ReferralCorrection.referral == referral_id)
+        .order_by(ReferralCorrection.id)
+    )
+    voided = await ReferralEvent.select(
+        ReferralEvent.id,
+        ReferralEvent.type,
+        ReferralEvent.occurred_on,
+        ReferralEvent.voided_at,
+        ReferralEvent.void_reason,
+        ReferralEvent.voided_by.username.as_alias("by"),
+    ).where((ReferralEvent.referral == referral_id) & ReferralEvent.voided_at.is_not_null())
+    entries = [
+        HistoryEntry(
+            kind="correction",
+            at=c["corrected_at"],
+            by=c["by"],
+            reason=c["reason"],
+            changes=_decrypted_changes(c["changes"], restricted),
+        )
+        for c in corrections
+    ] + [
+        HistoryEntry(
+            kind="void",
+            at=v["voided_at"],
+            by=v["by"],
+            reason=v["void_reason"],
+            changes=[],
+            event_id=v["id"],
+            event_type=v["type"],
+            event_on=v["occurred_on"],
+        )
+        for v in voided
+    ]
+    entries.sort(key=lambda e: e.at)
+    await audit.record(
+        actor, AuditAction.read, RecordType.referral, referral_id, {"view": "history"}
+    )
+    return ReferralHistory(referral_id=referral_id, restricted=restricted, entries=entries)

@@ -94,6 +94,35 @@ class ReferralEvent(Table):
         help_text="'manual' (a person recorded it), 'register' (derived from attendance), "
         "or 'import'. Only register-derived steps are moved by register corrections.",
     )
+    voided_at = Timestamptz(
+        null=True,
+        default=None,
+        help_text="Set when the step was voided as a mistake: it stays, struck through, and "
+        "counts nowhere (status, reports, the register).",
+    )
+    voided_by = ForeignKey(
+        references=Account,
+        null=True,
+        on_delete=OnDelete.set_null,
+        help_text="Who voided the step.",
+    )
+    void_reason = Text(null=True, default=None, secret=True, help_text="Why it was voided.")
+
+
+class ReferralCorrection(Table):
+    """One correction of a referral's details: which fields, their earlier and new values,
+    why, who and when. Nothing is overwritten without a row here."""
+
+    id = BigSerial(primary_key=True)
+    referral = ForeignKey(references=Referral, on_delete=OnDelete.cascade, index=True)
+    fields = JSONB(default=[], help_text="The names of the fields changed; never values.")
+    changes = Text(
+        secret=True,
+        help_text="Encrypted JSON: each changed field's earlier and new value.",
+    )
+    reason = Text(secret=True, help_text="Why the record was corrected.")
+    corrected_by = ForeignKey(references=Account, null=True, on_delete=OnDelete.set_null)
+    corrected_at = Timestamptz(default=TimestamptzNow())
 
 
 class ParticipantAlert(Table):

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from litestar import Controller, get, post, put
+from litestar import Controller, get, patch, post, put
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from programme.delivery import schemas, services
 from programme.platform.accounts import access
 from programme.platform.clock import today
-from programme.platform.errors import Conflict, NotFound
+from programme.platform.errors import Conflict, InvalidInput, NotFound
 from programme.platform.openapi import docs
 from programme.platform.tables import Role
 
@@ -81,6 +81,23 @@ class GroupController(Controller):
         """Give an engaged referral a place (or transfer a started one here)."""
         return await services.add_member(group_id, data, actor, today())
 
+    @post(
+        "/{group_id:uuid}/members/{referral_id:uuid}/remove",
+        opt=docs(raises=(InvalidInput, NotFound)),
+        status_code=200,
+    )
+    async def remove_member(
+        self,
+        group_id: FromPath[UUID],
+        referral_id: FromPath[UUID],
+        data: JSONBody[schemas.MemberRemove],
+        actor: access.SignedIn,
+    ) -> schemas.Group:
+        """End a place in the group, with a reason; the person keeps their status (an
+        engaged person is back on the waiting list). Refused before their last marked
+        session."""
+        return await services.remove_member(group_id, referral_id, data, actor, today())
+
     @post("/{group_id:uuid}/sessions", opt=docs(raises=(Conflict,)))
     async def add_session(
         self,
@@ -119,3 +136,29 @@ class SessionController(Controller):
     ) -> schemas.Register:
         """Save the register; the same register twice changes nothing; corrections replace."""
         return await services.save_register(session_id, data, actor, today(), override_reason)
+
+    @patch("/{session_id:uuid}", opt=docs(raises=(Conflict, InvalidInput, NotFound)))
+    async def move_session(
+        self,
+        session_id: FromPath[UUID],
+        data: JSONBody[schemas.SessionMove],
+        actor: access.SignedIn,
+    ) -> schemas.SessionSummary:
+        """Move a session to another day, with a reason; a session with marks was held and
+        never moves into the future. Started and completed follow the register again."""
+        return await services.move_session(session_id, data, actor, today())
+
+    @post(
+        "/{session_id:uuid}/cancel",
+        opt=docs(raises=(Conflict, NotFound)),
+        status_code=200,
+    )
+    async def cancel_session(
+        self,
+        session_id: FromPath[UUID],
+        data: JSONBody[schemas.SessionCancel],
+        actor: access.SignedIn,
+    ) -> schemas.SessionSummary:
+        """Cancel a session, with a reason: it stays listed, its marks count for nothing,
+        and started and completed follow the register again."""
+        return await services.cancel_session(session_id, data, actor)

@@ -1,4 +1,9 @@
-"""Every SQL statement of programme delivery, with statuses and marks from their enums."""
+"""Every SQL statement of programme delivery, with statuses and marks from their enums.
+
+Marks on a cancelled session (``programme_session.cancelled_at`` set) are kept but
+count for nothing, and voided lifecycle steps count nowhere: every statement here
+leaves both out.
+"""
 
 from __future__ import annotations
 
@@ -15,14 +20,14 @@ ON CONFLICT (name) DO NOTHING
 STATUS_AND_ENGAGED_ON = f"""
 SELECT r.id, r.status,
        (SELECT max(occurred_on) FROM referral_event
-        WHERE referral = r.id AND type = '{Status.engaged}') AS engaged_on
+        WHERE referral = r.id AND type = '{Status.engaged}' AND voided_at IS NULL) AS engaged_on
 FROM referral r WHERE r.id = ANY($1::uuid[])
 """  # noqa: S608 - constants only; values are bound
 
 MARKS_OF_REFERRAL = """
 SELECT a.status, s.held_on, s.kind FROM attendance a
 JOIN programme_session s ON s.id = a.session
-WHERE a.referral = $1 ORDER BY s.held_on, s.number
+WHERE a.referral = $1 AND s.cancelled_at IS NULL ORDER BY s.held_on, s.number
 """
 
 WAITING_LIST = f"""
@@ -30,7 +35,7 @@ SELECT r.id, r.reference, e.engaged_on
 FROM referral r
 JOIN LATERAL (
     SELECT max(occurred_on) AS engaged_on FROM referral_event
-    WHERE referral = r.id AND type = '{Status.engaged}'
+    WHERE referral = r.id AND type = '{Status.engaged}' AND voided_at IS NULL
 ) e ON true
 WHERE r.status = '{Status.engaged}'
   AND NOT EXISTS (SELECT 1 FROM group_member m WHERE m.referral = r.id AND m.left_on IS NULL)
@@ -47,7 +52,7 @@ WITH ranked AS (
            row_number() OVER (PARTITION BY a.referral
                               ORDER BY s.held_on DESC, s.number DESC) AS n
     FROM attendance a JOIN programme_session s ON s.id = a.session
-    WHERE $1::uuid IS NULL OR a.referral = $1::uuid
+    WHERE ($1::uuid IS NULL OR a.referral = $1::uuid) AND s.cancelled_at IS NULL
 ), runs AS (
     SELECT referral, max(held_on) AS last_marked_on,
            coalesce(min(n) FILTER (WHERE status <> '{Mark.absent}'), count(*) + 1) - 1 AS run
@@ -70,3 +75,19 @@ WHERE runs.run >= $2 AND r.status IN ({", ".join(f"'{s}'" for s in sorted(ON_THE
         SELECT "group" FROM group_facilitator WHERE account = $3::uuid))
 ORDER BY runs.run DESC, r.reference
 """  # noqa: S608 - constants only
+
+# The referrals with marks on one session's register, and each one's lifecycle steps
+# that still count: compared before and after a session is moved or cancelled, to
+# know which days' figures the change touched.
+MARKED_ON_SESSION = "SELECT referral FROM attendance WHERE session = $1 ORDER BY referral"
+
+COUNTING_STEPS = """
+SELECT referral, type, occurred_on FROM referral_event
+WHERE referral = ANY($1::uuid[]) AND voided_at IS NULL
+"""
+
+LAST_MARKED_IN_GROUP = """
+SELECT max(s.held_on) AS last_marked_on FROM attendance a
+JOIN programme_session s ON s.id = a.session
+WHERE a.referral = $1 AND s."group" = $2 AND s.cancelled_at IS NULL
+"""

@@ -9,6 +9,12 @@
   the last of those conditions was met.
 - Consecutive unexcused absences are counted in SQL (``queries.ABSENCE_RUNS``),
   where both the register and the at-risk list read them.
+- Corrections of delivery: a session moved to another day or cancelled, a place
+  in a group ended (``reschedule_problem``, ``cancel_problem``,
+  ``removal_problem``). Nothing is deleted: a cancelled session stays, its marks
+  kept but counting for nothing, and every change keeps its reason. Whatever the
+  register decides (started, completed, at risk) is worked out again from the
+  marks that still count.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from datetime import date, timedelta
 from enum import StrEnum
 from typing import Any
 
-from referrals.rules import ENDED, OPEN, Status
+from programme.platform.errors import FieldError
+from referrals.rules import EARLIEST_RECORD, ENDED, OPEN, Status, too_early
 
 
 class SessionKind(StrEnum):
@@ -103,3 +110,72 @@ def completion_met_on(
             return None
         met_on = max(met_on, exit_review_on)
     return met_on
+
+
+def reschedule_problem(
+    *,
+    new_on: date,
+    group_starts_on: date,
+    marked: bool,
+    cancelled: bool,
+    today: date,
+) -> FieldError | None:
+    """Why a session may not move to ``new_on``, or None.
+
+    - A cancelled session is not moved: it did not happen; add a session instead.
+    - Not before its group starts, nor before the tracker's records begin.
+    - A session with marks on its register was held: it may be re-dated to the
+      day it was really held, but never into the future (a register is kept only
+      once a session is held). If it was not held after all, cancel it.
+    Moving a marked session moves every milestone the register derived from it.
+    """
+    if cancelled:
+        return FieldError(
+            "cancelled", "", "A cancelled session is not moved; add a new session instead."
+        )
+    if new_on < group_starts_on:
+        return FieldError("invalid", "held_on", "Before the group starts.")
+    if new_on < EARLIEST_RECORD:
+        return FieldError("too_early", "held_on", too_early(EARLIEST_RECORD))
+    if marked and new_on > today:
+        return FieldError(
+            "marked_session_in_future",
+            "held_on",
+            "This session has marks, so it was held: it cannot move into the future. "
+            "If it was not held, cancel it.",
+        )
+    return None
+
+
+def cancel_problem(*, cancelled: bool) -> FieldError | None:
+    """A session is cancelled once.
+
+    A session with marks may be cancelled too (marked by mistake, it never took
+    place): the marks are kept but count for nothing, and the started and
+    completed milestones are worked out again without them.
+    """
+    if cancelled:
+        return FieldError("already_cancelled", "", "This session is already cancelled.")
+    return None
+
+
+def removal_problem(*, on: date, joined_on: date, last_marked_on: date | None) -> FieldError | None:
+    """Why a place in a group may not end on ``on``, or None.
+
+    A place ends on or after the day it began, and not before a session of the
+    group at which the person is marked: a mark says they still held the place.
+    The person keeps their status; an engaged person without a place is back on
+    the waiting list.
+    """
+    if on < joined_on:
+        return FieldError(
+            "before_joining", "on", f"Cannot be before the place began ({joined_on.isoformat()})."
+        )
+    if last_marked_on is not None and on < last_marked_on:
+        return FieldError(
+            "marked_after",
+            "on",
+            f"Marked on this group's register on {last_marked_on.isoformat()}: "
+            "a place ends after its last marked session.",
+        )
+    return None

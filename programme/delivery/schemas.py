@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -49,6 +49,44 @@ class SessionSummary(msgspec.Struct):
     number: int
     held_on: date
     kind: str
+    cancelled: bool = False
+    """Cancelled: it stays listed, and its marks count for nothing."""
+
+
+Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+OverrideReason = Annotated[str, msgspec.Meta(max_length=2000)]
+
+
+class SessionMove(msgspec.Struct, forbid_unknown_fields=True):
+    held_on: date
+    """The day the session is (or was really) held."""
+    reason: Reason
+    override_reason: OverrideReason | None = None
+
+
+class SessionCancel(msgspec.Struct, forbid_unknown_fields=True):
+    reason: Reason
+    override_reason: OverrideReason | None = None
+
+
+class MemberRemove(msgspec.Struct, forbid_unknown_fields=True):
+    reason: Reason
+    on: date | None = None
+    """The day the place ended; today when left out."""
+
+
+class DeliveryChange(msgspec.Struct):
+    """A session moved or cancelled, or a place ended: what was, why, who, when."""
+
+    kind: str
+    """'session_moved', 'session_cancelled' or 'member_removed'."""
+    session_id: UUID | None
+    referral_id: UUID | None
+    old_on: date | None
+    new_on: date | None
+    reason: str
+    by: str | None
+    at: datetime
 
 
 class Group(msgspec.Struct):
@@ -59,6 +97,8 @@ class Group(msgspec.Struct):
     facilitators: list[str]
     members: list[Member]
     sessions: list[SessionSummary]
+    changes: list[DeliveryChange] = []
+    """Sessions moved or cancelled and places ended, oldest first."""
 
 
 class MemberAdd(msgspec.Struct, forbid_unknown_fields=True):
@@ -88,6 +128,8 @@ class Register(msgspec.Struct):
     session_id: UUID
     held_on: date
     marks: list[RegisterLine]
+    cancelled: bool = False
+    """A cancelled session's marks are kept but count for nothing."""
 
 
 class ExitReviewCreate(msgspec.Struct, forbid_unknown_fields=True):

@@ -22,6 +22,7 @@ from programme.delivery import queries, rules, schemas
 from programme.delivery.rules import DEFAULT_RULE, JOINABLE, PRESENT, SessionKind
 from programme.delivery.tables import (
     Attendance,
+    DeliveryChange,
     ExitReview,
     Group,
     GroupFacilitator,
@@ -36,7 +37,7 @@ from programme.platform.database import engine
 from programme.platform.errors import Conflict, FieldError, InvalidInput, NotFound, NotPermitted
 from programme.platform.locked_quarters.services import require_unlocked
 from programme.platform.tables import Account, AuditAction, RecordType, Role
-from referrals.rules import Status, allowed_next, day_problem
+from referrals.rules import Status, affected_days, allowed_next, day_problem, reason_problems
 from referrals.tables import ParticipantAlert, Referral, ReferralEvent
 
 DEFAULT_PROGRAMME = "Inspire to Change"
@@ -176,6 +177,7 @@ async def get_group(group_id: UUID) -> schemas.Group:
             ProgrammeSession.number,
             ProgrammeSession.held_on,
             ProgrammeSession.kind,
+            ProgrammeSession.cancelled_at,
         )
         .where(ProgrammeSession.group == group_id)
         .order_by(ProgrammeSession.held_on)
@@ -187,7 +189,8 @@ async def get_group(group_id: UUID) -> schemas.Group:
         capacity=group["capacity"],
         facilitators=sorted(f["username"] for f in facilitators),
         members=[schemas.Member(**m) for m in members],
-        sessions=[schemas.SessionSummary(**s) for s in sessions],
+        sessions=[_summary(s) for s in sessions],
+        changes=await _changes(group_id),
     )
 
 
@@ -272,14 +275,7 @@ async def add_session(
         ).returning(ProgrammeSession.id)
     except UniqueViolationError as exc:
         if exc.constraint_name == rules.ONE_SESSION_A_DAY:
-            message = (
-                f"This group already has a {data.kind.value} session on "
-                f"{data.held_on.isoformat()}: a group meets at most once a day for each kind "
-                "of session."
-            )
-            raise Conflict(
-                message, errors=[FieldError("session_that_day", "held_on", message)]
-            ) from None
+            raise _session_that_day(data.kind.value, data.held_on) from None
         message = f"This group already has {data.kind.value} session {data.number}."
         raise Conflict(message, errors=[FieldError("duplicate", "number", message)]) from None
     return schemas.SessionSummary(
@@ -341,7 +337,7 @@ REGISTER_SOURCE = "register"
 
 async def _register(session_id: UUID) -> schemas.Register:
     session = (
-        await ProgrammeSession.select(ProgrammeSession.held_on)
+        await ProgrammeSession.select(ProgrammeSession.held_on, ProgrammeSession.cancelled_at)
         .where(ProgrammeSession.id == session_id)
         .first()
     )
@@ -360,6 +356,7 @@ async def _register(session_id: UUID) -> schemas.Register:
         session_id=session_id,
         held_on=session["held_on"],
         marks=[schemas.RegisterLine(**row) for row in rows],
+        cancelled=session["cancelled_at"] is not None,
     )
 
 
@@ -381,6 +378,10 @@ async def _check_marks(
 ) -> None:
     """Every problem with a register, all at once."""
     problems: list[FieldError] = []
+    if session["cancelled_at"] is not None:
+        problems.append(
+            FieldError("cancelled", "session", "The session was cancelled: nothing is marked.")
+        )
     if session["held_on"] > today:
         problems.append(
             FieldError(
@@ -532,7 +533,7 @@ async def derive_milestones(
         e["type"]: e
         for e in await ReferralEvent.select(
             ReferralEvent.id, ReferralEvent.type, ReferralEvent.occurred_on, ReferralEvent.source
-        ).where(ReferralEvent.referral == referral_id)
+        ).where((ReferralEvent.referral == referral_id) & ReferralEvent.voided_at.is_null())
     }
     present = [m for m in marks if m["status"] in PRESENT]
     new_status, new_on = status, referral["status_on"]
@@ -710,3 +711,245 @@ async def record_exit_review(
     return schemas.ReferralProgress(
         referral_id=data.referral_id, status=row["status"], status_on=row["status_on"]
     )
+
+
+# Corrections of delivery: sessions moved or cancelled, places ended. Nothing is
+# deleted; each change keeps its reason (``DeliveryChange``), and whatever the
+# register decides is worked out again. Lock order as in ``save_register``: the
+# session (or the group), then the referrals concerned in id order.
+
+
+async def _counting_steps(referral_ids: list[UUID]) -> set[tuple[UUID, str, date]]:
+    rows = await database.fetch(queries.COUNTING_STEPS, referral_ids)
+    return {(r["referral"], r["type"], r["occurred_on"]) for r in rows}
+
+
+async def _rederive_register(session_id: UUID, actor: Principal) -> list[date]:
+    """Work out again the milestones of everyone marked on a session; the days whose
+    lifecycle steps changed (moved, added or undone)."""
+    marked = [r["referral"] for r in await database.fetch(queries.MARKED_ON_SESSION, session_id)]
+    if not marked:
+        return []
+    await (
+        Referral.select(Referral.id)
+        .where(Referral.id.is_in(marked))
+        .order_by(Referral.id)
+        .lock_rows()
+    )
+    programme = await current_programme()
+    before = await _counting_steps(marked)
+    for referral_id in marked:
+        await derive_milestones(referral_id, programme, actor)
+    after = await _counting_steps(marked)
+    return [on for _, _, on in before ^ after]
+
+
+def _require_reason(data: Any) -> None:
+    """A change says why, in words: blank is no reason (``referrals.rules.reason_problems``)."""
+    given = {"reason": data.reason, "override_reason": data.override_reason}
+    if problems := reason_problems(given):
+        raise InvalidInput(errors=problems)
+
+
+async def _locked_session(session_id: UUID, actor: Principal) -> dict[str, Any]:
+    await _session(session_id, actor)
+    session = (
+        await ProgrammeSession.select().where(ProgrammeSession.id == session_id).lock_rows().first()
+    )
+    assert session is not None
+    return session
+
+
+def _summary(session: dict[str, Any]) -> schemas.SessionSummary:
+    return schemas.SessionSummary(
+        id=session["id"],
+        number=session["number"],
+        held_on=session["held_on"],
+        kind=session["kind"],
+        cancelled=session["cancelled_at"] is not None,
+    )
+
+
+async def _record_change(actor: Principal, **values: Any) -> None:
+    await DeliveryChange.insert(DeliveryChange(changed_by=actor.id, **values))
+    detail = {"change": values["kind"]}
+    if values.get("session") is not None:
+        detail["session"] = str(values["session"])
+    await audit.record(actor, AuditAction.update, RecordType.group, values["group"], detail)
+
+
+def _session_that_day(kind: str, day: date) -> Conflict:
+    message = (
+        f"This group already has a {kind} session on {day.isoformat()}: a group meets at "
+        "most once a day for each kind of session."
+    )
+    return Conflict(message, errors=[FieldError("session_that_day", "held_on", message)])
+
+
+async def move_session(
+    session_id: UUID, data: schemas.SessionMove, actor: Principal, today: date
+) -> schemas.SessionSummary:
+    """Move a session to another day (``rules.reschedule_problem`` says when it may not);
+    milestones the register derived from it move with it."""
+    _require_reason(data)
+    async with engine().transaction():
+        session = await _locked_session(session_id, actor)
+        group = await Group.select(Group.starts_on).where(Group.id == session["group"]).first()
+        assert group is not None
+        marks = await Attendance.select(Attendance.referral, Attendance.status).where(
+            Attendance.session == session_id
+        )
+        problem = rules.reschedule_problem(
+            new_on=data.held_on,
+            group_starts_on=group["starts_on"],
+            marked=bool(marks),
+            cancelled=session["cancelled_at"] is not None,
+            today=today,
+        )
+        if problem is not None and problem.code == "cancelled":
+            raise Conflict(problem.message, errors=[problem])
+        if problem is not None:
+            raise InvalidInput(errors=[problem])
+        if data.held_on == session["held_on"]:
+            return _summary(session)
+        present = [m["referral"] for m in marks if m["status"] in PRESENT]
+        engaged = await database.fetch(queries.STATUS_AND_ENGAGED_ON, present)
+        late = [
+            r["engaged_on"] for r in engaged if r["engaged_on"] and r["engaged_on"] > data.held_on
+        ]
+        if late:
+            raise InvalidInput(
+                errors=[
+                    FieldError(
+                        "before_engagement",
+                        "held_on",
+                        f"Someone marked present engaged only on {max(late)}.",
+                    )
+                ]
+            )
+        try:
+            await ProgrammeSession.update({ProgrammeSession.held_on: data.held_on}).where(
+                ProgrammeSession.id == session_id
+            )
+        except UniqueViolationError as exc:
+            if exc.constraint_name == rules.ONE_SESSION_A_DAY:
+                raise _session_that_day(session["kind"], data.held_on) from None
+            raise
+        moved = await _rederive_register(session_id, actor)
+        await require_unlocked(
+            affected_days(session["held_on"], data.held_on, *moved),
+            actor=actor,
+            override_reason=data.override_reason,
+            record_type=RecordType.attendance,
+            record_id=session_id,
+        )
+        await _record_change(
+            actor,
+            kind="session_moved",
+            group=session["group"],
+            session=session_id,
+            old_on=session["held_on"],
+            new_on=data.held_on,
+            reason=data.reason.strip(),
+        )
+    return _summary({**session, "held_on": data.held_on})
+
+
+async def cancel_session(
+    session_id: UUID, data: schemas.SessionCancel, actor: Principal
+) -> schemas.SessionSummary:
+    """Cancel a session: it stays, its marks count for nothing, and the register's
+    milestones are worked out again without them (``rules.cancel_problem``)."""
+    _require_reason(data)
+    async with engine().transaction():
+        session = await _locked_session(session_id, actor)
+        if problem := rules.cancel_problem(cancelled=session["cancelled_at"] is not None):
+            raise Conflict(problem.message, errors=[problem])
+        cancelled_at = datetime.now(UTC)
+        await ProgrammeSession.update({ProgrammeSession.cancelled_at: cancelled_at}).where(
+            ProgrammeSession.id == session_id
+        )
+        undone = await _rederive_register(session_id, actor)
+        await require_unlocked(
+            affected_days(session["held_on"], *undone),
+            actor=actor,
+            override_reason=data.override_reason,
+            record_type=RecordType.attendance,
+            record_id=session_id,
+        )
+        await _record_change(
+            actor,
+            kind="session_cancelled",
+            group=session["group"],
+            session=session_id,
+            old_on=session["held_on"],
+            reason=data.reason.strip(),
+        )
+    return _summary({**session, "cancelled_at": cancelled_at})
+
+
+async def remove_member(
+    group_id: UUID, referral_id: UUID, data: schemas.MemberRemove, actor: Principal, today: date
+) -> schemas.Group:
+    """End a referral's place in a group (``rules.removal_problem``); the person keeps
+    their status, and an engaged person is back on the waiting list."""
+    _require_reason(data)
+    await require_group_access(actor, group_id)
+    on = data.on or today
+    if problem := day_problem("on", on, today):
+        raise InvalidInput(errors=[problem])
+    async with engine().transaction():
+        await Group.select(Group.id).where(Group.id == group_id).lock_rows()
+        await Referral.select(Referral.id).where(Referral.id == referral_id).lock_rows()
+        place = (
+            await GroupMember.select(GroupMember.id, GroupMember.joined_on)
+            .where(
+                (GroupMember.group == group_id)
+                & (GroupMember.referral == referral_id)
+                & GroupMember.left_on.is_null()
+            )
+            .first()
+        )
+        if place is None:
+            raise NotFound("This referral has no place in this group.")
+        (last,) = await database.fetch(queries.LAST_MARKED_IN_GROUP, referral_id, group_id)
+        if problem := rules.removal_problem(
+            on=on, joined_on=place["joined_on"], last_marked_on=last["last_marked_on"]
+        ):
+            raise InvalidInput(errors=[problem])
+        # No published figure counts group places, so no reported quarter is touched.
+        await GroupMember.update({GroupMember.left_on: on}).where(GroupMember.id == place["id"])
+        await _record_change(
+            actor,
+            kind="member_removed",
+            group=group_id,
+            referral=referral_id,
+            new_on=on,
+            reason=data.reason.strip(),
+        )
+        await audit.record(
+            actor,
+            AuditAction.update,
+            RecordType.referral,
+            referral_id,
+            {"group": str(group_id), "removed": True},
+        )
+    return await get_group(group_id)
+
+
+async def _changes(group_id: UUID) -> list[schemas.DeliveryChange]:
+    rows = (
+        await DeliveryChange.select(
+            DeliveryChange.kind,
+            DeliveryChange.session.as_alias("session_id"),
+            DeliveryChange.referral.as_alias("referral_id"),
+            DeliveryChange.old_on,
+            DeliveryChange.new_on,
+            DeliveryChange.reason,
+            DeliveryChange.changed_by.username.as_alias("by"),
+            DeliveryChange.changed_at.as_alias("at"),
+        )
+        .where(DeliveryChange.group == group_id)
+        .order_by(DeliveryChange.id)
+    )
+    return [schemas.DeliveryChange(**row) for row in rows]

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from piccolo.columns import UUID, Boolean, Date, ForeignKey, Integer, Timestamptz, Varchar
+from piccolo.columns import (
+    UUID,
+    BigSerial,
+    Boolean,
+    Date,
+    ForeignKey,
+    Integer,
+    Text,
+    Timestamptz,
+    Varchar,
+)
 from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
@@ -74,6 +84,33 @@ class ProgrammeSession(Table, tablename="programme_session"):
     number = Integer(help_text="Core group sessions are numbered 1..core_sessions.")
     held_on = Date()
     kind = Varchar(length=10, choices=SessionKind)
+    cancelled_at = Timestamptz(
+        null=True,
+        default=None,
+        help_text="Set when the session was cancelled: it stays, and its marks count for nothing.",
+    )
+
+
+class DeliveryChange(Table):
+    """A session moved or cancelled, or a place in a group ended: what was, why, who, when."""
+
+    id = BigSerial(primary_key=True)
+    kind = Varchar(length=20, help_text="'session_moved', 'session_cancelled' or 'member_removed'.")
+    group = ForeignKey(references=Group, on_delete=OnDelete.restrict, index=True)
+    session = ForeignKey(references=ProgrammeSession, null=True, on_delete=OnDelete.restrict)
+    referral = ForeignKey(
+        references=Referral,
+        null=True,
+        on_delete=OnDelete.restrict,
+        help_text="The member whose place ended.",
+    )
+    old_on = Date(null=True, default=None, help_text="The session's date before it moved.")
+    new_on = Date(
+        null=True, default=None, help_text="The session's new date, or the day a place ended."
+    )
+    reason = Text(secret=True, help_text="Why.")
+    changed_by = ForeignKey(references=Account, null=True, on_delete=OnDelete.set_null)
+    changed_at = Timestamptz(default=TimestamptzNow())
 
 
 class Attendance(Table):

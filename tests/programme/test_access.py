@@ -20,6 +20,7 @@ PUBLIC_ROUTES = {("GET", "/health"), ("POST", "/auth/login")}
 
 
 def concrete(path: str) -> str:
+    path = re.sub(r"\{[^}:]+:int\}", "1", path)  # a step's id
     return re.sub(r"\{[^}]+\}", str(uuid.uuid4()), path)
 
 

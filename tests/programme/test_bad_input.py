@@ -33,6 +33,7 @@ HUGE = str(2**63)
 
 
 def concrete(path: str) -> str:
+    path = re.sub(r"\{[^}:]+:int\}", "1", path)  # a step's id
     return re.sub(r"\{[^}]+\}", str(uuid.uuid4()), path)
 
 

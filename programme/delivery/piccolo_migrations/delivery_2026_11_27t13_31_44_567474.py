@@ -2,7 +2,8 @@
 
 Nineteen group sessions dated on one day would let one afternoon complete
 someone; the database now refuses a second session of the same kind for a
-group on a day. A database that already holds such sessions is not changed:
+group on a day (a cancelled session does not count: the group may meet that
+day after all). A database that already holds such sessions is not changed:
 the migration stops, saying how many group-days to correct first, rather than
 pick which session's register to throw away.
 """
@@ -16,12 +17,13 @@ DESCRIPTION = "one_session_of_a_kind_per_day"
 
 DUPLICATES = """
 SELECT count(*) AS n FROM (
-    SELECT 1 FROM programme_session GROUP BY "group", kind, held_on HAVING count(*) > 1
+    SELECT 1 FROM programme_session WHERE cancelled_at IS NULL
+    GROUP BY "group", kind, held_on HAVING count(*) > 1
 ) twice
 """
 FORWARDS = (
     "CREATE UNIQUE INDEX programme_session_one_a_day"
-    ' ON programme_session ("group", kind, held_on)'
+    ' ON programme_session ("group", kind, held_on) WHERE cancelled_at IS NULL'
 )
 BACKWARDS = "DROP INDEX IF EXISTS programme_session_one_a_day"
 

@@ -7,28 +7,28 @@ string of a JSON body (PostgreSQL cannot store one in text), and a body that is
 not UTF-8, not JSON or nested too deep. CSV bodies are read by
 ``programme.imports.rules.read_csv``, which refuses the same NUL per line.
 
-Integer query parameters are bounded (``Offset`` here; limits beside each
-route), so none reaches the database out of its range.
+Integer query parameters are bounded (``Limit`` and ``Offset`` in
+``programme.platform.paging``; other limits beside each route), so none reaches
+the database out of its range.
+
+``refuse_unknown_parameters`` refuses a query parameter the route does not take,
+naming each: a misspelt filter must not silently answer with the whole list.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
 from litestar import Litestar, Request
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import QueryParameter
 
 from programme.platform.errors import FieldError, InvalidInput
 from programme.platform.http_errors import body_problems
+from programme.platform.paging import MAX_OFFSET as MAX_OFFSET  # re-exported
+from programme.platform.paging import Offset as Offset  # re-exported
 from programme.platform.settings import ConfigurationError
 from programme.platform.validation import NUL, decode_json
-
-MAX_OFFSET = 1_000_000_000
-"""Beyond any table's size; PostgreSQL's OFFSET itself stops at 2^63-1."""
-
-Offset = Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET)]
 
 
 def takes_json_body(handler: Any) -> bool:
@@ -41,14 +41,54 @@ def _printable(name: str) -> str:
     return name.replace("\x00", "\\u0000")
 
 
+_QUERY_NAMES: dict[tuple[int, frozenset[str]], frozenset[str]] = {}
+
+
+def query_parameter_names(
+    handler: HTTPRouteHandler, path_parameters: frozenset[str]
+) -> frozenset[str]:
+    """The query parameters a route takes: its own and its dependencies', by public name.
+
+    Read from the same model Litestar decodes the arguments with, so it cannot
+    drift from what the handler declares; worked out once per route.
+    """
+    key = (id(handler), path_parameters)
+    if key not in _QUERY_NAMES:
+        # Only the names are read; Litestar takes them as the keys of a mapping.
+        model = handler.create_kwargs_model(path_parameters=dict.fromkeys(path_parameters))  # type: ignore[arg-type]
+        _QUERY_NAMES[key] = frozenset(p.field_alias for p in model.expected_query_params)
+    return _QUERY_NAMES[key]
+
+
+def unknown_parameters(request: Request[Any, Any, Any], names: list[str]) -> list[FieldError]:
+    """A ``unknown_parameter`` problem for each query parameter the route does not take."""
+    handler = request.scope.get("route_handler")
+    if not isinstance(handler, HTTPRouteHandler):
+        return []
+    taken = query_parameter_names(handler, frozenset(request.path_params))
+    return [
+        FieldError(
+            "unknown_parameter",
+            _printable(name),
+            "This route does not take this parameter"
+            + (f"; it takes: {', '.join(sorted(taken))}." if taken else "; it takes none."),
+        )
+        for name in dict.fromkeys(names)
+        if name not in taken
+    ]
+
+
 async def refuse_unreadable_input(request: Request[Any, Any, Any]) -> None:
-    """Raise ``InvalidInput`` naming every parameter or body field that holds a NUL."""
+    """Raise ``InvalidInput`` naming every parameter or body field that holds a NUL,
+    and every query parameter the route does not take."""
     query = request.scope.get("query_string", b"").decode("latin-1")
+    pairs = parse_qsl(query, keep_blank_values=True)
     problems = [
         FieldError("invalid", _printable(name), NUL)
-        for name, value in parse_qsl(query, keep_blank_values=True)
+        for name, value in pairs
         if "\x00" in name or "\x00" in value
     ]
+    problems.extend(unknown_parameters(request, [name for name, _ in pairs if "\x00" not in name]))
     problems.extend(
         FieldError("invalid", name, NUL)
         for name, value in request.path_params.items()

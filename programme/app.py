@@ -31,7 +31,7 @@ from programme.platform.http_inputs import (
 )
 from programme.platform.logs import logging_config
 from programme.platform.settings import Settings, get_settings
-from referrals.controllers import ReferralController
+from referrals.controllers import ReferralController, ReturnedReferralController
 from referrals.services import OutcomesHooks
 
 ROUTES: list[ControllerRouterHandler] = [
@@ -41,6 +41,7 @@ ROUTES: list[ControllerRouterHandler] = [
     AgencyController,
     AuditController,
     ReferralController,
+    ReturnedReferralController,
     ImportController,
     ProgrammeController,
     GroupController,
@@ -53,6 +54,7 @@ ROUTES: list[ControllerRouterHandler] = [
 OUTCOMES = OutcomesHooks(
     record_victims=outcomes.record_victims,
     police_recorded_before=outcomes.police_recorded_before,
+    supported_referrals=outcomes.supported_referrals,
 )
 """Referrals hand victims to, and read prior incidents from, the outcomes domain above them."""
 

@@ -7,8 +7,8 @@ string of a JSON body (PostgreSQL cannot store one in text), and a body that is
 not UTF-8, not JSON or nested too deep. CSV bodies are read by
 ``programme.imports.rules.read_csv``, which refuses the same NUL per line.
 
-Integer query parameters are bounded (``Limit`` and ``Offset`` in
-``programme.platform.paging``; other limits beside each route), so none reaches
+Integer query parameters are bounded (``Limit`` and ``Offset`` here, for the
+paging of ``programme.platform.paging``; other limits beside each route), so none reaches
 the database out of its range.
 
 ``refuse_unknown_parameters`` refuses a query parameter the route does not take,
@@ -17,16 +17,16 @@ naming each: a misspelt filter must not silently answer with the whole list.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from litestar import Litestar, Request
 from litestar.handlers import HTTPRouteHandler
+from litestar.params import QueryParameter
 
 from programme.platform.errors import FieldError, InvalidInput
 from programme.platform.http_errors import body_problems
-from programme.platform.paging import MAX_OFFSET as MAX_OFFSET  # re-exported
-from programme.platform.paging import Offset as Offset  # re-exported
+from programme.platform.paging import MAX_LIMIT, MAX_OFFSET
 from programme.platform.settings import ConfigurationError
 from programme.platform.validation import NUL, decode_json
 
@@ -40,6 +40,10 @@ def takes_json_body(handler: Any) -> bool:
 def _printable(name: str) -> str:
     return name.replace("\x00", "\\u0000")
 
+
+Offset = Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET, description="How many items to skip.")]
+Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="The most items to return.")]
+"""The paging of every list route (``programme.platform.paging``), bounded."""
 
 _QUERY_NAMES: dict[tuple[int, frozenset[str]], frozenset[str]] = {}
 

@@ -1,22 +1,21 @@
 """One paging shape for every list that can grow: ``limit``/``offset`` in, ``total`` out.
 
 A list route declares ``limit: Limit = DEFAULT_LIMIT`` and ``offset: Offset = 0``
-and answers ``Page[Item]``: the items of this page, how many there are in all
+(``programme.platform.http_inputs``: the HTTP side of the same bounds) and
+answers ``Page[Item]``: the items of this page, how many there are in all
 (under the same filters), and the limit and offset it was given. Clients page
 with ``offset += limit`` until ``offset >= total``. The bounds keep every value
-inside what PostgreSQL takes (its OFFSET stops at 2^63-1), so none reaches the
-database out of range, and no page is so large that one request reads a whole
-table at once.
+inside what PostgreSQL takes (its OFFSET stops at 2^63-1), and no page is so
+large that one request reads a whole table at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import msgspec
-from litestar.params import QueryParameter
 
 MAX_OFFSET = 1_000_000_000
 """Beyond any table's size; PostgreSQL's OFFSET itself stops at 2^63-1."""
@@ -25,9 +24,6 @@ MAX_LIMIT = 500
 """The most items one page holds."""
 
 DEFAULT_LIMIT = 50
-
-Offset = Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET, description="How many items to skip.")]
-Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="The most items to return.")]
 
 T = TypeVar("T")
 

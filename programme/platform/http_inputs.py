@@ -92,7 +92,10 @@ async def refuse_unreadable_input(request: Request[Any, Any, Any]) -> None:
         for name, value in pairs
         if "\x00" in name or "\x00" in value
     ]
-    problems.extend(unknown_parameters(request, [name for name, _ in pairs if "\x00" not in name]))
+    reported = {problem.field for problem in problems}
+    problems.extend(
+        unknown_parameters(request, [name for name, _ in pairs if _printable(name) not in reported])
+    )
     problems.extend(
         FieldError("invalid", name, NUL)
         for name, value in request.path_params.items()

@@ -11,7 +11,8 @@ LOCK_PERSON_KEY = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
 # folded words (each within the folded first or last name), $4 its letters run together
 # (within first+last or last+first), $5 the status never found by name or date of birth
 # (withdrawn: its personal details are withheld), $6 the only agency to look in,
-# $7 the only referrals to look among; NULL where a term is not given.
+# $7 the only referrals to look among; NULL where a term is not given. No index serves a
+# part of a name (see the README, Data protection): person is scanned, folded already.
 # match_key is 'last|first|YYYY-MM-DD', already folded as the search is.
 _SEARCH_FROM = """
 FROM referral r JOIN (

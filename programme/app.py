@@ -27,6 +27,7 @@ from programme.platform.controllers import health
 from programme.platform.http_errors import EXCEPTION_HANDLERS
 from programme.platform.http_inputs import (
     check_every_route_checks_its_input,
+    record_query_parameters,
     refuse_unreadable_input,
 )
 from programme.platform.logs import logging_config
@@ -96,6 +97,7 @@ def create_app(
     )
     access.check_every_route_declares_roles(app)
     check_every_route_checks_its_input(app)
+    record_query_parameters(app)
     # Outside Litestar's own error handling, so every answer is seen, 401s and 404s too.
     app.asgi_handler = AccessLog(app.asgi_handler)
     return app

@@ -45,23 +45,28 @@ Offset = Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET, description="How man
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="The most items to return.")]
 """The paging of every list route (``programme.platform.paging``), bounded."""
 
-_QUERY_NAMES: dict[tuple[int, frozenset[str]], frozenset[str]] = {}
+QUERY_PARAMETERS = "query_parameters"
+"""Where each route handler's ``opt`` keeps the query parameters it takes (by public name)."""
 
 
-def query_parameter_names(
-    handler: HTTPRouteHandler, path_parameters: frozenset[str]
-) -> frozenset[str]:
-    """The query parameters a route takes: its own and its dependencies', by public name.
+def record_query_parameters(app: Litestar) -> None:
+    """Note on each route handler the query parameters it takes: its own and its
+    dependencies', read from the very model Litestar decodes its arguments with, so the
+    list cannot drift from what the handler declares. Called once, as the app is built."""
+    for route in app.routes:
+        for handler, model in getattr(route, "route_handler_map", {}).values():
+            handler.opt[QUERY_PARAMETERS] = frozenset(
+                p.field_alias for p in model.expected_query_params
+            )
 
-    Read from the same model Litestar decodes the arguments with, so it cannot
-    drift from what the handler declares; worked out once per route.
-    """
-    key = (id(handler), path_parameters)
-    if key not in _QUERY_NAMES:
+
+def _query_parameter_names(handler: HTTPRouteHandler, path_parameters: set[str]) -> frozenset[str]:
+    names = handler.opt.get(QUERY_PARAMETERS)
+    if names is None:  # a handler the app was not built with: work it out now
         # Only the names are read; Litestar takes them as the keys of a mapping.
         model = handler.create_kwargs_model(path_parameters=dict.fromkeys(path_parameters))  # type: ignore[arg-type]
-        _QUERY_NAMES[key] = frozenset(p.field_alias for p in model.expected_query_params)
-    return _QUERY_NAMES[key]
+        names = frozenset(p.field_alias for p in model.expected_query_params)
+    return frozenset(names)
 
 
 def unknown_parameters(request: Request[Any, Any, Any], names: list[str]) -> list[FieldError]:
@@ -69,7 +74,7 @@ def unknown_parameters(request: Request[Any, Any, Any], names: list[str]) -> lis
     handler = request.scope.get("route_handler")
     if not isinstance(handler, HTTPRouteHandler):
         return []
-    taken = query_parameter_names(handler, frozenset(request.path_params))
+    taken = _query_parameter_names(handler, set(request.path_params))
     return [
         FieldError(
             "unknown_parameter",

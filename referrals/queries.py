@@ -34,6 +34,11 @@ WHERE ($1::text IS NULL OR upper(r.reference) = upper($1::text))
   AND ($7::uuid[] IS NULL OR r.id = ANY($7::uuid[]))
 """
 
-SEARCH = "SELECT r.id" + _SEARCH_FROM + "ORDER BY r.received_on DESC, r.id LIMIT $8 OFFSET $9"
+# One scan gives the page and the total; SEARCH_COUNT only when a page beyond the end is empty.
+SEARCH = (
+    "SELECT r.id, count(*) OVER () AS total"
+    + _SEARCH_FROM
+    + "ORDER BY r.received_on DESC, r.id LIMIT $8 OFFSET $9"
+)
 
 SEARCH_COUNT = "SELECT count(*) AS total" + _SEARCH_FROM

@@ -637,7 +637,9 @@ async def search_referrals(
         among,
     )
     found = await database.fetch(queries.SEARCH, *terms, paging.limit, paging.offset)
-    total = (await database.fetch(queries.SEARCH_COUNT, *terms))[0]["total"]
+    total = found[0]["total"] if found else 0
+    if not found and paging.offset:  # past the last page: count them all the same
+        total = (await database.fetch(queries.SEARCH_COUNT, *terms))[0]["total"]
     ids = [row["id"] for row in found]
     rows = {row["id"]: row for row in await Referral.select(*_COLUMNS).where(
         Referral.id.is_in(ids))} if ids else {}  # fmt: skip

@@ -214,3 +214,12 @@ async def test_names_are_never_asked_for_in_the_url(client, sign_in):
     assert response.status_code == 422
     assert response.json()["errors"][0]["code"] == "unknown_parameter"
     assert (await client.get("/referrals/search", headers=fran)).status_code == 405
+
+
+async def test_a_page_past_the_last_still_counts_every_match(client, sign_in, people):
+    fran = await sign_in(Role.facilitator, "fran")
+    response = await client.post(
+        "/referrals/search", params={"offset": 5}, json={"name": "jord"}, headers=fran
+    )
+    assert response.status_code == 200, response.text
+    assert (response.json()["items"], response.json()["total"]) == ([], 2)

@@ -73,8 +73,10 @@ WITH happened AS (
     SELECT occurred_on AS day, type FROM referral_event
     WHERE occurred_on BETWEEN $1 AND $2
     UNION ALL
+    -- A return a later submission replaced (referrals.services.replace_earlier_returns)
+    -- was an attempt, not a referral: the person is counted once.
     SELECT received_on, 'returned' FROM returned_referral
-    WHERE received_on BETWEEN $1 AND $2
+    WHERE received_on BETWEEN $1 AND $2 AND NOT replaced
 ), by_day AS (
     -- Count per day first, so the quarter label is worked out once per day,
     -- not once per event.
@@ -125,7 +127,7 @@ WITH submissions AS (
     FROM referral r WHERE r.received_on BETWEEN $1 AND $2
     UNION ALL
     SELECT agency, received_on, false, NULL, reasons, false
-    FROM returned_referral WHERE received_on BETWEEN $1 AND $2
+    FROM returned_referral WHERE received_on BETWEEN $1 AND $2 AND NOT replaced
 )
 SELECT a.name AS agency, {quarter_sql("s.received_on")} AS quarter,
        min(s.received_on) AS first_day,

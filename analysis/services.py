@@ -51,6 +51,7 @@ from outcomes.tables import Stage
 from programme.platform import database
 from programme.platform.audit import services as audit
 from programme.platform.audit.schemas import Actor
+from programme.platform.locked_quarters import services as locked_quarters
 from programme.platform.quarters import Quarter, quarters_between
 from programme.platform.tables import AuditAction, RecordType
 from programme.platform.threads import off_loop
@@ -59,7 +60,10 @@ from referrals.rules import whole_years
 QUARTERLY_NOTES = [
     "Each column counts the events dated in that quarter: a person who started in one "
     "quarter may complete in a later one.",
-    "referrals = accepted + returned (refused at the door: no consent, incomplete, inappropriate).",
+    "referrals = accepted + returned (refused at the door: no consent, incomplete, inappropriate); "
+    "a referral fixed and sent again in its quarter counts once.",
+    "reported: 'reported' for a quarter an admin has locked as reported; 'revised since "
+    "reported' once a write has landed in it after that (each audited with its reason).",
     "Completion rate = completed / started over the range; engagement rate = of referrals "
     "whose initial contact succeeded in the range, the share that engaged (the agreed "
     "definition). 95% Wilson intervals.",
@@ -67,6 +71,8 @@ QUARTERLY_NOTES = [
 QUALITY_NOTES = [
     "Per agency and the quarter the referral was received in. Returned referrals are counted "
     "once per reason they failed, so reasons can add up to more than 'returned'.",
+    "A referral refused and sent again, fixed, by the same agency in the same quarter is one "
+    "referral: the resubmission replaces the return, so each refused person counts once.",
     "mean_quality_score: share of the useful optional details given, accepted referrals only.",
     "share_engaged: of the accepted referrals, the share that went on to engage (so far).",
 ]
@@ -83,7 +89,11 @@ QUARTERLY_COLUMNS = (
     "disengaged",
     "withdrawn",
     "closed",
+    "reported",
 )
+
+COUNTED = QUARTERLY_COLUMNS[:-1]
+"""The columns the SQL counts (all but ``reported``)."""
 
 
 @dataclass(frozen=True)
@@ -118,10 +128,18 @@ async def quarterly(first: Quarter, last: Quarter) -> QuarterlyReport:
         records = await connection.fetch(
             queries.QUARTERLY_SQL, first.first_day, last.last_day, [q.label for q in quarters]
         )
-    rows = [{column: record[column] for column in QUARTERLY_COLUMNS} for record in records]
+    marks = await locked_quarters.marks_between(first.first_day, last.last_day)
+    rows = [
+        {
+            **{column: record[column] for column in COUNTED},
+            "reported": marks.get(record["quarter"], ""),
+        }
+        for record in records
+    ]
     total: dict[str, Any] = {"quarter": "Total"}
-    for column in QUARTERLY_COLUMNS[1:]:
+    for column in COUNTED[1:]:
         total[column] = sum(row[column] for row in rows)
+    total["reported"] = ""
     cohort = records[0] if records else None
     return QuarterlyReport(
         rows=[*rows, total],

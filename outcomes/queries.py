@@ -69,3 +69,7 @@ LIMIT $2 OFFSET $3
 CASE_ALERTS_COUNT = """
 SELECT count(*) AS total FROM participant_alert WHERE referral = ANY($1::uuid[])
 """
+
+FEEDBACK_DAY = """
+SELECT collected_on FROM feedback WHERE victim = $1 AND stage = $2 FOR UPDATE
+"""

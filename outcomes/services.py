@@ -21,6 +21,7 @@ from programme.platform.audit import services as audit
 from programme.platform.crypto import cipher
 from programme.platform.database import engine
 from programme.platform.errors import Conflict, FieldError, InvalidInput, NotFound, NotPermitted
+from programme.platform.locked_quarters.services import require_unlocked
 from programme.platform.paging import Page, Paging
 from programme.platform.tables import AuditAction, RecordType, Role
 from referrals.rules import VictimDetails, check_victim, day_problem
@@ -176,6 +177,14 @@ async def record_feedback(
         raise InvalidInput(errors=problems)
     note = cipher().encrypt(data.note)
     async with engine().transaction():
+        # A correction moves the stage's answer from its old day to this one: both count.
+        before = await database.fetch(queries.FEEDBACK_DAY, victim_id, data.stage.value)
+        await require_unlocked(
+            [data.collected_on, *(row["collected_on"] for row in before)],
+            actor=actor,
+            record_type=RecordType.victim_feedback,
+            record_id=victim_id,
+        )
         rows = await database.fetch(
             queries.RECORD_FEEDBACK,
             victim_id,

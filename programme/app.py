@@ -30,6 +30,7 @@ from programme.platform.http_inputs import (
     record_query_parameters,
     refuse_unreadable_input,
 )
+from programme.platform.locked_quarters.controllers import LockedQuarterController
 from programme.platform.logs import logging_config
 from programme.platform.settings import Settings, get_settings
 from referrals.controllers import ReferralController, ReturnedReferralController
@@ -49,6 +50,7 @@ ROUTES: list[ControllerRouterHandler] = [
     SessionController,
     VictimController,
     ReportController,
+    LockedQuarterController,
     AnalysisController,
 ]
 

@@ -127,7 +127,12 @@ def import_() -> None:
 @import_.command("referrals")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True))
 @click.option("--skip-invalid", is_flag=True, help="Import the good rows even if some are bad.")
-def import_referrals(file: str, skip_invalid: bool) -> None:
+@click.option(
+    "--override-reason",
+    default=None,
+    help="Why rows dated in a reported (locked) quarter are imported; kept in the audit trail.",
+)
+def import_referrals(file: str, skip_invalid: bool, override_reason: str | None) -> None:
     """Import referrals from FILE (CSV, first line naming the columns)."""
     from pathlib import Path
 
@@ -138,7 +143,14 @@ def import_referrals(file: str, skip_invalid: bool) -> None:
 
     content = Path(file).read_bytes()
     report = run_with_database(
-        lambda: run_import(content, CLI_ACTOR, get_settings(), today(), skip_invalid=skip_invalid)
+        lambda: run_import(
+            content,
+            CLI_ACTOR,
+            get_settings(),
+            today(),
+            skip_invalid=skip_invalid,
+            override_reason=override_reason,
+        )
     )
     for problem in report.warnings:
         click.echo(f"warning: line {problem.line}: {problem.field}: {problem.message}", err=True)
@@ -154,6 +166,11 @@ def import_referrals(file: str, skip_invalid: bool) -> None:
         f"already present {report.already_present}, refused {report.refused}, "
         f"warnings {len(report.warnings)}"
     )
+    if report.older_than_backdate_limit:
+        click.echo(
+            f"{report.older_than_backdate_limit} rows were received more than "
+            "INSPIRE_BACKDATE_DAYS ago (the API would refuse them)"
+        )
     if nothing_imported(report, skip_invalid=skip_invalid):
         raise _fail(f"{report.refused} rows have errors: nothing was imported")
 

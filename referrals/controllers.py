@@ -117,10 +117,16 @@ class ReferralController(Controller):
         opt=docs(raises=(Conflict,)),
     )
     async def record_event(
-        self, referral_id: FromPath[UUID], data: JSONBody[EventCreate], actor: access.SignedIn
+        self,
+        referral_id: FromPath[UUID],
+        data: JSONBody[EventCreate],
+        actor: access.SignedIn,
+        state: State,
     ) -> list[TimelineEntry]:
         """Move the referral on: contacted, engaged, started, completed, or an exit."""
-        return await services.record_event(referral_id, data, actor, today())
+        return await services.record_event(
+            referral_id, data, actor, today(), state.settings.backdate_days
+        )
 
 
 class ReturnedReferralController(Controller):

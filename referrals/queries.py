@@ -42,3 +42,10 @@ SEARCH = (
 )
 
 SEARCH_COUNT = "SELECT count(*) AS total" + _SEARCH_FROM
+# A resubmission replaces the earlier returns of the same person by the same agency in
+# its quarter ($3, $4: the quarter's first and last days); the reports count the rest.
+REPLACE_RETURNS = """
+UPDATE returned_referral SET replaced = true
+WHERE person_fingerprint = $1 AND agency = $2 AND NOT replaced
+  AND received_on BETWEEN $3 AND $4
+"""

@@ -100,6 +100,20 @@ ENDED = frozenset({Status.completed, *EXITS})
 DOMESTIC_RELATIONSHIPS = frozenset(
     {Relationship.partner, Relationship.ex_partner, Relationship.family_member}
 )
+"""The relationships a referral may name: those the programme is for.
+
+``other`` is read (old records and imported files hold it) but never offered:
+an answer listing it as a choice and then refusing it would send referrers
+round in circles. Nor is it accepted with further questions: the programme is
+commissioned for abuse between partners, ex-partners and family members (the
+Domestic Abuse Act 2021's "personally connected"), and each of those has its
+own choice, so a relationship that is none of them is not domestic abuse. A
+referral naming it is returned as ``not_domestic_abuse``, which the
+referral-quality report counts so that agencies can be coached.
+"""
+
+OFFERED_RELATIONSHIPS = tuple(r.value for r in Relationship if r in DOMESTIC_RELATIONSHIPS)
+"""The choices a referral's relationship offers (``DOMESTIC_RELATIONSHIPS``, in order)."""
 
 MINIMUM_AGE = 16
 
@@ -123,6 +137,27 @@ def day_problem(field: str, on: date, today: date) -> FieldError | None:
     if on < EARLIEST_RECORD:
         return FieldError("too_early", field, too_early(EARLIEST_RECORD))
     return None
+
+
+def backdated(field: str, on: date | None, today: date, days: int) -> FieldError | None:
+    """A referral received, or a lifecycle event dated, more than ``days`` before today,
+    typed over the API, is refused (``INSPIRE_BACKDATE_DAYS``).
+
+    A quarter's figures are reported soon after it ends; a record typed in today
+    but dated long ago changes figures already published, and is more often a
+    mistyped year than a late record. Records that really are old come in
+    through the import, which checks a whole file at once and says how many
+    of its rows are older than this bound (``programme.imports.rules.older_than``).
+    """
+    if on is None or (today - on).days <= days:
+        return None
+    earliest = date.fromordinal(today.toordinal() - days)
+    return FieldError(
+        "backdated",
+        field,
+        f"Cannot be more than {days} days ago (before {earliest.isoformat()}): "
+        "older records come in through the import (POST /imports/referrals).",
+    )
 
 
 def allowed_next(status: Status) -> list[Status]:
@@ -286,6 +321,32 @@ def search_terms(
     if problems:
         return None, problems
     return Search(reference, words, letters, date_of_birth), []
+
+
+def returned_person_fingerprint(
+    key: str, agency_id: UUID, first_name: Any, last_name: Any, date_of_birth: Any
+) -> str | None:
+    """A keyed digest of who a submission is about and which agency sent it, or None.
+
+    A referrer who fixes a refused referral and sends it again has made one
+    referral, not two: the resubmission replaces the return it fixes, so the
+    referral-quality report counts each refused person once per agency and
+    quarter. Returns keep nothing about the person, so they are matched by this
+    digest alone: the folded name and date of birth (``match_key``) under a key
+    of its own, which cannot be turned back into either. Values are taken as
+    given (a refused submission may hold anything); without a name and a
+    readable date of birth there is nothing to match, and None.
+    """
+    if not all(isinstance(v, str) and v.strip() for v in (first_name, last_name)):
+        return None
+    try:
+        born = date.fromisoformat(date_of_birth.strip())
+    except (AttributeError, TypeError, ValueError):
+        if not isinstance(date_of_birth, date):
+            return None
+        born = date_of_birth
+    text = f"{agency_id}|{match_key(first_name, last_name, born)}"
+    return hmac.new(key.encode(), text.encode(), hashlib.sha256).hexdigest()
 
 
 def pseudonym(person_id: UUID, secret: str) -> str:
@@ -613,7 +674,9 @@ class _Reader:
         *,
         required: bool,
         reason: ReturnReason = ReturnReason.incomplete,
+        offered: Sequence[str] | None = None,
     ) -> E | None:
+        """A value of ``kind``; an unreadable one is told the ``offered`` choices (all, if None)."""
         value = self.present(name)
         if value is None:
             if required:
@@ -622,7 +685,8 @@ class _Reader:
         try:
             return kind(str(value).lower() if isinstance(value, str) else value)
         except ValueError:
-            self.bad_value(name, one_of(member.value for member in kind), reason)
+            choices = offered if offered is not None else [member.value for member in kind]
+            self.bad_value(name, one_of(choices), reason)
             return None
 
     def flag(
@@ -736,12 +800,15 @@ def check(
                 "The programme is commissioned in: " + ", ".join(commissioned_areas) + ".",
             )
 
-    relationship = read.choice("relationship", Relationship, required=True)
+    relationship = read.choice(
+        "relationship", Relationship, required=True, offered=OFFERED_RELATIONSHIPS
+    )
     if relationship is not None and relationship not in DOMESTIC_RELATIONSHIPS:
         read.refuse(
             ReturnReason.not_domestic_abuse,
             "relationship",
-            "Domestic abuse is between partners, ex-partners or family members.",
+            "The programme is for abuse between partners, ex-partners or family members; "
+            "choose one of: " + ", ".join(OFFERED_RELATIONSHIPS) + ".",
         )
 
     risk_level = read.choice("risk_level", RiskLevel, required=False)

@@ -47,6 +47,9 @@ class EventCreate(msgspec.Struct, forbid_unknown_fields=True):
     type: Status
     on: date
     note: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+    override_reason: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+    """Admins only: why this step is dated in a quarter already reported (locked).
+    Kept in the audit trail; the quarter is then marked revised since reported."""
 
 
 class TimelineStep(msgspec.Struct):
@@ -215,6 +218,10 @@ ReferralSubmission = _body(
         **get_type_hints(rules.Submission),
         # Asked, never kept: a referral that passes always has it true.
         "consent_given": bool,
+        # Kept as text so that 'other' is read (and refused), but only these are offered.
+        "relationship": Annotated[
+            str, msgspec.Meta(extra_json_schema={"enum": list(rules.OFFERED_RELATIONSHIPS)})
+        ],
         "victims": Annotated[list[VictimSubmission], msgspec.Meta(max_length=10)],  # type: ignore[valid-type]
     },
     {problem.field for problem in rules.check({}, today=date.min, commissioned_areas=()).errors},

@@ -25,6 +25,7 @@ from programme.platform import database
 from programme.platform.accounts.schemas import Principal
 from programme.platform.accounts.services import SELF_REFERRAL_AGENCY, get_or_create_agency
 from programme.platform.audit import services as audit
+from programme.platform.crypto import KeyPurpose, purpose_key
 from programme.platform.database import engine
 from programme.platform.errors import (
     Conflict,
@@ -33,7 +34,9 @@ from programme.platform.errors import (
     NotFound,
     NotPermitted,
 )
+from programme.platform.locked_quarters.services import require_unlocked
 from programme.platform.paging import Paging
+from programme.platform.quarters import Quarter
 from programme.platform.settings import Settings
 from programme.platform.tables import AuditAction, RecordType, Role
 from programme.platform.validation import one_of
@@ -99,14 +102,38 @@ async def submitting_agency(actor: Principal) -> UUID:
     raise NotPermitted("Only referrers (for their agency) and facilitators may submit referrals.")
 
 
+async def replace_earlier_returns(
+    person_fingerprint: str | None, agency_id: UUID, received_on: date
+) -> None:
+    """A submission replaces its agency's earlier returns of the same person in its quarter.
+
+    Call in the submission's transaction. Submissions of one person by one
+    agency queue on the fingerprint, so two at once cannot both miss each other.
+    """
+    if person_fingerprint is None:
+        return
+    quarter = Quarter.of(received_on)
+    await database.fetch(queries.LOCK_PERSON_KEY, "returned:" + person_fingerprint)
+    await database.fetch(
+        queries.REPLACE_RETURNS, person_fingerprint, agency_id, quarter.first_day, quarter.last_day
+    )
+
+
 async def record_return(
     agency_id: UUID,
     actor: Principal,
     received_on: date,
     reasons: list[ReturnReason],
     source: str = "api",
+    person_fingerprint: str | None = None,
 ) -> UUID:
-    """Keep the fact of a refused referral, and nothing about the person."""
+    """Keep the fact of a refused referral, and nothing about the person.
+
+    ``person_fingerprint`` (``rules.returned_person_fingerprint``) lets a later
+    submission of the same person by the same agency replace this return; an
+    earlier return it matches is replaced by this one.
+    """
+    await replace_earlier_returns(person_fingerprint, agency_id, received_on)
     rows = await ReturnedReferral.insert(
         ReturnedReferral(
             agency=agency_id,
@@ -114,6 +141,7 @@ async def record_return(
             received_on=received_on,
             reasons=json.dumps([reason.value for reason in reasons]),
             source=source,
+            person_fingerprint=person_fingerprint,
         )
     ).returning(ReturnedReferral.id)
     returned_id: UUID = rows[0]["id"]
@@ -129,18 +157,54 @@ async def submit_referral(
         raise InvalidInput(errors=[FieldError("invalid", "", "The body must be a JSON object.")])
     agency_id = await submitting_agency(actor)
     checked = rules.check(raw, today=today, commissioned_areas=settings.commissioned_areas)
+    if too_old := rules.backdated(
+        "received_on", checked.received_on, today, settings.backdate_days
+    ):
+        # Not a return: the referral may be sound, it is only in the wrong door.
+        raise InvalidInput(
+            "The referral was not accepted; see errors.", errors=[*checked.errors, too_old]
+        )
+    fingerprint_key = purpose_key(settings, KeyPurpose.returned_person)
     if checked.submission is None:
         extra: dict[str, Any] = {}
         if checked.reasons:
-            returned_id = await record_return(
-                agency_id, actor, checked.received_on or today, checked.reasons
+            received_on = checked.received_on or today
+            fingerprint = rules.returned_person_fingerprint(
+                fingerprint_key,
+                agency_id,
+                raw.get("first_name"),
+                raw.get("last_name"),
+                raw.get("date_of_birth"),
             )
+            async with engine().transaction():
+                # A return counts in its quarter's figures like an acceptance does.
+                await require_unlocked(
+                    [received_on], actor=actor, record_type=RecordType.returned_referral
+                )
+                returned_id = await record_return(
+                    agency_id, actor, received_on, checked.reasons, person_fingerprint=fingerprint
+                )
             extra = {"returned_referral_id": str(returned_id), "reasons": checked.reasons}
         raise InvalidInput(
             "The referral was not accepted; see errors.", errors=checked.errors, extra=extra
         )
+    submission = checked.submission
     async with engine().transaction():
-        accepted = await accept(checked.submission, agency_id, actor, outcomes)
+        await require_unlocked(
+            [submission.received_on], actor=actor, record_type=RecordType.referral
+        )
+        await replace_earlier_returns(
+            rules.returned_person_fingerprint(
+                fingerprint_key,
+                agency_id,
+                submission.first_name,
+                submission.last_name,
+                submission.date_of_birth,
+            ),
+            agency_id,
+            submission.received_on,
+        )
+        accepted = await accept(submission, agency_id, actor, outcomes)
         await audit.record(actor, AuditAction.create, RecordType.referral, accepted.id)
     return accepted
 
@@ -284,14 +348,17 @@ async def accept(
 
 
 async def record_event(
-    referral_id: UUID, event: EventCreate, actor: Principal, today: date
+    referral_id: UUID, event: EventCreate, actor: Principal, today: date, backdate_days: int
 ) -> list[TimelineEntry]:
     """Move a referral on one step, dated when it happened.
 
     The referral row is locked for the check and the write, so of two
     simultaneous transitions the second sees the first's result.
     """
-    if problem := rules.day_problem("on", event.on, today):
+    problem = rules.day_problem("on", event.on, today) or rules.backdated(
+        "on", event.on, today, backdate_days
+    )
+    if problem:
         raise InvalidInput(errors=[problem])
     async with engine().transaction():
         row = (
@@ -323,6 +390,13 @@ async def record_event(
                     )
                 ]
             )
+        await require_unlocked(
+            [event.on],
+            actor=actor,
+            override_reason=event.override_reason,
+            record_type=RecordType.referral,
+            record_id=referral_id,
+        )
         await ReferralEvent.insert(
             ReferralEvent(
                 referral=referral_id,

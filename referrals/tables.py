@@ -126,4 +126,17 @@ class ReturnedReferral(Table):
         unique=True,
         help_text="Keyed hash of an imported row, so re-importing adds nothing.",
     )
+    person_fingerprint = Varchar(
+        length=64,
+        null=True,
+        default=None,
+        index=True,
+        help_text="Keyed hash of the person's folded name and date of birth and the agency "
+        "(no personal data): finds the resubmission that replaces this return.",
+    )
+    replaced = Boolean(
+        default=False,
+        help_text="A later submission of the same person by the same agency in the same "
+        "quarter replaced it: the reports count the person once.",
+    )
     created_at = Timestamptz(default=TimestamptzNow())

@@ -22,6 +22,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+# Most tests record history over the API (referrals received months ago); the bound on
+# back-dating is tested on its own with a lower value (tests/referrals/test_backdating.py).
+os.environ.setdefault("INSPIRE_BACKDATE_DAYS", "36500")
+
 _TEMP_DATA_DIR: str | None = None
 if not os.environ.get("DATABASE_URL"):
     # Short path: the embedded server's Unix socket lives in it.

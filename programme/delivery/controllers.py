@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
 from litestar import Controller, get, post, put
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from programme.delivery import schemas, services
 from programme.platform.accounts import access
@@ -110,12 +111,20 @@ class SessionController(Controller):
     ) -> schemas.Register:
         return await services.get_register(session_id, actor)
 
-    @put("/{session_id:uuid}/attendance")
+    @put("/{session_id:uuid}/attendance", opt=docs(raises=(Conflict,)))
     async def save_register(
         self,
         session_id: FromPath[UUID],
         data: JSONBody[list[schemas.AttendanceMark]],
         actor: access.SignedIn,
+        override_reason: Annotated[
+            str | None,
+            QueryParameter(
+                description="Admins only: why this register changes a reported (locked) "
+                "quarter; kept in the audit trail.",
+                max_length=500,
+            ),
+        ] = None,
     ) -> schemas.Register:
         """Save the register; the same register twice changes nothing; corrections replace."""
-        return await services.save_register(session_id, data, actor, today())
+        return await services.save_register(session_id, data, actor, today(), override_reason)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from programme.delivery.rules import Mark
+from programme.delivery.rules import ON_THE_COURSE, Mark
 from referrals.rules import Status
 
 CREATE_PROGRAMME = """
@@ -65,7 +65,7 @@ FROM absence_runs runs
 JOIN referral r ON r.id = runs.referral
 JOIN group_member m ON m.referral = r.id AND m.left_on IS NULL
 JOIN "group" g ON g.id = m."group"
-WHERE runs.run >= $2 AND r.status IN ('{Status.engaged}', '{Status.started}')
+WHERE runs.run >= $2 AND r.status IN ({", ".join(f"'{s}'" for s in sorted(ON_THE_COURSE))})
   AND ($3::uuid IS NULL OR m."group" IN (
         SELECT "group" FROM group_facilitator WHERE account = $3::uuid))
 ORDER BY runs.run DESC, r.reference

@@ -19,7 +19,7 @@ from datetime import date, timedelta
 from enum import StrEnum
 from typing import Any
 
-from referrals.rules import Status
+from referrals.rules import ENDED, OPEN, Status
 
 
 class SessionKind(StrEnum):
@@ -36,6 +36,23 @@ class Mark(StrEnum):
 
 PRESENT = frozenset({Mark.attended, Mark.late})
 """Marks that count as attending a session."""
+
+ON_THE_COURSE = frozenset({Status.engaged, Status.started})
+"""Referrals the at-risk list follows: people with a place who have not ended.
+
+A referral that has ended (completed, disengaged, withdrawn, closed: the
+lifecycle's ``ENDED``) drops off the list whatever its register says, since
+nobody is left to chase.
+"""
+assert ON_THE_COURSE <= OPEN and not ON_THE_COURSE & ENDED
+
+ONE_SESSION_A_DAY = "programme_session_one_a_day"
+"""A group holds at most one session of each kind on a day (a unique index of that name).
+
+The completion rule counts sessions attended; nineteen group sessions dated on
+one day would let one afternoon complete someone, which no real course does.
+A group session and a one-to-one may share a day.
+"""
 
 JOINABLE = (Status.engaged.value, Status.started.value)
 """Engaged people join a group; started ones only move between groups."""

@@ -94,6 +94,9 @@ class Register(msgspec.Struct):
 class ExitReviewCreate(msgspec.Struct, forbid_unknown_fields=True):
     referral_id: UUID
     held_on: date
+    override_reason: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+    """Admins only: why a completion this review brings is dated in a reported (locked)
+    quarter. Kept in the audit trail; the quarter is then marked revised since reported."""
 
 
 class AtRisk(msgspec.Struct):

@@ -34,6 +34,7 @@ from programme.platform.accounts.schemas import Principal
 from programme.platform.audit import services as audit
 from programme.platform.database import engine
 from programme.platform.errors import Conflict, FieldError, InvalidInput, NotFound, NotPermitted
+from programme.platform.locked_quarters.services import require_unlocked
 from programme.platform.paging import Page, Paging
 from programme.platform.tables import Account, AuditAction, RecordType, Role
 from referrals.rules import Status, allowed_next, day_problem
@@ -273,8 +274,18 @@ async def add_session(
                 group=group_id, number=data.number, held_on=data.held_on, kind=data.kind.value
             )
         ).returning(ProgrammeSession.id)
-    except UniqueViolationError:
-        raise Conflict(f"This group already has {data.kind.value} session {data.number}.") from None
+    except UniqueViolationError as exc:
+        if exc.constraint_name == rules.ONE_SESSION_A_DAY:
+            message = (
+                f"This group already has a {data.kind.value} session on "
+                f"{data.held_on.isoformat()}: a group meets at most once a day for each kind "
+                "of session."
+            )
+            raise Conflict(
+                message, errors=[FieldError("session_that_day", "held_on", message)]
+            ) from None
+        message = f"This group already has {data.kind.value} session {data.number}."
+        raise Conflict(message, errors=[FieldError("duplicate", "number", message)]) from None
     return schemas.SessionSummary(
         id=rows[0]["id"], number=data.number, held_on=data.held_on, kind=data.kind.value
     )
@@ -417,9 +428,17 @@ async def _check_marks(
 
 
 async def save_register(
-    session_id: UUID, marks: list[schemas.AttendanceMark], actor: Principal, today: date
+    session_id: UUID,
+    marks: list[schemas.AttendanceMark],
+    actor: Principal,
+    today: date,
+    override_reason: str | None = None,
 ) -> schemas.Register:
-    """Record (or correct) a session's marks; idempotent; derives milestones."""
+    """Record (or correct) a session's marks; idempotent; derives milestones.
+
+    A changed mark touches the session's day and any milestone it moves: in a
+    reported quarter that needs an admin's ``override_reason`` (``require_unlocked``).
+    """
     session = await _session(session_id, actor)
     await _check_marks(session, marks, today)
     programme = await current_programme()
@@ -483,13 +502,28 @@ async def save_register(
                 detail["was"] = before["status"]
             await audit.record(actor, action, RecordType.attendance, mark.referral_id, detail)
         # Unchanged marks leave the derived milestones as they are.
+        touched: list[date] = [session["held_on"]] if changed else []
         for referral_id in changed:
-            await derive_milestones(referral_id, programme, actor)
+            touched += await derive_milestones(referral_id, programme, actor)
+        await require_unlocked(
+            touched,
+            actor=actor,
+            override_reason=override_reason,
+            record_type=RecordType.attendance,
+            record_id=session_id,
+        )
     return await _register(session_id)
 
 
-async def derive_milestones(referral_id: UUID, programme: dict[str, Any], actor: Principal) -> None:
-    """Bring a referral's started/completed milestones and alerts in line with the register."""
+async def derive_milestones(
+    referral_id: UUID, programme: dict[str, Any], actor: Principal
+) -> list[date]:
+    """Bring a referral's started/completed milestones and alerts in line with the register.
+
+    Returns the days of the milestones added, removed or moved (old and new day),
+    whose quarters' figures change.
+    """
+    touched: list[date] = []
     referral = (
         await Referral.select(Referral.status, Referral.status_on)
         .where(Referral.id == referral_id)
@@ -512,14 +546,17 @@ async def derive_milestones(referral_id: UUID, programme: dict[str, Any], actor:
     if present and Status.started in allowed_next(status):
         started_on = present[0]["held_on"]
         await _add_event(referral_id, Status.started, started_on, actor)
+        touched.append(started_on)
         new_status, new_on = Status.started, started_on
     elif started and started["source"] == REGISTER_SOURCE and status == Status.started:
         if not present:
             await _remove_event(started["id"])
+            touched.append(started["occurred_on"])
             engaged = events[Status.engaged.value]
             new_status, new_on = Status.engaged, engaged["occurred_on"]
         elif present[0]["held_on"] != started["occurred_on"]:
             await _move_event(started["id"], present[0]["held_on"])
+            touched += [started["occurred_on"], present[0]["held_on"]]
             new_on = present[0]["held_on"]
 
     if new_status in (Status.started, Status.completed):
@@ -527,14 +564,17 @@ async def derive_milestones(referral_id: UUID, programme: dict[str, Any], actor:
         completed = events.get(Status.completed.value)
         if met_on is not None and Status.completed in allowed_next(new_status):
             await _add_event(referral_id, Status.completed, met_on, actor)
+            touched.append(met_on)
             new_status, new_on = Status.completed, met_on
         elif completed and completed["source"] == REGISTER_SOURCE:
             if met_on is None:
                 await _remove_event(completed["id"])
+                touched.append(completed["occurred_on"])
                 first = present[0]["held_on"] if present else referral["status_on"]
                 new_status, new_on = Status.started, first
             elif met_on != completed["occurred_on"]:
                 await _move_event(completed["id"], met_on)
+                touched += [completed["occurred_on"], met_on]
                 new_on = met_on
 
     if (new_status, new_on) != (status, referral["status_on"]):
@@ -546,6 +586,7 @@ async def derive_milestones(referral_id: UUID, programme: dict[str, Any], actor:
             }
         ).where(Referral.id == referral_id)
     await _raise_at_risk(referral_id, programme["at_risk_absences"], new_status)
+    return touched
 
 
 async def _completion_met_on(
@@ -657,7 +698,14 @@ async def record_exit_review(
             )
         )
         await audit.record(actor, AuditAction.create, RecordType.exit_review, data.referral_id)
-        await derive_milestones(data.referral_id, programme, actor)
+        touched = await derive_milestones(data.referral_id, programme, actor)
+        await require_unlocked(
+            touched,
+            actor=actor,
+            override_reason=data.override_reason,
+            record_type=RecordType.exit_review,
+            record_id=data.referral_id,
+        )
     row = (
         await Referral.select(Referral.status, Referral.status_on)
         .where(Referral.id == data.referral_id)

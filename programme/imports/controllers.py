@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, post
 from litestar.datastructures import State
 from litestar.openapi import ResponseSpec
-from litestar.params import FromQuery
+from litestar.params import FromQuery, QueryParameter
 
 from programme.imports import rules, services
 from programme.imports.schemas import ImportReport
 from programme.platform.accounts import access
 from programme.platform.clock import today
 from programme.platform.crypto import KeyPurpose, purpose_key
-from programme.platform.errors import ErrorBody
+from programme.platform.errors import Conflict, ErrorBody
 from programme.platform.openapi import docs
 from programme.platform.tables import Role
 
@@ -29,8 +29,9 @@ NOTHING_IMPORTED = {
 }
 
 
-def _csv(columns: frozenset[str]) -> dict[str, Any]:
+def _csv(columns: frozenset[str], **declared: Any) -> dict[str, Any]:
     return docs(
+        **declared,
         body_media_type="text/csv",
         body_description="A CSV file with a header line; columns: " + ", ".join(sorted(columns)),
     )
@@ -52,7 +53,7 @@ class ImportController(Controller):
         request_max_body_size=MAX_UPLOAD_BYTES,
         status_code=200,
         responses=NOTHING_IMPORTED,
-        opt=_csv(rules.COLUMNS),
+        opt=_csv(rules.COLUMNS, raises=(Conflict,)),
     )
     async def import_referrals(
         self,
@@ -60,12 +61,21 @@ class ImportController(Controller):
         actor: access.SignedIn,
         state: State,
         skip_invalid: FromQuery[bool] = False,
+        override_reason: Annotated[
+            str | None,
+            QueryParameter(
+                description="Why rows dated in a reported (locked) quarter are imported; "
+                "kept in the audit trail.",
+                max_length=500,
+            ),
+        ] = None,
     ) -> Response[ImportReport]:
         """Import a CSV file of referrals (the body); 422 with every row error when nothing was
         imported."""
         report = await services.import_referrals(
-            await request.body(), actor, state.settings, today(), skip_invalid=skip_invalid
-        )
+            await request.body(), actor, state.settings, today(),
+            skip_invalid=skip_invalid, override_reason=override_reason,
+        )  # fmt: skip
         return _answer(report, skip_invalid)
 
     @post(

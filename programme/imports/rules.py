@@ -24,7 +24,7 @@ import hashlib
 import hmac
 import io
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -141,6 +141,18 @@ def read_csv(
             continue
         rows.append((line, {k: v.strip() for k, v in zip(names, values, strict=True)}))
     return rows
+
+
+def older_than(days: Sequence[date], today: date, backdate_days: int) -> int:
+    """How many of the days are further back than the API accepts (``referrals.rules.backdated``).
+
+    The import is not bounded: it is how old records come in. Its report says how
+    many rows were older than the bound, so a file meant to hold last month's
+    referrals but holding last decade's (a wrong year column) is noticed.
+    """
+    return sum(
+        rules.backdated("received_on", day, today, backdate_days) is not None for day in days
+    )
 
 
 def keyed_digest(secret: str, text: str) -> str:

@@ -28,5 +28,8 @@ class ImportReport(msgspec.Struct):
     """Referrals only: rows recorded as returned referrals (no consent, or failing intake)."""
     agencies_created: list[str] = msgspec.field(default_factory=list)
     """Referrals only: agencies named in the file that were not yet known."""
+    older_than_backdate_limit: int = 0
+    """Referrals only: imported rows received more than ``INSPIRE_BACKDATE_DAYS`` ago, which
+    the API would refuse (``referrals.rules.backdated``); the import is their way in."""
     after_referral: int = 0
     """Police incidents only: imported incidents dated after one of the person's referrals."""

@@ -24,6 +24,7 @@ from programme.imports.rules import (
     check_overlaps,
     final_status,
     keyed_digest,
+    older_than,
     plan_import,
     plan_incidents,
 )
@@ -34,6 +35,7 @@ from programme.platform.accounts.services import get_or_create_agency
 from programme.platform.audit import services as audit
 from programme.platform.crypto import KeyPurpose, purpose_key
 from programme.platform.database import engine
+from programme.platform.locked_quarters.services import require_unlocked
 from programme.platform.settings import Settings
 from programme.platform.tables import Agency, AuditAction, RecordType
 from programme.platform.threads import off_loop
@@ -87,9 +89,20 @@ async def _open_referrals(identities: set[str]) -> dict[str, str]:
 
 
 async def import_referrals(
-    content: bytes, actor: Principal, settings: Settings, today: date, *, skip_invalid: bool
+    content: bytes,
+    actor: Principal,
+    settings: Settings,
+    today: date,
+    *,
+    skip_invalid: bool,
+    override_reason: str | None = None,
 ) -> ImportReport:
-    """Check the whole file, then write all of it (or, with ``skip_invalid``, its good rows)."""
+    """Check the whole file, then write all of it (or, with ``skip_invalid``, its good rows).
+
+    Unlike a referral submitted over the API, an imported one may be received
+    any time back; the report counts those older than ``INSPIRE_BACKDATE_DAYS``.
+    A file with rows dated in a reported (locked) quarter needs ``override_reason``.
+    """
     plan = await off_loop(
         plan_import,
         content,
@@ -107,13 +120,30 @@ async def import_referrals(
         return _report(plan, 0, 0, already, refused, [])
     plan.accepted = [r for r in plan.accepted if r.line not in plan.error_lines]
     plan.returned = [r for r in plan.returned if r.line not in plan.error_lines]
+    received = [r.submission.received_on for r in plan.accepted] + [
+        r.received_on for r in plan.returned
+    ]
+    older = older_than(received, today, settings.backdate_days)
     async with engine().transaction() as transaction:
+        await require_unlocked(
+            [*received, *(on for r in plan.accepted for _, on in r.milestones)],
+            actor=actor,
+            override_reason=override_reason,
+            record_type=RecordType.referral,
+            record_id="import",
+        )
         created = await _write(transaction.connection, plan, identity, actor)
-    return _report(plan, len(plan.accepted), len(plan.returned), already, refused, created)
+    return _report(plan, len(plan.accepted), len(plan.returned), already, refused, created, older)
 
 
 def _report(
-    plan: Plan, imported: int, returned: int, already: int, refused: int, created: list[str]
+    plan: Plan,
+    imported: int,
+    returned: int,
+    already: int,
+    refused: int,
+    created: list[str],
+    older: int = 0,
 ) -> ImportReport:
     return ImportReport(
         imported=imported,
@@ -123,6 +153,7 @@ def _report(
         agencies_created=created,
         warnings=plan.warnings,
         errors=plan.errors,
+        older_than_backdate_limit=older,
     )
 
 

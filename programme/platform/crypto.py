@@ -42,6 +42,7 @@ class KeyPurpose(StrEnum):
     pseudonym = "monitor pseudonym"
     import_fingerprint = "import fingerprint"
     generated_reference = "generated reference"
+    returned_person = "returned referral person"
 
 
 def derive_key(secret: str, salt: bytes, info: bytes) -> bytes:

@@ -79,6 +79,21 @@ class Conflict(ApplicationError):
     default_message = "This conflicts with the current state of the record."
 
 
+class QuarterLocked(Conflict):
+    """A write would change the figures of a quarter already reported (409 ``quarter_locked``).
+
+    Raised by ``programme.platform.locked_quarters.services.require_unlocked``;
+    ``extra`` names the locked quarters the write touches.
+    """
+
+    def __init__(self, message: str, quarters: list[str]) -> None:
+        super().__init__(
+            message,
+            errors=[FieldError("quarter_locked", "", message)],
+            extra={"locked_quarters": quarters},
+        )
+
+
 class TooManyAttempts(ApplicationError):
     status_code = 429
     default_message = "Too many failed attempts; try again later."

@@ -9,7 +9,10 @@ CURRENT_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
 APP_CONFIG = AppConfig(
     app_name="programme",
     migrations_folder_path=os.path.join(CURRENT_DIRECTORY, "piccolo_migrations"),
-    table_classes=table_finder(modules=["programme.platform.tables"], exclude_imported=True),
+    table_classes=table_finder(
+        modules=["programme.platform.tables", "programme.platform.locked_quarters.tables"],
+        exclude_imported=True,
+    ),
     migration_dependencies=[],
     commands=[],
 )

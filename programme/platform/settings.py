@@ -76,6 +76,10 @@ class Settings:
     pool_max_size: int = 10
     suppress_below: int = 5
     """Published counts from 1 to this minus one are shown as '<N'."""
+    backdate_days: int = 30
+    """How far back (in days before today) a referral submitted over the API may be
+    received, and a lifecycle event over the API may be dated. Older records come in
+    through the import, which says how many rows were older than this."""
     backup_timeout_minutes: int = 60
     """How long ``inspire backup`` and ``inspire restore`` let PostgreSQL's tools run."""
     embedded_database_uri: str | None = None
@@ -258,5 +262,6 @@ def get_settings() -> Settings:
         pool_max_size=_int("INSPIRE_DB_POOL_SIZE", 10),
         suppress_below=_int("INSPIRE_SUPPRESS_BELOW", 5),
         backup_timeout_minutes=_int("INSPIRE_BACKUP_TIMEOUT_MINUTES", 60),
+        backdate_days=_int("INSPIRE_BACKDATE_DAYS", 30, minimum=0, maximum=36500),
         embedded_database_uri=os.environ.get(EMBEDDED_DATABASE_URI) or None,
     )

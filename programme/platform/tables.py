@@ -52,6 +52,8 @@ class RecordType(StrEnum):
     """The whole database: backups and restores."""
     exit_review = "exit_review"
     group = "group"
+    locked_quarter = "locked_quarter"
+    """A reported quarter: locked, and each override of the lock with its reason."""
     programme = "programme"
     referral = "referral"
     reoffence_import = "reoffence_import"

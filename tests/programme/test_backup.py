@@ -504,7 +504,8 @@ def test_a_backup_from_an_older_version_comes_forward(new_data_dir):
         stdin=PASSWORD + "\n",
     )  # fmt: skip
     assert added.returncode == 0, added.stderr
-    # As the database was before its latest referrals migration (an index).
+    # As the database was before its latest referrals migration (a returned referral's
+    # person fingerprint, which lets a resubmission replace it).
     undone = subprocess.run(
         ["piccolo", "migrations", "backwards", "referrals", "--auto_agree"],
         env=env_for(older, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}"),
@@ -514,7 +515,10 @@ def test_a_backup_from_an_older_version_comes_forward(new_data_dir):
         cwd=REPO,
     )
     assert undone.returncode == 0, undone.stderr
-    index = "SELECT indexname FROM pg_indexes WHERE indexname = 'referral_event_engaged'"
+    index = (
+        "SELECT column_name FROM information_schema.columns"
+        " WHERE table_name = 'returned_referral' AND column_name = 'person_fingerprint'"
+    )
     assert query(older, index) == []
     backup = older / "older.backup"
     assert inspire(older, "backup", str(backup)).returncode == 0
@@ -524,7 +528,7 @@ def test_a_backup_from_an_older_version_comes_forward(new_data_dir):
     result = inspire(newer, "restore", str(backup))
     assert result.returncode == 0, result.stderr
     assert "1 migration applied" in result.stdout
-    assert query(newer, index) == [{"indexname": "referral_event_engaged"}]
+    assert query(newer, index) == [{"column_name": "person_fingerprint"}]
     assert query(newer, "SELECT username FROM account") == [{"username": "alice"}]
 
 

@@ -36,6 +36,8 @@ async def test_every_list_route_takes_limit_and_offset_and_answers_a_page(app):
     paged = []
     for path, item in document["paths"].items():
         operation = item.get("get") or item.get("post")
+        if operation is None:  # a path with only PUT, say
+            continue
         names = {p["name"]: p for p in operation.get("parameters", []) if p["in"] == "query"}
         if "limit" not in names:
             continue

@@ -12,7 +12,9 @@ from outcomes import schemas, services
 from programme.platform.accounts import access
 from programme.platform.clock import today
 from programme.platform.errors import Conflict, InvalidInput, NotFound
+from programme.platform.http_inputs import Limit, Offset
 from programme.platform.openapi import docs
+from programme.platform.paging import DEFAULT_LIMIT, Page, Paging
 from programme.platform.tables import Role
 from referrals.schemas import VictimSubmission
 
@@ -41,6 +43,23 @@ class VictimController(Controller):
     ) -> schemas.Victim:
         """Name a victim/survivor of the referred person; every problem is reported at once."""
         return await services.add_victim(referral_id, data, actor, today())
+
+    @get("/victims")
+    async def caseload(
+        self, actor: access.SignedIn, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+    ) -> Page[schemas.Case]:
+        """The victims/survivors the signed-in victim worker supports (those they recorded, or
+        whose consent or feedback they recorded), newest first: consent to contact and the
+        perpetrator's latest alert for each. Admins read every victim (audited)."""
+        return await services.list_cases(actor, Paging(limit, offset))
+
+    @get("/victims/alerts")
+    async def alerts(
+        self, actor: access.SignedIn, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+    ) -> Page[schemas.CaseAlert]:
+        """The perpetrators' disengagement and at-risk alerts across the caseload, newest
+        first, each with the victims it concerns."""
+        return await services.list_case_alerts(actor, Paging(limit, offset))
 
     @get("/victims/{victim_id:uuid}")
     async def get_victim(self, victim_id: FromPath[UUID], actor: access.SignedIn) -> schemas.Victim:

@@ -117,6 +117,30 @@ class Alert(msgspec.Struct):
     raised_on: date
 
 
+class Case(msgspec.Struct):
+    """A victim/survivor in a victim worker's caseload, with what support needs at a glance."""
+
+    victim: Victim
+    """Their record, with the latest consent to contact and whether contact may be made."""
+    reference: str
+    """The perpetrator's referral."""
+    status: str
+    """Where the perpetrator's referral has got to."""
+    status_on: date
+    latest_alert: Alert | None
+    """The perpetrator's latest disengagement or at-risk alert, if any."""
+
+
+class CaseAlert(msgspec.Struct):
+    """A perpetrator's alert, with the caseload's victims it concerns."""
+
+    kind: str
+    raised_on: date
+    referral_id: UUID
+    reference: str
+    victim_ids: list[UUID]
+
+
 class PerpetratorProgress(msgspec.Struct):
     """What partner support may know of the referred person's programme."""
 

@@ -14,7 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from outcomes import queries, schemas
-from outcomes.rules import may_contact
+from outcomes.rules import may_contact, supports
 from outcomes.tables import (
     ContactConsent,
     Feedback,
@@ -28,9 +28,10 @@ from programme.platform.accounts.schemas import Principal
 from programme.platform.audit import services as audit
 from programme.platform.crypto import cipher
 from programme.platform.database import engine
-from programme.platform.errors import Conflict, FieldError, InvalidInput, NotFound
+from programme.platform.errors import Conflict, FieldError, InvalidInput, NotFound, NotPermitted
 from programme.platform.locked_quarters.services import require_unlocked
-from programme.platform.tables import AuditAction, RecordType
+from programme.platform.paging import Page, Paging
+from programme.platform.tables import AuditAction, RecordType, Role
 from programme.platform.validation import UNKNOWN_FIELD
 from referrals.rules import (
     CORRECTION_CONTROL,
@@ -477,3 +478,78 @@ async def victim_history(victim_id: UUID, actor: Principal) -> schemas.VictimHis
             )
         )
     return schemas.VictimHistory(victim_id=victim_id, entries=entries)
+
+
+async def caseload(actor: Principal) -> dict[UUID, UUID]:
+    """The victims a victim worker supports, each with its referral; every victim for admins."""
+    if actor.role == Role.admin.value:
+        worker = None
+    elif actor.role == Role.victim_worker.value and actor.id is not None:
+        worker = actor.id
+    else:
+        raise NotPermitted()
+    rows = await database.fetch(queries.CASELOAD, worker)
+    return {row["id"]: row["referral"] for row in rows if worker is None or supports(row)}
+
+
+async def supported_referrals(worker_id: UUID) -> list[UUID]:
+    """The referrals of the victims a victim worker supports (their search covers these)."""
+    rows = await database.fetch(queries.CASELOAD, worker_id)
+    return sorted({row["referral"] for row in rows if supports(row)})
+
+
+async def list_cases(actor: Principal, paging: Paging) -> Page[schemas.Case]:
+    """A victim worker's caseload, newest first: consent to contact and the perpetrator's
+    latest alert for each. Admins read every victim's (audited). Each victim shown is
+    audited as read."""
+    victims = await caseload(actor)
+    rows = await database.fetch(queries.CASES, list(victims), paging.limit, paging.offset)
+    consents = await _latest_consents([row["id"] for row in rows])
+    await audit.record_many(
+        actor,
+        AuditAction.read,
+        RecordType.victim,
+        [row["id"] for row in rows],
+        {"view": "caseload"},
+    )
+    cases = [
+        schemas.Case(
+            victim=_victim(dict(row), consents.get(row["id"])),
+            reference=row["reference"],
+            status=row["status"],
+            status_on=row["status_on"],
+            latest_alert=None
+            if row["alert_kind"] is None
+            else schemas.Alert(kind=row["alert_kind"], raised_on=row["alert_raised_on"]),
+        )
+        for row in rows
+    ]
+    return paging.page(cases, len(victims))
+
+
+async def list_case_alerts(actor: Principal, paging: Paging) -> Page[schemas.CaseAlert]:
+    """Every alert on the perpetrators of a worker's caseload as one list, newest first,
+    instead of victim by victim. Each referral whose alerts are shown is audited as read
+    (the support view), as ``perpetrator_progress`` does."""
+    victims = await caseload(actor)
+    by_referral: dict[UUID, list[UUID]] = {}
+    for victim_id, referral_id in victims.items():
+        by_referral.setdefault(referral_id, []).append(victim_id)
+    referrals = list(by_referral)
+    rows = await database.fetch(queries.CASE_ALERTS, referrals, paging.limit, paging.offset)
+    total = (await database.fetch(queries.CASE_ALERTS_COUNT, referrals))[0]["total"]
+    shown = list(dict.fromkeys(row["referral"] for row in rows))
+    await audit.record_many(
+        actor, AuditAction.read, RecordType.referral, shown, {"view": "support"}
+    )
+    alerts = [
+        schemas.CaseAlert(
+            kind=row["kind"],
+            raised_on=row["raised_on"],
+            referral_id=row["referral"],
+            reference=row["reference"],
+            victim_ids=sorted(by_referral[row["referral"]]),
+        )
+        for row in rows
+    ]
+    return paging.page(alerts, total)

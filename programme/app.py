@@ -27,12 +27,13 @@ from programme.platform.controllers import health
 from programme.platform.http_errors import EXCEPTION_HANDLERS
 from programme.platform.http_inputs import (
     check_every_route_checks_its_input,
+    record_query_parameters,
     refuse_unreadable_input,
 )
 from programme.platform.locked_quarters.controllers import LockedQuarterController
 from programme.platform.logs import logging_config
 from programme.platform.settings import Settings, get_settings
-from referrals.controllers import ReferralController
+from referrals.controllers import ReferralController, ReturnedReferralController
 from referrals.services import OutcomesHooks
 
 ROUTES: list[ControllerRouterHandler] = [
@@ -42,6 +43,7 @@ ROUTES: list[ControllerRouterHandler] = [
     AgencyController,
     AuditController,
     ReferralController,
+    ReturnedReferralController,
     ImportController,
     ProgrammeController,
     GroupController,
@@ -55,6 +57,7 @@ ROUTES: list[ControllerRouterHandler] = [
 OUTCOMES = OutcomesHooks(
     record_victims=outcomes.record_victims,
     police_recorded_before=outcomes.police_recorded_before,
+    supported_referrals=outcomes.supported_referrals,
 )
 """Referrals hand victims to, and read prior incidents from, the outcomes domain above them."""
 
@@ -96,6 +99,7 @@ def create_app(
     )
     access.check_every_route_declares_roles(app)
     check_every_route_checks_its_input(app)
+    record_query_parameters(app)
     # Outside Litestar's own error handling, so every answer is seen, 401s and 404s too.
     app.asgi_handler = AccessLog(app.asgi_handler)
     return app

@@ -9,14 +9,15 @@ from uuid import UUID
 from litestar import Controller, get, patch, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, PathParameter, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, PathParameter
 
 from programme.platform.accounts import access
 from programme.platform.clock import today
 from programme.platform.crypto import KeyPurpose, purpose_key
 from programme.platform.errors import Conflict, InvalidInput, NotFound
-from programme.platform.http_inputs import Offset
+from programme.platform.http_inputs import Limit, Offset
 from programme.platform.openapi import docs
+from programme.platform.paging import DEFAULT_LIMIT, Paging
 from programme.platform.tables import Role
 from referrals import services
 from referrals.rules import Status
@@ -26,8 +27,10 @@ from referrals.schemas import (
     ReferralCorrection,
     ReferralHistory,
     ReferralPage,
+    ReferralSearch,
     ReferralSubmission,
     ReferralView,
+    ReturnedReferralView,
     TimelineEntry,
     VoidRequest,
 )
@@ -67,13 +70,34 @@ class ReferralController(Controller):
         agency: FromQuery[UUID | None] = None,
         received_from: FromQuery[date | None] = None,
         received_to: FromQuery[date | None] = None,
-        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
+        limit: Limit = DEFAULT_LIMIT,
         offset: Offset = 0,
     ) -> ReferralPage:
         """Referrals newest first, in the caller's role's view."""
         filters = services.ReferralFilters(status, agency, received_from, received_to)
         secret = purpose_key(state.settings, KeyPurpose.pseudonym)
         return await services.list_referrals(actor, filters, limit, offset, secret)
+
+    @post(
+        "/search",
+        status_code=200,
+        guards=[access.requires(Role.referrer, Role.facilitator, Role.admin, Role.victim_worker)],
+    )
+    async def search(
+        self,
+        data: JSONBody[ReferralSearch],
+        actor: access.SignedIn,
+        state: State,
+        outcomes: NamedDependency[OutcomesHooks],
+        limit: Limit = DEFAULT_LIMIT,
+        offset: Offset = 0,
+    ) -> ReferralPage:
+        """Find referrals by reference, name or date of birth (every term given must match),
+        newest first, in the caller's view; audited. Referrers: by reference only, own agency.
+        Victim workers: among the referrals of the victims they support."""
+        secret = purpose_key(state.settings, KeyPurpose.pseudonym)
+        paging = Paging(limit, offset)
+        return await services.search_referrals(actor, data, paging, secret, outcomes)
 
     @get(
         "/{referral_id:uuid}",
@@ -155,3 +179,17 @@ class ReferralController(Controller):
         return await services.void_event(
             referral_id, event_id, data.reason, data.override_reason, actor
         )
+
+
+class ReturnedReferralController(Controller):
+    path = "/returned-referrals"
+    tags = ["referrals"]
+    guards = [access.requires(Role.referrer, Role.admin)]
+
+    @get("/{returned_id:uuid}")
+    async def get_returned_referral(
+        self, returned_id: FromPath[UUID], actor: access.SignedIn
+    ) -> ReturnedReferralView:
+        """A refused referral: reasons, date, agency; nothing about the person. Its own
+        agency's referrers and admins."""
+        return await services.get_returned_referral(actor, returned_id)

@@ -253,6 +253,76 @@ def match_key(first_name: str, last_name: str, date_of_birth: date) -> str:
     return f"{_letters(last_name)}|{_letters(first_name)}|{date_of_birth.isoformat()}"
 
 
+MIN_NAME_LETTERS = 2
+"""A searched name must hold at least this many letters: one letter finds almost everyone."""
+
+
+@dataclass(frozen=True)
+class Search:
+    """What a search for referrals asks for, folded as people are matched.
+
+    ``name_words`` are the searched name's words, each folded like ``match_key``
+    (case, accents, punctuation away), and ``name_letters`` all of them run
+    together. A person is found when every word appears somewhere in their
+    folded first or last name (so part of a name finds them: "jord test" finds
+    Jordan Testperson, "o neil" finds O'Neil), or when the letters run together
+    appear in their first and last names run together, either way round (so
+    spacing does not matter: "mcdonald" finds "Mc Donald", "jordantestperson"
+    finds Jordan Testperson). A reference is matched whole, whatever its case
+    and surrounding spaces; a date of birth exactly. Every term given must match.
+    """
+
+    reference: str | None = None
+    name_words: tuple[str, ...] = ()
+    name_letters: str | None = None
+    date_of_birth: date | None = None
+
+    @property
+    def identifying(self) -> bool:
+        """Whether it asks by who the person is (name or date of birth), not by reference."""
+        return self.name_letters is not None or self.date_of_birth is not None
+
+    @property
+    def fields(self) -> list[str]:
+        """The fields searched by, for the audit trail (names, never values)."""
+        given = (
+            ("reference", self.reference),
+            ("name", self.name_letters),
+            ("date_of_birth", self.date_of_birth),
+        )
+        return [name for name, value in given if value is not None]
+
+
+def search_terms(
+    reference: str | None, name: str | None, date_of_birth: date | None
+) -> tuple[Search | None, list[FieldError]]:
+    """The search asked for, or every problem with it: at least one term, a name with letters."""
+    problems: list[FieldError] = []
+    reference = reference.strip() if reference is not None else None
+    if reference == "":
+        problems.append(FieldError("required", "reference", REQUIRED))
+    words: tuple[str, ...] = ()
+    letters = None
+    if name is not None:
+        words = tuple(w for w in (_letters(part) for part in name.split()) if w)
+        letters = "".join(words)
+        if len(letters) < MIN_NAME_LETTERS:
+            problems.append(
+                FieldError(
+                    "invalid",
+                    "name",
+                    f"Expected a name of at least {MIN_NAME_LETTERS} letters.",
+                )
+            )
+    if reference is None and name is None and date_of_birth is None:
+        problems.append(
+            FieldError("required", "", "Give at least one of reference, name and date_of_birth.")
+        )
+    if problems:
+        return None, problems
+    return Search(reference, words, letters, date_of_birth), []
+
+
 def returned_person_fingerprint(
     key: str, agency_id: UUID, first_name: Any, last_name: Any, date_of_birth: Any
 ) -> str | None:

@@ -15,6 +15,7 @@ from uuid import UUID
 
 import msgspec
 
+from programme.platform.paging import Page
 from referrals import rules
 from referrals.rules import Status
 
@@ -168,11 +169,39 @@ class ReferralNamedView(msgspec.Struct, tag_field="view", tag="named"):
 ReferralView = ReferralStatusView | ReferralPseudonymousView | ReferralNamedView
 
 
-class ReferralPage(msgspec.Struct):
-    items: list[ReferralView]
-    total: int
-    limit: int
-    offset: int
+ReferralPage = Page[ReferralView]
+
+
+class ReferralSearch(msgspec.Struct, forbid_unknown_fields=True):
+    """Find referrals: every term given must match; at least one term.
+
+    Names and dates of birth go in a body, never a URL (URLs are logged by
+    proxies and kept in browser histories). Facilitators and admins may search
+    by any term; victim workers by any term, among the referrals of the victims
+    they support; referrers by reference only, within their own agency.
+    """
+
+    reference: Annotated[str, msgspec.Meta(max_length=40)] | None = None
+    """Matched whole, whatever its case."""
+    name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    """Any part of the person's first or last name, or both: case, accents, spaces and
+    punctuation do not matter."""
+    date_of_birth: date | None = None
+
+
+class ReturnedReferralView(msgspec.Struct):
+    """A refused referral as its agency and admins see it: why, when and from whom;
+    nothing about the person, which was never kept."""
+
+    id: UUID
+    agency: str
+    received_on: date
+    reasons: list[str]
+    """Return reason codes, e.g. consent_missing."""
+    source: str
+    """'api' or 'import'."""
+    submitted_by: str | None
+    """The account that submitted it, while it exists."""
 
 
 # The bodies of a referral and of a victim, for the OpenAPI document only. The

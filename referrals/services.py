@@ -35,6 +35,7 @@ from programme.platform.errors import (
     NotPermitted,
 )
 from programme.platform.locked_quarters.services import require_unlocked
+from programme.platform.paging import Paging
 from programme.platform.quarters import Quarter
 from programme.platform.settings import Settings
 from programme.platform.tables import AuditAction, RecordType, Role
@@ -62,8 +63,10 @@ from referrals.schemas import (
     ReferralNamedView,
     ReferralPage,
     ReferralPseudonymousView,
+    ReferralSearch,
     ReferralStatusView,
     ReferralView,
+    ReturnedReferralView,
     TimelineEntry,
     TimelineStep,
 )
@@ -89,6 +92,8 @@ class OutcomesHooks:
     record_victims: Callable[[UUID, Sequence[rules.VictimDetails], Principal], Awaitable[object]]
     police_recorded_before: Callable[[UUID, date], Awaitable[int]]
     """Police-recorded incidents of a person dated before a day."""
+    supported_referrals: Callable[[UUID], Awaitable[list[UUID]]]
+    """The referrals of the victims a victim worker (by account id) supports."""
 
 
 async def submitting_agency(actor: Principal) -> UUID:
@@ -491,6 +496,12 @@ _COLUMNS = (
 )
 
 
+def _status_view(actor: Principal) -> bool:
+    """Referrers, and victim workers finding the referrals of the victims they support, see
+    a referral's status and timeline only: never the referred person's details."""
+    return actor.role in (Role.referrer.value, Role.victim_worker.value)
+
+
 def _may_read(actor: Principal, agency_id: UUID) -> bool:
     """Referrers read only their own agency's referrals; every other role that reads them, all."""
     return actor.role != Role.referrer.value or actor.agency_id == agency_id
@@ -557,7 +568,7 @@ def _view(
     secret: str,
     recorded_prior: int | None = None,
 ) -> ReferralView:
-    if actor.role == Role.referrer.value:
+    if _status_view(actor):
         return ReferralStatusView(
             id=row["id"], reference=row["reference"], agency=row["agency"],
             received_on=row["received_on"], status=row["status"], status_on=row["status_on"],
@@ -604,9 +615,9 @@ def _view(
 
 
 def _view_name(actor: Principal) -> str:
-    return {Role.referrer.value: "status", Role.monitor.value: "pseudonymous"}.get(
-        actor.role, "named"
-    )
+    if _status_view(actor):
+        return "status"
+    return "pseudonymous" if actor.role == Role.monitor.value else "named"
 
 
 async def list_referrals(
@@ -974,3 +985,114 @@ async def referral_history(referral_id: UUID, actor: Principal) -> ReferralHisto
         actor, AuditAction.read, RecordType.referral, referral_id, {"view": "history"}
     )
     return ReferralHistory(referral_id=referral_id, restricted=restricted, entries=entries)
+
+
+async def search_referrals(
+    actor: Principal,
+    body: ReferralSearch,
+    paging: Paging,
+    secret: str,
+    outcomes: OutcomesHooks,
+) -> ReferralPage:
+    """Find referrals by reference, name or date of birth, in the caller's view.
+
+    Who may search by what, and among which referrals:
+
+    - facilitators and admins: any term, every referral; the named view.
+    - victim workers: any term, among the referrals of the victims they support
+      (``outcomes.rules.supports``); the status view, as the referred person's
+      details are not theirs to see. A name they search by is one the victim gave them.
+    - referrers: by reference only, within their own agency; the status view. A
+      name or date of birth from a referrer is refused (403, not 422: the same body
+      is fine from a facilitator, so it is the role, not the input, that is wrong).
+      Allowed, it would answer "is this person known to the programme?" for
+      anyone a referrer can name, which the status view never tells them.
+    - monitors: no search (the route refuses them): a reference would tie a
+      pseudonym to a case.
+
+    A withdrawn referral (its personal details withheld) is never found by name
+    or date of birth, only by reference. Every search is audited, naming the
+    fields searched by (never their values), and every referral it returns is
+    audited as read, like a list of referrals.
+    """
+    search, problems = rules.search_terms(body.reference, body.name, body.date_of_birth)
+    if search is None:
+        raise InvalidInput(errors=problems)
+    agency_id = None
+    among = None
+    if actor.role == Role.referrer.value:
+        if search.identifying:
+            raise NotPermitted(
+                "Referrers find referrals by reference only: a name or date of birth "
+                "is for programme staff."
+            )
+        agency_id = _scope(actor, ReferralFilters()).agency_id
+    elif actor.role == Role.victim_worker.value:
+        assert actor.id is not None
+        among = await outcomes.supported_referrals(actor.id)
+    elif actor.role not in (Role.facilitator.value, Role.admin.value):
+        raise NotPermitted()
+    terms = (
+        search.reference,
+        search.date_of_birth,
+        list(search.name_words) if search.name_letters is not None else None,
+        search.name_letters,
+        Status.withdrawn.value,
+        agency_id,
+        among,
+    )
+    found = await database.fetch(queries.SEARCH, *terms, paging.limit, paging.offset)
+    total = found[0]["total"] if found else 0
+    if not found and paging.offset:  # past the last page: count them all the same
+        total = (await database.fetch(queries.SEARCH_COUNT, *terms))[0]["total"]
+    ids = [row["id"] for row in found]
+    rows = {row["id"]: row for row in await Referral.select(*_COLUMNS).where(
+        Referral.id.is_in(ids))} if ids else {}  # fmt: skip
+    steps = await _steps(ids)
+    items = [_view(actor, rows[i], steps[i], None, [], secret) for i in ids]
+    await audit.record(
+        actor, AuditAction.read, RecordType.referral, None,
+        {"search": search.fields, "found": total},
+    )  # fmt: skip
+    await audit.record_many(
+        actor, AuditAction.read, RecordType.referral, ids,
+        {"view": _view_name(actor), "search": search.fields},
+    )  # fmt: skip
+    return paging.page(items, total)
+
+
+async def get_returned_referral(actor: Principal, returned_id: UUID) -> ReturnedReferralView:
+    """A refused referral: its own agency's referrers and admins may open it.
+
+    It holds nothing about the person (nothing was kept), but which agency refers
+    whom, and how often wrongly, is still the agency's business: another agency's
+    referrer gets the same 404 as for one that does not exist, as with referrals.
+    """
+    row = (
+        await ReturnedReferral.select(
+            ReturnedReferral.id,
+            ReturnedReferral.agency,
+            ReturnedReferral.agency.name.as_alias("agency_name"),
+            ReturnedReferral.received_on,
+            ReturnedReferral.reasons,
+            ReturnedReferral.source,
+            ReturnedReferral.submitted_by.username.as_alias("submitted_by"),
+        )
+        .where(ReturnedReferral.id == returned_id)
+        .first()
+    )
+    if actor.role not in (Role.referrer.value, Role.admin.value):
+        raise NotPermitted()
+    _scope(actor, ReferralFilters())  # a referrer without an agency may read nothing
+    if row is None or not _may_read(actor, row["agency"]):
+        raise NotFound("No such returned referral.")
+    await audit.record(actor, AuditAction.read, RecordType.returned_referral, returned_id)
+    reasons = row["reasons"]
+    return ReturnedReferralView(
+        id=row["id"],
+        agency=row["agency_name"],
+        received_on=row["received_on"],
+        reasons=json.loads(reasons) if isinstance(reasons, str) else list(reasons),
+        source=row["source"],
+        submitted_by=row["submitted_by"],
+    )

@@ -12,7 +12,9 @@ from programme.delivery import schemas, services
 from programme.platform.accounts import access
 from programme.platform.clock import today
 from programme.platform.errors import Conflict, InvalidInput, NotFound
+from programme.platform.http_inputs import Limit, Offset
 from programme.platform.openapi import docs
+from programme.platform.paging import DEFAULT_LIMIT, Page, Paging
 from programme.platform.tables import Role
 
 STAFF = (Role.facilitator, Role.admin)
@@ -35,15 +37,20 @@ class ProgrammeController(Controller):
         return await services.update_settings(data, actor)
 
     @get("/at-risk", guards=[access.requires(*STAFF)])
-    async def at_risk(self, actor: access.SignedIn) -> list[schemas.AtRisk]:
+    async def at_risk(
+        self, actor: access.SignedIn, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+    ) -> Page[schemas.AtRisk]:
         """Participants with the set number of unexcused absences in a row (own groups)."""
-        limit = (await services.programme_settings()).at_risk_absences
-        return await services.at_risk(actor, limit)
+        absences = (await services.programme_settings()).at_risk_absences
+        return await services.at_risk(actor, absences, Paging(limit, offset))
 
     @get("/waiting-list", guards=[access.requires(Role.facilitator, Role.admin, Role.monitor)])
-    async def waiting_list(self, actor: access.SignedIn) -> schemas.WaitingList:
-        """Engaged referrals without a group place; monitors see the counts only."""
-        return await services.waiting_list(actor, today())
+    async def waiting_list(
+        self, actor: access.SignedIn, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+    ) -> schemas.WaitingList:
+        """Engaged referrals without a group place, longest waiting first, a page of them;
+        monitors see the counts only."""
+        return await services.waiting_list(actor, today(), Paging(limit, offset))
 
     @post("/exit-reviews", guards=[access.requires(*STAFF)], opt=docs(raises=(Conflict, NotFound)))
     async def exit_review(
@@ -65,9 +72,11 @@ class GroupController(Controller):
         return await services.create_group(data, actor)
 
     @get("/")
-    async def list_groups(self, actor: access.SignedIn) -> list[schemas.Group]:
-        """Admins see every group; facilitators the groups they facilitate."""
-        return await services.list_groups(actor)
+    async def list_groups(
+        self, actor: access.SignedIn, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+    ) -> Page[schemas.Group]:
+        """Admins see every group; facilitators the groups they facilitate. Earliest first."""
+        return await services.list_groups(actor, Paging(limit, offset))
 
     @get("/{group_id:uuid}")
     async def get_group(self, group_id: FromPath[UUID], actor: access.SignedIn) -> schemas.Group:

@@ -9,6 +9,7 @@ from uuid import UUID
 import msgspec
 
 from programme.delivery.rules import Mark, SessionKind
+from programme.platform.paging import Page
 
 Count = Annotated[int, msgspec.Meta(ge=1, le=1000)]
 
@@ -159,8 +160,9 @@ class WaitingList(msgspec.Struct):
     count: int
     median_days_waiting: float | None
     longest_days_waiting: int | None
-    people: list[Waiting] | None
-    """Omitted for monitors, who see the counts only."""
+    people: Page[Waiting] | None
+    """A page of the people waiting (``total`` is ``count``); omitted for monitors, who see
+    the counts only."""
 
 
 class ReferralProgress(msgspec.Struct):

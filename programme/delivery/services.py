@@ -36,6 +36,7 @@ from programme.platform.audit import services as audit
 from programme.platform.database import engine
 from programme.platform.errors import Conflict, FieldError, InvalidInput, NotFound, NotPermitted
 from programme.platform.locked_quarters.services import require_unlocked
+from programme.platform.paging import Page, Paging
 from programme.platform.tables import Account, AuditAction, RecordType, Role
 from referrals.rules import Status, affected_days, allowed_next, day_problem, reason_problems
 from referrals.tables import ParticipantAlert, Referral, ReferralEvent
@@ -144,14 +145,17 @@ async def create_group(data: schemas.GroupCreate, actor: Principal) -> schemas.G
     return await get_group(group_id)
 
 
-async def list_groups(actor: Principal) -> list[schemas.Group]:
-    query = Group.select(Group.id).order_by(Group.starts_on)
+async def list_groups(actor: Principal, paging: Paging) -> Page[schemas.Group]:
+    query = Group.select(Group.id).order_by(Group.starts_on).order_by(Group.id)
+    count = Group.count()
     if actor.role != Role.admin.value:
         mine = GroupFacilitator.select(GroupFacilitator.group).where(
             GroupFacilitator.account == actor.id
         )
         query = query.where(Group.id.is_in(mine))
-    return [await get_group(row["id"]) for row in await query]
+        count = count.where(Group.id.is_in(mine))
+    rows = await query.limit(paging.limit).offset(paging.offset)
+    return paging.page([await get_group(row["id"]) for row in rows], await count)
 
 
 async def get_group(group_id: UUID) -> schemas.Group:
@@ -283,7 +287,7 @@ async def add_session(
     )
 
 
-async def waiting_list(actor: Principal, today: date) -> schemas.WaitingList:
+async def waiting_list(actor: Principal, today: date, paging: Paging) -> schemas.WaitingList:
     """Engaged referrals with no group place yet, longest waiting first."""
     rows = await database.fetch(queries.WAITING_LIST)
     people = [
@@ -301,35 +305,36 @@ async def waiting_list(actor: Principal, today: date) -> schemas.WaitingList:
         middle = len(days) // 2
         median = float(days[middle]) if len(days) % 2 else (days[middle - 1] + days[middle]) / 2
     show_people = actor.role != Role.monitor.value
+    page = paging.slice(people)
     if show_people:
         await audit.record_many(
             actor,
             AuditAction.read,
             RecordType.referral,
-            [p.referral_id for p in people],
+            [p.referral_id for p in page.items],
             {"view": "waiting_list"},
         )
     return schemas.WaitingList(
         count=len(people),
         median_days_waiting=median,
         longest_days_waiting=days[-1] if days else None,
-        people=people if show_people else None,
+        people=page if show_people else None,
     )
 
 
-async def at_risk(actor: Principal, consecutive: int) -> list[schemas.AtRisk]:
+async def at_risk(actor: Principal, consecutive: int, paging: Paging) -> Page[schemas.AtRisk]:
     """People whose latest marks are ``consecutive`` or more unexcused absences in a row."""
     facilitator = None if actor.role == Role.admin.value else actor.id
     rows = await database.fetch(queries.AT_RISK, None, consecutive, facilitator)
-    people = [schemas.AtRisk(**row) for row in rows]
+    page = paging.slice([schemas.AtRisk(**row) for row in rows])
     await audit.record_many(
         actor,
         AuditAction.read,
         RecordType.referral,
-        [p.referral_id for p in people],
+        [p.referral_id for p in page.items],
         {"view": "at_risk"},
     )
-    return people
+    return page
 
 
 REGISTER_SOURCE = "register"
@@ -744,9 +749,11 @@ async def _rederive_register(session_id: UUID, actor: Principal) -> list[date]:
     return [on for _, _, on in before ^ after]
 
 
-def _require_reason(data: Any) -> None:
+def _require_reason(
+    data: schemas.SessionMove | schemas.SessionCancel | schemas.MemberRemove,
+) -> None:
     """A change says why, in words: blank is no reason (``referrals.rules.reason_problems``)."""
-    given = {"reason": data.reason, "override_reason": data.override_reason}
+    given = {"reason": data.reason, "override_reason": getattr(data, "override_reason", None)}
     if problems := reason_problems(given):
         raise InvalidInput(errors=problems)
 

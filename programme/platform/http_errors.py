@@ -151,9 +151,10 @@ def validation_error(request: Request, exc: ValidationException) -> Response:
             errors = unreadable.errors
         else:
             errors = _body_errors(*body_type, raw)
-    if not errors and isinstance(exc.extra, list):
+    if isinstance(exc.extra, list):
         for item in exc.extra:
-            if isinstance(item, dict):
+            # A body's problems are listed above, each; the parameters' are added to them.
+            if isinstance(item, dict) and not (errors and item.get("source") == "body"):
                 field, message = _parameter(request, str(item.get("key") or ""))
                 errors.append(
                     FieldError("invalid", field, message or str(item.get("message") or ""))

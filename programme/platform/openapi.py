@@ -8,9 +8,10 @@ service really does. Litestar writes most of it from the handlers' signatures;
   the whole document, public routes included; here it moves onto each route
   that is not marked ``access.PUBLIC``.
 - The error answers every route can give, all in the one error shape
-  (``ErrorBody``): 401 and 403 behind a guard, 404 with an id in the path, 422
-  for any input, 400 and 413 for a body, 503 everywhere (the database may be
-  unreachable), and whatever the route ``raises`` besides (409, 429, ...).
+  (``ErrorBody``): 401 and 403 behind a guard, 404 with an id in the path,
+  422 everywhere (any input, and a query parameter the route does not take),
+  400 and 413 for a body, 503 everywhere (the database may be unreachable),
+  and whatever the route ``raises`` besides (409, 429, ...).
   Litestar's own 400 "validation" answer goes: this service answers 422.
 - What a route declares with ``docs(...)`` in its ``opt``: a body the handler
   reads raw (a CSV file, or JSON the intake checks must see unvalidated),
@@ -176,9 +177,8 @@ def _error_statuses(
         statuses |= {401, 403}
     if route.path_parameters:
         statuses.add(404)
-    queries = [p for p in operation.parameters or () if getattr(p, "param_in", None) != "path"]
-    if operation.request_body is not None or queries:
-        statuses.add(422)
+    # Every route: a query parameter it does not take, or a NUL in any, is refused with 422.
+    statuses.add(422)
     if isinstance(operation.request_body, RequestBody):
         statuses.add(413)
         if "application/json" in operation.request_body.content:

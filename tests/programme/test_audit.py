@@ -45,7 +45,9 @@ async def test_reading_accounts_writes_one_read_row_per_account(client, sign_in)
     response = await client.get("/accounts", headers=headers)
     assert response.status_code == 200
     reads = (await audit_rows(action="read"))[before:]
-    assert sorted(row["record_id"] for row in reads) == sorted(a["id"] for a in response.json())
+    assert sorted(row["record_id"] for row in reads) == sorted(
+        a["id"] for a in response.json()["items"]
+    )
     assert {row["username"] for row in reads} == {"alice"}
 
 

@@ -175,7 +175,7 @@ async def test_user_add_then_serve_then_sign_in_over_real_http(clean_database):
             admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
             accounts = await http.get("/accounts", headers=admin)
             assert accounts.status_code == 200
-            assert {a["username"] for a in accounts.json()} == {"alice", "rita"}
+            assert {a["username"] for a in accounts.json()["items"]} == {"alice", "rita"}
 
             login = await http.post("/auth/login", json={"username": "rita", "password": PASSWORD})
             rita = {"Authorization": f"Bearer {login.json()['access_token']}"}

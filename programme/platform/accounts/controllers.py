@@ -19,7 +19,9 @@ from programme.platform.accounts.schemas import (
     TokenResponse,
 )
 from programme.platform.errors import Conflict, NotAuthenticated, TooManyAttempts
+from programme.platform.http_inputs import Limit, Offset
 from programme.platform.openapi import docs
+from programme.platform.paging import DEFAULT_LIMIT, Page, Paging
 from programme.platform.tables import Role
 
 
@@ -59,8 +61,10 @@ class AccountController(Controller):
     guards = [access.requires(Role.admin)]
 
     @get("/")
-    async def list_accounts(self, actor: access.SignedIn) -> list[Account]:
-        return await services.list_accounts(actor)
+    async def list_accounts(
+        self, actor: access.SignedIn, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+    ) -> Page[Account]:
+        return await services.list_accounts(actor, Paging(limit, offset))
 
     @post("/", opt=docs(raises=(Conflict,)))
     async def create_account(
@@ -74,9 +78,9 @@ class AgencyController(Controller):
     tags = ["accounts"]
 
     @get("/", guards=[access.requires(Role.admin, Role.monitor)])
-    async def list_agencies(self) -> list[Agency]:
+    async def list_agencies(self, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0) -> Page[Agency]:
         """Admins and monitors: agencies are what referral quality is reported by."""
-        return await services.list_agencies()
+        return await services.list_agencies(Paging(limit, offset))
 
     @post("/", guards=[access.requires(Role.admin)], opt=docs(raises=(Conflict,)))
     async def create_agency(self, data: JSONBody[AgencyCreate], actor: access.SignedIn) -> Agency:

@@ -26,6 +26,7 @@ from programme.platform.errors import (
     NotAuthenticated,
     TooManyAttempts,
 )
+from programme.platform.paging import Page, Paging
 from programme.platform.settings import Settings
 from programme.platform.tables import (
     Account,
@@ -59,9 +60,15 @@ async def get_or_create_agency(name: str, actor: schemas.Principal) -> tuple[UUI
     return again["id"], False
 
 
-async def list_agencies() -> list[schemas.Agency]:
-    rows = await Agency.select().order_by(Agency.name)
-    return [schemas.Agency(**row) for row in rows]
+async def list_agencies(paging: Paging) -> Page[schemas.Agency]:
+    rows = (
+        await Agency.select()
+        .order_by(Agency.name)
+        .order_by(Agency.id)
+        .limit(paging.limit)
+        .offset(paging.offset)
+    )
+    return paging.page([schemas.Agency(**row) for row in rows], await Agency.count())
 
 
 async def create_agency(name: str, actor: schemas.Principal) -> schemas.Agency:
@@ -142,12 +149,17 @@ async def get_account(account_id: UUID) -> schemas.Account:
     return schemas.Account(**row)
 
 
-async def list_accounts(actor: schemas.Principal) -> list[schemas.Account]:
-    rows = await Account.select(*_ACCOUNT_COLUMNS).order_by(Account.username)
+async def list_accounts(actor: schemas.Principal, paging: Paging) -> Page[schemas.Account]:
+    rows = (
+        await Account.select(*_ACCOUNT_COLUMNS)
+        .order_by(Account.username)
+        .limit(paging.limit)
+        .offset(paging.offset)
+    )
     await audit.record_many(
         actor, AuditAction.read, RecordType.account, [row["id"] for row in rows]
     )
-    return [schemas.Account(**row) for row in rows]
+    return paging.page([schemas.Account(**row) for row in rows], await Account.count())
 
 
 async def principal_for(account_id: UUID) -> schemas.Principal | None:

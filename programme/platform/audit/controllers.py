@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 from uuid import UUID
 
@@ -10,8 +11,9 @@ from litestar.params import FromQuery, QueryParameter
 
 from programme.platform.accounts import access
 from programme.platform.audit import services
-from programme.platform.audit.schemas import AuditPage
-from programme.platform.http_inputs import Offset
+from programme.platform.audit.schemas import AuditEntry
+from programme.platform.http_inputs import Limit, Offset
+from programme.platform.paging import DEFAULT_LIMIT, Page, Paging
 from programme.platform.tables import AuditAction, RecordType, Role
 
 
@@ -28,17 +30,22 @@ class AuditController(Controller):
         account_id: FromQuery[UUID | None] = None,
         username: FromQuery[str | None] = None,
         action: FromQuery[AuditAction | None] = None,
-        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+        from_: Annotated[date | None, QueryParameter(name="from")] = None,
+        to: Annotated[date | None, QueryParameter(name="to")] = None,
+        limit: Limit = DEFAULT_LIMIT,
         offset: Offset = 0,
-    ) -> AuditPage:
-        """Who did what to which record, newest first; filter by record and account."""
-        items = await services.search(
-            record_type=record_type,
-            record_id=record_id,
-            account_id=account_id,
-            username=username,
-            action=action,
-            limit=limit,
-            offset=offset,
+    ) -> Page[AuditEntry]:
+        """Who did what to which record, newest first; filter by record, account and the
+        days it happened (``from``/``to``, inclusive, UTC)."""
+        return await services.search(
+            services.AuditFilters(
+                record_type=record_type,
+                record_id=record_id,
+                account_id=account_id,
+                username=username,
+                action=action,
+                occurred_from=from_,
+                occurred_to=to,
+            ),
+            Paging(limit, offset),
         )
-        return AuditPage(items=items, limit=limit, offset=offset)

@@ -32,9 +32,3 @@ class AuditEntry(msgspec.Struct):
     record_type: str
     record_id: str | None
     detail: dict[str, Any]
-
-
-class AuditPage(msgspec.Struct):
-    items: list[AuditEntry]
-    limit: int
-    offset: int

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
 from programme.platform.audit.schemas import Actor, AuditEntry
+from programme.platform.errors import FieldError, InvalidInput
+from programme.platform.paging import Page, Paging
 from programme.platform.tables import AuditAction, AuditEvent, RecordType
 
 
@@ -95,26 +98,52 @@ async def copy_many(
     await connection.copy_records_to_table("audit_event", records=rows, columns=_COPY_COLUMNS)
 
 
-async def search(
-    *,
-    record_type: RecordType | None = None,
-    record_id: str | None = None,
-    account_id: UUID | None = None,
-    username: str | None = None,
-    action: AuditAction | None = None,
-    limit: int = 100,
-    offset: int = 0,
-) -> list[AuditEntry]:
-    query = AuditEvent.select().order_by(AuditEvent.id, ascending=False).limit(limit).offset(offset)
-    if record_type is not None:
-        query = query.where(AuditEvent.record_type == record_type)
-    if record_id is not None:
-        query = query.where(AuditEvent.record_id == record_id)
-    if account_id is not None:
-        query = query.where(AuditEvent.account_id == account_id)
-    if username is not None:
-        query = query.where(AuditEvent.username == username)
-    if action is not None:
-        query = query.where(AuditEvent.action == action.value)
-    rows = await query.output(load_json=True)
-    return [AuditEntry(**row) for row in rows]
+@dataclass(frozen=True)
+class AuditFilters:
+    """What admins filter the trail by; the days are whole UTC days, both inclusive."""
+
+    record_type: RecordType | None = None
+    record_id: str | None = None
+    account_id: UUID | None = None
+    username: str | None = None
+    action: AuditAction | None = None
+    occurred_from: date | None = None
+    occurred_to: date | None = None
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+async def search(filters: AuditFilters, paging: Paging) -> Page[AuditEntry]:
+    """The trail newest first, one page of it, and how many rows match in all."""
+    if (
+        filters.occurred_from is not None
+        and filters.occurred_to is not None
+        and filters.occurred_to < filters.occurred_from
+    ):
+        raise InvalidInput(
+            errors=[FieldError("invalid", "to", "Expected a date on or after from.")]
+        )
+    clauses: list[Any] = []
+    if filters.record_type is not None:
+        clauses.append(AuditEvent.record_type == filters.record_type.value)
+    if filters.record_id is not None:
+        clauses.append(AuditEvent.record_id == filters.record_id)
+    if filters.account_id is not None:
+        clauses.append(AuditEvent.account_id == filters.account_id)
+    if filters.username is not None:
+        clauses.append(AuditEvent.username == filters.username)
+    if filters.action is not None:
+        clauses.append(AuditEvent.action == filters.action.value)
+    if filters.occurred_from is not None:
+        clauses.append(AuditEvent.occurred_at >= _midnight(filters.occurred_from))
+    if filters.occurred_to is not None and filters.occurred_to < date.max:
+        clauses.append(AuditEvent.occurred_at < _midnight(filters.occurred_to + timedelta(days=1)))
+    query = AuditEvent.select().order_by(AuditEvent.id, ascending=False)
+    count = AuditEvent.count()
+    for clause in clauses:
+        query = query.where(clause)
+        count = count.where(clause)
+    rows = await query.limit(paging.limit).offset(paging.offset).output(load_json=True)
+    return paging.page([AuditEntry(**row) for row in rows], await count)

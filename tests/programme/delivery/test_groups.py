@@ -11,7 +11,7 @@ pytestmark = pytest.mark.anyio
 
 async def test_a_facilitator_creates_a_group_and_sees_it(client, fran, group):
     listing = await client.get("/groups", headers=fran)
-    assert [g["id"] for g in listing.json()] == [group]
+    assert [g["id"] for g in listing.json()["items"]] == [group]
     detail = (await client.get(f"/groups/{group}", headers=fran)).json()
     assert detail["facilitators"] == ["fran"]
     assert detail["capacity"] == 12
@@ -112,7 +112,7 @@ async def test_a_facilitator_works_only_with_their_own_groups(
     other = await sign_in(Role.facilitator, "frank")
     session_id = await add_session(group, 1, "2026-10-06")
     ids = await make_referrals(1)
-    assert (await client.get("/groups", headers=other)).json() == []
+    assert (await client.get("/groups", headers=other)).json()["items"] == []
     assert (await client.get(f"/groups/{group}", headers=other)).status_code == 403
     assert (await client.post(f"/groups/{group}/members", json={"referral_id": ids[0]},
                               headers=other)).status_code == 403  # fmt: skip
@@ -127,7 +127,9 @@ async def test_a_facilitator_works_only_with_their_own_groups(
 
 async def test_admins_see_every_group(client, group, sign_in):
     admin = await sign_in(Role.admin, "alice")
-    assert [g["id"] for g in (await client.get("/groups", headers=admin)).json()] == [group]
+    assert [g["id"] for g in (await client.get("/groups", headers=admin)).json()["items"]] == [
+        group
+    ]
 
 
 async def test_programme_settings_are_admin_settings(client, sign_in, fran):

@@ -83,13 +83,13 @@ async def test_an_ended_referral_drops_off_the_at_risk_list(
     dates = ["2026-10-06", "2026-10-13", "2026-10-20"]
     for number, held_on in enumerate(dates, start=1):
         await mark(await add_session(group, number, held_on), {a: "absent", b: "absent"})
-    listed = (await client.get("/programme/at-risk", headers=fran)).json()
+    listed = (await client.get("/programme/at-risk", headers=fran)).json()["items"]
     assert sorted(p["referral_id"] for p in listed) == sorted([a, b])
     ended = await client.post(
         f"/referrals/{a}/events", json={"type": ending, "on": "2026-10-21"}, headers=fran
     )
     assert ended.status_code == 201, ended.text
-    listed = (await client.get("/programme/at-risk", headers=fran)).json()
+    listed = (await client.get("/programme/at-risk", headers=fran)).json()["items"]
     assert [p["referral_id"] for p in listed] == [b]
 
 
@@ -103,5 +103,5 @@ async def test_a_completed_referral_drops_off_the_at_risk_list(
     # However it got there (the register, or a record kept elsewhere), a completed
     # referral has nobody left to chase.
     await Referral.update({Referral.status: "completed"}).where(Referral.id == a)
-    listed = (await client.get("/programme/at-risk", headers=fran)).json()
+    listed = (await client.get("/programme/at-risk", headers=fran)).json()["items"]
     assert [p["referral_id"] for p in listed] == [b]

@@ -744,9 +744,11 @@ async def _rederive_register(session_id: UUID, actor: Principal) -> list[date]:
     return [on for _, _, on in before ^ after]
 
 
-def _require_reason(data: Any) -> None:
+def _require_reason(
+    data: schemas.SessionMove | schemas.SessionCancel | schemas.MemberRemove,
+) -> None:
     """A change says why, in words: blank is no reason (``referrals.rules.reason_problems``)."""
-    given = {"reason": data.reason, "override_reason": data.override_reason}
+    given = {"reason": data.reason, "override_reason": getattr(data, "override_reason", None)}
     if problems := reason_problems(given):
         raise InvalidInput(errors=problems)
 

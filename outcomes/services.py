@@ -34,7 +34,6 @@ from programme.platform.paging import Page, Paging
 from programme.platform.tables import AuditAction, RecordType, Role
 from programme.platform.validation import UNKNOWN_FIELD
 from referrals.rules import (
-    CORRECTION_CONTROL,
     VictimDetails,
     affected_days,
     check_victim,
@@ -386,7 +385,7 @@ async def correct_victim(
         raise InvalidInput(errors=[FieldError("invalid", "", "The body must be a JSON object.")])
     problems = reason_problems(raw)
     for name in raw:
-        if name in VICTIM_CORRECTABLE or name in CORRECTION_CONTROL:
+        if name in VICTIM_CORRECTABLE or name == "reason":
             continue
         if name in ("consent_to_contact", "consent_obtained_on"):
             problems.append(

@@ -226,9 +226,12 @@ async def start_session(request: Request[Any, Any, Any], principal: Principal) -
     """
     assert principal.id is not None
     settings: Settings = request.app.state.settings
+    store = request.app.stores.get(SESSION_STORE)
     old = request.cookies.pop(SESSION_COOKIE, None)  # the cached cookies the session reads
     if old:
-        await request.app.stores.get(SESSION_STORE).delete(old)
+        await store.delete(old)
+    if isinstance(store, FileStore):
+        await store.delete_expired()  # sessions left to time out, never signed out of
     request.clear_session()
     fingerprint = await services.current_fingerprint(principal.id, _session_secret(settings))
     request.set_session({"account": str(principal.id), "fingerprint": fingerprint})

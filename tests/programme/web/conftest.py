@@ -92,9 +92,14 @@ def live_server(migrated_database: None) -> Iterator[str]:
             process.kill()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium(migrated_database: None) -> Iterator[Any]:
-    """Chromium, started after the database: Playwright's loop then runs in this thread."""
+    """Chromium, for one module of synchronous tests.
+
+    Playwright's synchronous API keeps an event loop running in this thread
+    while it is started: started after the database, and stopped before the
+    next module's async tests need the thread's loop.
+    """
     if not CHROMIUM.exists():
         pytest.skip(NO_CHROMIUM)
     from playwright.sync_api import sync_playwright

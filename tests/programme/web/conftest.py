@@ -43,10 +43,15 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def live_server(migrated_database: None) -> Iterator[str]:
-    """The service at http://127.0.0.1:PORT, in a process of its own, for the whole run."""
+def needs_chromium() -> None:
+    """Skips, before anything is started, when there is no Chromium to drive."""
     if not CHROMIUM.exists():
         pytest.skip(NO_CHROMIUM)
+
+
+@pytest.fixture(scope="session")
+def live_server(needs_chromium: None, migrated_database: None) -> Iterator[str]:
+    """The service at http://127.0.0.1:PORT, in a process of its own, for the whole run."""
     from programme.platform import database
     from programme.platform.settings import EMBEDDED_DATABASE_URI, get_settings
 
@@ -93,15 +98,13 @@ def live_server(migrated_database: None) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def chromium(migrated_database: None) -> Iterator[Any]:
+def chromium(needs_chromium: None, migrated_database: None) -> Iterator[Any]:
     """Chromium, for one module of synchronous tests.
 
     Playwright's synchronous API keeps an event loop running in this thread
     while it is started: started after the database, and stopped before the
     next module's async tests need the thread's loop.
     """
-    if not CHROMIUM.exists():
-        pytest.skip(NO_CHROMIUM)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

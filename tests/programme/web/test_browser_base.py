@@ -17,10 +17,19 @@ import pytest
 from programme.platform.tables import Role
 from programme.platform.web import services
 from tests.builders import PASSWORD
-from tests.programme.web.conftest import run, screenshot, serious_accessibility_problems
+from tests.programme.web.conftest import (
+    CHROMIUM,
+    NO_CHROMIUM,
+    run,
+    screenshot,
+    serious_accessibility_problems,
+)
 from tests.programme.web.helpers import make_account
 
 pytestmark = pytest.mark.browser
+
+if not CHROMIUM.exists():
+    pytest.skip(NO_CHROMIUM, allow_module_level=True)  # one line for the whole module
 
 ADMIN_PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "a brand new long passphrase"

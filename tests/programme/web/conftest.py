@@ -49,9 +49,13 @@ def needs_chromium() -> None:
         pytest.skip(NO_CHROMIUM)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def live_server(needs_chromium: None, migrated_database: None) -> Iterator[str]:
-    """The service at http://127.0.0.1:PORT, in a process of its own, for the whole run."""
+    """The service at http://127.0.0.1:PORT, in a process of its own, for one module.
+
+    Stopped after it, so no later test finds its connections to the database
+    (a restore refuses to run while anything else is connected).
+    """
     from programme.platform import database
     from programme.platform.settings import EMBEDDED_DATABASE_URI, get_settings
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.plugins.htmx import HTMXPlugin
 from litestar.types import ControllerRouterHandler
 
 from analysis.controllers import AnalysisController, ReportController
@@ -33,6 +34,8 @@ from programme.platform.http_inputs import (
 from programme.platform.locked_quarters.controllers import LockedQuarterController
 from programme.platform.logs import logging_config
 from programme.platform.settings import Settings, get_settings
+from programme.platform.web import browser
+from programme.platform.web.controllers import PAGES
 from referrals.controllers import ReferralController, ReturnedReferralController
 from referrals.services import OutcomesHooks
 
@@ -65,8 +68,9 @@ OUTCOMES = OutcomesHooks(
 def create_app(
     settings: Settings | None = None,
     extra_routes: Sequence[ControllerRouterHandler] = (),
+    extra_pages: Sequence[ControllerRouterHandler] = (),
 ) -> Litestar:
-    """Build the service. ``extra_routes`` exists for tests of the access rules."""
+    """Build the service. ``extra_routes`` and ``extra_pages`` exist for tests of access rules."""
     settings = settings or get_settings()
     settings.require_keys()
     jwt_auth = access.build_jwt_auth(settings)
@@ -81,7 +85,15 @@ def create_app(
         await database.close_pool()
 
     app = Litestar(
-        route_handlers=[*ROUTES, *extra_routes],
+        route_handlers=[
+            *ROUTES,
+            *extra_routes,
+            browser.pages_router(settings, [*PAGES, *extra_pages]),
+            browser.static_files_router(),
+        ],
+        template_config=browser.template_config(),
+        plugins=[HTMXPlugin()],
+        stores={browser.SESSION_STORE: browser.session_store(settings)},
         on_app_init=[jwt_auth.on_app_init],
         on_startup=[open_pool],
         on_shutdown=[close_pool],
@@ -100,6 +112,7 @@ def create_app(
     access.check_every_route_declares_roles(app)
     check_every_route_checks_its_input(app)
     record_query_parameters(app)
+    app.state.navigation = browser.collect_navigation(app)
     # Outside Litestar's own error handling, so every answer is seen, 401s and 404s too.
-    app.asgi_handler = AccessLog(app.asgi_handler)
+    app.asgi_handler = AccessLog(browser.SecurityHeaders(app.asgi_handler))
     return app

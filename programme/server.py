@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
@@ -25,6 +26,7 @@ from uvicorn.supervisors.multiprocess import Multiprocess
 
 from programme.platform import database
 from programme.platform.settings import EMBEDDED_DATABASE_URI, ConfigurationError, Settings
+from programme.platform.web import services as web
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +59,13 @@ def serve(settings: Settings, host: str, port: int, workers: int | None) -> int:
     with _sigterm_as_interrupt():
         try:
             # Starts the embedded server, if it is ours, and migrates once for every worker.
-            allowed = asyncio.run(_migrate()) - RESERVED_CONNECTIONS
+            connections, setup_token = asyncio.run(_migrate())
+            allowed = connections - RESERVED_CONNECTIONS
             count = workers or default_workers()
             count = _fit_workers(count, settings.pool_max_size, allowed, explicit=bool(workers))
             _announce(settings, host, port, count)
+            if setup_token is not None:
+                _announce_first_run(host, port, setup_token)
             if count == 1:
                 _serve_in_this_process(settings, host, port)
             else:
@@ -74,10 +79,12 @@ def serve(settings: Settings, host: str, port: int, workers: int | None) -> int:
             database.release_embedded_server()
 
 
-async def _migrate() -> int:
-    """Migrate; the number of connections the database allows."""
+async def _migrate() -> tuple[int, str | None]:
+    """Migrate; the number of connections the database allows, and on an empty
+    database the one-time set-up token for the first admin."""
     await database.migrate()
-    return await database.max_connections()
+    token = await web.open_first_run(datetime.now(UTC))
+    return await database.max_connections(), token
 
 
 def exit_now() -> None:
@@ -114,6 +121,18 @@ def _announce(settings: Settings, host: str, port: int, workers: int) -> None:
     processes = "1 process" if workers == 1 else f"{workers} worker processes"
     click.echo(
         f"inspire: serving on http://{host}:{port} ({where}, {processes}); API docs at /schema",
+        err=True,
+    )
+
+
+def _announce_first_run(host: str, port: int, token: str) -> None:
+    """The first-run link, on the console only: whoever started the server sets it up."""
+    import click
+
+    hours = int(web.SETUP_LINK_LIFETIME.total_seconds() // 3600)
+    click.echo(
+        "inspire: there are no accounts yet. To create the first administrator, open"
+        f" (once, within {hours} hours):\n\n    http://{host}:{port}/set-up/{token}\n",
         err=True,
     )
 

@@ -17,7 +17,7 @@ class Health(msgspec.Struct):
 
 @get(
     "/health",
-    opt={access.PUBLIC: True},
+    opt=access.PUBLIC_ROUTE,
     tags=["health"],
     responses={
         503: ResponseSpec(

@@ -39,6 +39,10 @@ from programme.platform.errors import (
     ServiceUnavailable,
 )
 from programme.platform.validation import decode_json, expected, field_errors
+from programme.platform.web import browser
+
+CSRF_FAILED = "CSRF token verification failed"
+"""Litestar's CSRF middleware's words for a form without its token."""
 
 log = logging.getLogger("programme.errors")
 
@@ -59,12 +63,14 @@ CODES = {
 
 
 def _body(
+    request: Request,
     status: int,
     detail: str,
     errors: list[FieldError],
     extra: dict[str, Any],
     headers: dict[str, str] | None = None,
 ) -> Response:
+    """The answer: the JSON shape above, or on a web page an HTML page (``web.browser``)."""
     errors = errors or [FieldError(CODES.get(status, "error"), "", detail)]
     content: dict[str, Any] = {"status_code": status, "detail": detail, "errors": errors, **extra}
     headers = dict(headers or {})
@@ -72,16 +78,18 @@ def _body(
         headers["Retry-After"] = str(extra["retry_after_seconds"])
     if status == 503:
         headers["Retry-After"] = "5"
+    if browser.is_page(request):
+        return browser.page_error(request, status, detail, errors, headers)
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     return Response(content, status_code=status, media_type=MediaType.JSON, headers=headers)
 
 
-def application_error(_: Request, exc: ApplicationError) -> Response:
+def application_error(request: Request, exc: ApplicationError) -> Response:
     errors = exc.errors or [
         FieldError(exc.code or CODES.get(exc.status_code, "error"), "", exc.message)
     ]
-    return _body(exc.status_code, exc.message, errors, exc.extra)
+    return _body(request, exc.status_code, exc.message, errors, exc.extra)
 
 
 def body_problems(request: Request, raw: Any) -> list[FieldError]:
@@ -161,7 +169,7 @@ def validation_error(request: Request, exc: ValidationException) -> Response:
                 )
     if not errors:
         errors = [FieldError("invalid", "", "The request could not be read.")]
-    return _body(422, "The request has problems; see errors.", errors, {})
+    return _body(request, 422, "The request has problems; see errors.", errors, {})
 
 
 def http_exception(request: Request, exc: HTTPException) -> Response:
@@ -170,6 +178,18 @@ def http_exception(request: Request, exc: HTTPException) -> Response:
             request, NotAuthenticated("Sign in first: a valid bearer token is needed.")
         )
     if isinstance(exc, PermissionDeniedException):
+        if exc.detail == CSRF_FAILED and browser.is_page(request):
+            # A signed-out person's refused form is refused too, not sent to sign in.
+            refused = [FieldError("csrf", "", browser.CSRF_REFUSED)]
+            return browser.page_error(
+                request,
+                403,
+                browser.CSRF_REFUSED,
+                refused,
+                {},
+                to_sign_in=False,
+                title="This form could not be sent",
+            )
         return application_error(request, NotPermitted())
     if exc.status_code >= 500:
         # Litestar's own 5xx details describe its internals (a missing middleware, a
@@ -179,13 +199,13 @@ def http_exception(request: Request, exc: HTTPException) -> Response:
         allow = {k.lower(): v for k, v in (exc.headers or {}).items()}.get("allow", "")
         served = {m.strip() for m in allow.split(",")} - NOT_SERVED - {""}
         detail = "This path does not take that method; see the Allow header."
-        return _body(405, detail, [], {}, {"Allow": ", ".join(sorted(served))})
-    return _body(exc.status_code, str(exc.detail), [], {})
+        return _body(request, 405, detail, [], {}, {"Allow": ", ".join(sorted(served))})
+    return _body(request, exc.status_code, str(exc.detail), [], {})
 
 
-def database_unreachable(_: Request, exc: Exception) -> Response:
+def database_unreachable(request: Request, exc: Exception) -> Response:
     log.warning("database unreachable: %s", type(exc).__name__)
-    return application_error(_, ServiceUnavailable())
+    return application_error(request, ServiceUnavailable())
 
 
 def unexpected_error(request: Request, exc: Exception) -> Response:
@@ -195,7 +215,7 @@ def unexpected_error(request: Request, exc: Exception) -> Response:
     log.error(
         "unexpected %s on %s %s\n%s", type(exc).__name__, request.method, request.url.path, frames
     )
-    return _body(500, "Something went wrong on our side; it has been logged.", [], {})
+    return _body(request, 500, "Something went wrong on our side; it has been logged.", [], {})
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {

@@ -82,6 +82,12 @@ class Settings:
     through the import, which says how many rows were older than this."""
     backup_timeout_minutes: int = 60
     """How long ``inspire backup`` and ``inspire restore`` let PostgreSQL's tools run."""
+    secure_cookies: bool = False
+    """Mark the web pages' cookies Secure (sent over HTTPS only): set when served over HTTPS."""
+    session_idle_seconds: int = 30 * 60
+    """A browser session ends after this long without a request.
+
+    ``INSPIRE_SESSION_IDLE_MINUTES`` in the environment; seconds here, so a test can be quick."""
     embedded_database_uri: str | None = None
     """Set by ``inspire serve`` for its worker processes: the embedded PostgreSQL
     the parent started, which the workers use without starting or stopping it."""
@@ -229,6 +235,21 @@ def _login_delays() -> tuple[int, int]:
     return first, longest
 
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _flag(name: str, default: bool) -> bool:
+    raw = (os.environ.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ConfigurationError(f"{name} must be true or false, not {raw!r}")
+
+
 def _areas() -> tuple[str, ...]:
     raw = os.environ.get("INSPIRE_COMMISSIONED_AREAS")
     if not raw:
@@ -263,5 +284,7 @@ def get_settings() -> Settings:
         suppress_below=_int("INSPIRE_SUPPRESS_BELOW", 5),
         backup_timeout_minutes=_int("INSPIRE_BACKUP_TIMEOUT_MINUTES", 60),
         backdate_days=_int("INSPIRE_BACKDATE_DAYS", 30, minimum=0, maximum=36500),
+        secure_cookies=_flag("INSPIRE_SECURE_COOKIES", False),
+        session_idle_seconds=_int("INSPIRE_SESSION_IDLE_MINUTES", 30, maximum=24 * 60) * 60,
         embedded_database_uri=os.environ.get(EMBEDDED_DATABASE_URI) or None,
     )

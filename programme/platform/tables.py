@@ -137,3 +137,21 @@ class AuditEvent(Table):
     record_type = Varchar(length=50, help_text="What kind of record, e.g. 'referral'.")
     record_id = Varchar(length=64, null=True, default=None, index=True)
     detail = JSONB(default={}, help_text="Which fields or filters; never personal data.")
+
+
+class SetupToken(Table):
+    """The one-time link that lets the first admin choose a name and password.
+
+    ``inspire serve`` makes one while no account exists and prints it on the
+    console only; only its digest is kept, so a copy of the database cannot be
+    used to open it. It works once, until ``expires_at``, and never once any
+    account exists.
+    """
+
+    id = BigSerial(primary_key=True)
+    token_digest = Varchar(length=64, unique=True, help_text="SHA-256 of the token, in hex.")
+    created_at = Timestamptz(default=TimestamptzNow())
+    expires_at = Timestamptz(help_text="The link is dead from then on.")
+    used_at = Timestamptz(
+        null=True, default=None, help_text="When the first admin was made with it."
+    )

@@ -25,7 +25,7 @@ def concrete(path: str) -> str:
 
 
 def api_routes(app: Litestar):
-    return [r for r in access.routes_and_roles(app) if not r[1].startswith(access.OPENAPI_PATH)]
+    return list(access.api_routes_and_roles(app))
 
 
 async def test_every_route_is_public_by_name_or_declares_its_roles(app):

@@ -51,7 +51,7 @@ def api_routes(app: Litestar) -> list[tuple[str, str, frozenset[str] | None, boo
     by_route = handlers(app)
     return [
         (method, path, roles, public, by_route[(method, path)])
-        for method, path, roles, public in access.routes_and_roles(app)
+        for method, path, roles, public in access.api_routes_and_roles(app)
         if not path.startswith(access.OPENAPI_PATH)
     ]
 

@@ -55,7 +55,7 @@ def _routes(app: Litestar) -> list[tuple[str, str, bool]]:
     """(method, path as the document writes it, public) for every API route."""
     return [
         (method, _openapi_path(path), public)
-        for method, path, _, public in access.routes_and_roles(app)
+        for method, path, _, public in access.api_routes_and_roles(app)
         if not path.startswith(access.OPENAPI_PATH)
     ]
 

@@ -29,7 +29,20 @@ from programme.platform.settings import ConfigurationError, Network, Settings
 from programme.platform.tables import Role
 
 PUBLIC = "public"
-"""``opt`` key marking a route anyone may call without a token."""
+"""``opt`` key marking a route that needs no roles: anyone may call it."""
+
+NO_BEARER = "no_bearer_token"
+"""``opt`` key marking a route the bearer-token check skips: the public API routes,
+and the web pages, which know their person from a browser session instead
+(``programme.platform.web``). Roles are still checked on every route that is
+not ``PUBLIC``."""
+
+PAGE = "page"
+"""``opt`` key of the web pages and their static files (``programme.platform.web``):
+signed in by a browser session, errors answered as HTML pages."""
+
+PUBLIC_ROUTE = {PUBLIC: True, NO_BEARER: True}
+"""The ``opt`` of an API route anyone may call: no token, no roles."""
 
 OPENAPI_PATH = "/schema"
 
@@ -55,7 +68,7 @@ def requires(*roles: Role) -> Guard:
 EVERY_ROLE = tuple(Role)
 
 
-def _declared_roles(handler: BaseRouteHandler) -> frozenset[str] | None:
+def declared_roles(handler: BaseRouteHandler) -> frozenset[str] | None:
     """The roles that pass every role guard on the route (guards on layers all apply)."""
     roles: frozenset[str] | None = None
     # resolve_guards() wraps each guard, hiding its roles, so read the layers directly.
@@ -100,7 +113,7 @@ def deny_undeclared(connection: ASGIConnection, handler: BaseRouteHandler) -> No
     """App-wide guard: a route that names no roles is refused, whoever calls it."""
     if _is_public(handler, connection.scope["path"]):
         return
-    if _declared_roles(handler) is None:
+    if declared_roles(handler) is None:
         raise NotPermitted("This route declares no roles, so nobody may call it.")
 
 
@@ -111,7 +124,29 @@ def routes_and_roles(app: Litestar) -> Iterable[tuple[str, str, frozenset[str] |
             for method in sorted(getattr(handler, "http_methods", {"WS"})):
                 if method in NOT_SERVED:
                     continue
-                yield method, route.path, _declared_roles(handler), _is_public(handler, route.path)
+                yield method, route.path, declared_roles(handler), _is_public(handler, route.path)
+
+
+def api_routes_and_roles(app: Litestar) -> Iterable[tuple[str, str, frozenset[str] | None, bool]]:
+    """As ``routes_and_roles``, for the API alone: no web page, no OpenAPI document."""
+    pages = {
+        (method, route.path)
+        for route in app.routes
+        for handler in getattr(route, "route_handlers", ())
+        if handler.opt.get(PAGE)
+        for method in getattr(handler, "http_methods", ())
+    }
+    for method, path, roles, public in routes_and_roles(app):
+        if (method, path) not in pages and not path.startswith(OPENAPI_PATH):
+            yield method, path, roles, public
+
+
+def page_routes_and_roles(app: Litestar) -> Iterable[tuple[str, str, frozenset[str] | None, bool]]:
+    """As ``routes_and_roles``, for the web pages alone (their static files included)."""
+    api = set(api_routes_and_roles(app))
+    for found in routes_and_roles(app):
+        if found not in api and not found[1].startswith(OPENAPI_PATH):
+            yield found
 
 
 def check_every_route_declares_roles(app: Litestar) -> None:
@@ -140,7 +175,7 @@ def build_jwt_auth(settings: Settings) -> JWTAuth[Principal, Token]:
     return JWTAuth[Principal, Token](
         token_secret=settings.token_secret(),
         retrieve_user_handler=_principal_from_token,
-        exclude_opt_key=PUBLIC,
+        exclude_opt_key=NO_BEARER,
         exclude=[OPENAPI_PATH],
         default_token_expiration=timedelta(minutes=settings.token_ttl_minutes),
         guards=[refuse_options, deny_undeclared],

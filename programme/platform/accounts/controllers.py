@@ -31,7 +31,7 @@ class AuthController(Controller):
 
     @post(
         "/login",
-        opt={access.PUBLIC: True, **docs(raises=(NotAuthenticated, TooManyAttempts))},
+        opt={**access.PUBLIC_ROUTE, **docs(raises=(NotAuthenticated, TooManyAttempts))},
         status_code=200,
     )
     async def login(

@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from programme.platform.errors import FieldError
 from programme.platform.settings import get_settings
 
 _hasher = PasswordHasher()
@@ -34,6 +35,19 @@ MIN_PASSWORD_LENGTH = 12
 
 POOL_THREAD_PREFIX = "password-hash"
 """Names the pool's threads, so a thread dump shows where sign-ins are waiting."""
+
+
+def password_problems(password: str, field: str = "password") -> list[FieldError]:
+    """What is wrong with a new password: the one length rule for the CLI, the API and the pages.
+
+    Length is what makes a password hard to guess; no composition rules
+    (NCSC and NIST SP 800-63B both advise against them).
+    """
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return [
+            FieldError("weak_password", field, f"Use at least {MIN_PASSWORD_LENGTH} characters.")
+        ]
+    return []
 
 
 def hash_password(password: str) -> str:

@@ -12,9 +12,9 @@ from asyncpg.exceptions import UniqueViolationError
 from programme.platform import database
 from programme.platform.accounts import queries, rules, schemas
 from programme.platform.accounts.passwords import (
-    MIN_PASSWORD_LENGTH,
     hash_in_pool,
     needs_rehash,
+    password_problems,
     verify_in_pool,
 )
 from programme.platform.audit import services as audit
@@ -81,7 +81,7 @@ async def create_agency(name: str, actor: schemas.Principal) -> schemas.Agency:
     return schemas.Agency(**row)
 
 
-def _account_problems(data: schemas.AccountCreate) -> list[FieldError]:
+def account_problems(data: schemas.AccountCreate) -> list[FieldError]:
     problems = []
     if not USERNAME_PATTERN.match(normalise_username(data.username)):
         problems.append(
@@ -91,14 +91,7 @@ def _account_problems(data: schemas.AccountCreate) -> list[FieldError]:
                 "Use 2-100 lower-case letters, digits, '.', '_', '@' or '-'.",
             )
         )
-    if len(data.password) < MIN_PASSWORD_LENGTH:
-        problems.append(
-            FieldError(
-                "weak_password",
-                "password",
-                f"Use at least {MIN_PASSWORD_LENGTH} characters.",
-            )
-        )
+    problems.extend(password_problems(data.password))
     if data.role == Role.referrer and not data.agency:
         problems.append(FieldError("required", "agency", "A referrer must belong to an agency."))
     return problems
@@ -106,7 +99,7 @@ def _account_problems(data: schemas.AccountCreate) -> list[FieldError]:
 
 async def create_account(data: schemas.AccountCreate, actor: schemas.Principal) -> schemas.Account:
     """Add an account; a referrer's agency is created if it is new."""
-    problems = _account_problems(data)
+    problems = account_problems(data)
     if problems:
         raise InvalidInput(errors=problems)
     username = normalise_username(data.username)

@@ -25,7 +25,7 @@ from programme.platform.settings import get_settings
 
 pytestmark = pytest.mark.anyio
 
-PUBLIC = {access.PUBLIC: True}
+PUBLIC = access.PUBLIC_ROUTE
 HANG = 30
 """Seconds after which a wait is taken to be for ever (only ever reached on failure)."""
 

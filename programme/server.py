@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -182,7 +183,24 @@ def _serve_in_workers(settings: Settings, host: str, port: int, workers: int) ->
         # Spawned workers read their settings from this environment.
         os.environ[EMBEDDED_DATABASE_URI] = database.database_url()
     config = _config(APP_FACTORY, host, port, factory=True, workers=workers)
-    _Supervisor(config, sockets=[config.bind_socket()]).run()
+    _Supervisor(config, sockets=[listening_socket(config)]).run()
+
+
+def listening_socket(config: uvicorn.Config) -> socket.socket:
+    """uvicorn's bound socket for the workers, marked as TCP so answers are not held back.
+
+    uvicorn makes it with protocol 0, and asyncio switches Nagle's algorithm off
+    only on connections whose socket says TCP; every connection the workers
+    accepted then kept it on, and an answer written as headers and then body
+    waited for the client's delayed acknowledgement: 40 ms on every small answer
+    over a kept-alive connection (``GET /health`` took 45 ms instead of 2).
+    Re-opened on the same descriptor, the socket reads its protocol from the
+    kernel, and so does each connection accepted from it.
+    """
+    bound = config.bind_socket()
+    if bound.family not in (socket.AF_INET, socket.AF_INET6):
+        return bound
+    return socket.socket(fileno=bound.detach())
 
 
 class _Supervisor(Multiprocess):

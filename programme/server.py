@@ -151,11 +151,12 @@ def freeze_start_up_objects() -> None:
     """Keep the garbage collector from walking, ever again, what start-up left alive.
 
     The libraries loaded by then (pandas, SciPy, lifelines, matplotlib, Litestar)
-    leave about a million objects that live as long as the process. Every full
-    collection walked all of them while holding the GIL, so while an import or
-    an analysis allocated, the event loop stopped for up to 1.5 s at a time
-    (bench/loop_responsiveness.py). Frozen, they are left out of every
-    collection; everything made later is collected as before.
+    leave about 200,000 tracked objects that live as long as the process. Every
+    full collection walked them, and everything else alive, with the GIL held,
+    stopping the event loop; while an import or an analysis allocates, full
+    collections come often (bench/loop_responsiveness.py saw pauses of up to
+    1.5 s). Frozen, they are left out of every collection; everything made
+    later is collected as before.
     """
     gc.collect()
     gc.freeze()

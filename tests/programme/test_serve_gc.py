@@ -2,8 +2,8 @@
 
 bench/loop_responsiveness.py found the event loop stopped for up to 1.5 s at a
 time during an import and an analysis, with nothing else running: full
-collections of the cyclic garbage collector, walking the million objects the
-libraries leave at start-up, with the GIL held. ``inspire serve`` (one process
+collections of the cyclic garbage collector, walking (among the rest) the
+200,000 objects the libraries leave at start-up, with the GIL held. ``inspire serve`` (one process
 or each worker) freezes them once the app has started.
 """
 

@@ -53,7 +53,7 @@ from programme.platform.audit import services as audit
 from programme.platform.audit.schemas import Actor
 from programme.platform.quarters import Quarter, quarters_between
 from programme.platform.tables import AuditAction, RecordType
-from programme.platform.threads import off_loop
+from programme.platform.threads import collector_paused, off_loop
 from referrals.rules import whole_years
 
 QUARTERLY_NOTES = [
@@ -468,7 +468,14 @@ def _time_varying(
 
 
 async def analyse(request: AnalysisRequest, today: date) -> schemas.ReoffendingOut:
-    """Read the cohort, then fit every model off the event loop (seconds at scale)."""
+    """Read the cohort, then fit every model off the event loop (seconds at scale), with the
+    garbage collector paused (``threads.collector_paused``: its full collections over
+    the cohort's objects stopped the event loop)."""
+    with collector_paused():
+        return await _analyse_cohort(request, today)
+
+
+async def _analyse_cohort(request: AnalysisRequest, today: date) -> schemas.ReoffendingOut:
     as_of = request.as_of or today
     raw, excluded = await load_cohort(as_of)
     if raw.empty:

@@ -112,6 +112,28 @@ class StallWatch:
             next_report = now + self.threshold
 
 
+def watch_collections(threshold: float) -> None:
+    """Write each garbage collection that took ``threshold`` or longer (the GIL held)."""
+    import gc
+
+    started: dict[int, float] = {}
+
+    def timed(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[info["generation"]] = time.perf_counter()
+            return
+        took = time.perf_counter() - started.pop(info["generation"], time.perf_counter())
+        if took >= threshold:
+            print(
+                f"{STALL_MARK} {1000 * took:.0f} ms in gc generation-{info['generation']}"
+                f" | collected {info['collected']} || {threading.current_thread().name}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    gc.callbacks.append(timed)
+
+
 async def serve(port: int, stall_ms: float, asyncio_debug: bool) -> None:
     from programme.server import served_app
 
@@ -119,6 +141,7 @@ async def serve(port: int, stall_ms: float, asyncio_debug: bool) -> None:
     if asyncio_debug:
         loop.set_debug(True)
         loop.slow_callback_duration = stall_ms / 1000
+    watch_collections(stall_ms / 1000)
     watch = StallWatch(stall_ms / 1000)
     beating = asyncio.create_task(watch.heartbeat())
     threading.Thread(target=watch.watch, name="stall-watch", daemon=True).start()

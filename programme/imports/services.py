@@ -36,7 +36,7 @@ from programme.platform.crypto import KeyPurpose, purpose_key
 from programme.platform.database import engine
 from programme.platform.settings import Settings
 from programme.platform.tables import Agency, AuditAction, RecordType
-from programme.platform.threads import off_loop
+from programme.platform.threads import collector_paused, off_loop
 from referrals import rules
 from referrals.rules import OPEN, Status
 from referrals.tables import Person, Referral, ReferralEvent, ReturnedReferral
@@ -112,6 +112,13 @@ async def import_referrals(
     content: bytes, actor: Principal, settings: Settings, today: date, *, skip_invalid: bool
 ) -> ImportReport:
     """Check the whole file, then write all of it (or, with ``skip_invalid``, its good rows)."""
+    with collector_paused():
+        return await _import_referrals(content, actor, settings, today, skip_invalid)
+
+
+async def _import_referrals(
+    content: bytes, actor: Principal, settings: Settings, today: date, skip_invalid: bool
+) -> ImportReport:
     plan = await off_loop(
         plan_import,
         content,

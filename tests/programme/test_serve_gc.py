@@ -10,6 +10,7 @@ or each worker) freezes them once the app has started.
 from __future__ import annotations
 
 import gc
+import sys
 import weakref
 from collections.abc import Iterator
 
@@ -22,12 +23,15 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture
 def unfrozen() -> Iterator[None]:
-    """Whatever a test freezes is handed back to the collector afterwards."""
+    """Whatever a test freezes is handed back to the collector afterwards, and the
+    switch interval is put back."""
+    interval = sys.getswitchinterval()
     gc.unfreeze()
     try:
         yield
     finally:
         gc.unfreeze()
+        sys.setswitchinterval(interval)
 
 
 class _Cycle:
@@ -64,3 +68,11 @@ async def test_a_cycle_made_before_start_up_and_dropped_then_is_not_kept_for_eve
     del garbage
     async with app.lifespan():
         assert gone() is None  # collected before the freeze, not frozen
+
+
+async def test_once_started_a_worker_thread_hands_the_gil_back_to_the_loop_within_1_ms(
+    migrated_database, unfrozen
+):
+    sys.setswitchinterval(0.005)  # Python's default
+    async with server.served_app().lifespan():
+        assert sys.getswitchinterval() == pytest.approx(0.001)

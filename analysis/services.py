@@ -54,7 +54,7 @@ from programme.platform.audit.schemas import Actor
 from programme.platform.locked_quarters import services as locked_quarters
 from programme.platform.quarters import Quarter, quarters_between
 from programme.platform.tables import AuditAction, RecordType
-from programme.platform.threads import off_loop
+from programme.platform.threads import collector_paused, off_loop
 from referrals.rules import whole_years
 
 QUARTERLY_NOTES = [
@@ -242,8 +242,13 @@ async def load_cohort(as_of: date) -> tuple[pd.DataFrame, int]:
         excluded = await connection.fetchval(queries.NO_FOLLOW_UP_YET, as_of)
         # The columns are the query's own: one list, in the SQL.
         columns = [attribute.name for attribute in statement.get_attributes()]
-    frame = pd.DataFrame.from_records([tuple(r) for r in records], columns=columns)
+    # 100,000 records take a large part of a second to become a frame: not on the loop.
+    frame = await off_loop(_frame, records, columns)
     return frame, int(excluded)
+
+
+def _frame(records: list[Any], columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame.from_records([tuple(r) for r in records], columns=columns)
 
 
 def follow_up(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
@@ -481,7 +486,14 @@ def _time_varying(
 
 
 async def analyse(request: AnalysisRequest, today: date) -> schemas.ReoffendingOut:
-    """Read the cohort, then fit every model off the event loop (seconds at scale)."""
+    """Read the cohort, then fit every model off the event loop (seconds at scale), with the
+    garbage collector paused (``threads.collector_paused``: its full collections over
+    the cohort's objects stopped the event loop)."""
+    with collector_paused():
+        return await _analyse_cohort(request, today)
+
+
+async def _analyse_cohort(request: AnalysisRequest, today: date) -> schemas.ReoffendingOut:
     as_of = request.as_of or today
     raw, excluded = await load_cohort(as_of)
     if raw.empty:

@@ -4,7 +4,9 @@ Deterministic (no randomness), so every run measures the same data. Row ``i``
 is person ``(FIRST[i % 40], LAST[(i // 40) % 50], born on day i // 2000)``,
 a bijection for i < 100,000, so no two rows share a match key; phones are
 distinct too (mobiles 07400/07800 and Sheffield landlines 0114 2xx/3xx xxxx,
-ranges phonenumbers accepts in full).
+ranges phonenumbers accepts in full). Import rows 100,000 to 199,999 are a
+third, disjoint block (born 1986 to 2001, mobiles 07500 and landlines 0114 4xx),
+so an import file may have up to 200,000 different people.
 
 This module imports nothing from the project, so the bare baseline app may use
 it as well.
@@ -150,16 +152,29 @@ MILESTONE_DAYS = {
 UNCONSENTED_PERCENT = 5
 
 
+BLOCK = 100_000
+"""People per block; ``person(i, offset=k)`` for i < BLOCK is distinct across blocks."""
+IMPORT_BLOCKS = (0, 2)
+"""The blocks import rows use, in order (block 1 is the HTTP benchmarks')."""
+MAX_IMPORT_ROWS = BLOCK * len(IMPORT_BLOCKS)
+
+
 def person(i: int, *, offset: int = 0) -> tuple[str, str, date, str]:
     """First name, last name, birth date and phone of person ``i`` (distinct for each i).
 
     ``offset`` moves to a disjoint block of people (another birth-date range and
     other phone ranges), e.g. for the HTTP benchmark.
     """
-    if not 0 <= i < 100_000:
+    if not 0 <= i < BLOCK:
         raise ValueError("person index out of range")
     first = FIRST[i % len(FIRST)]
     last = LAST[(i // len(FIRST)) % len(LAST)]
+    if offset == 2:
+        # 50 birthdays, 113 days apart, 1986 to 2001; mobiles 07500, landlines 0114 4xx.
+        born = date(1986, 1, 3) + timedelta(days=113 * (i // PEOPLE_PER_BIRTHDAY))
+        if i % 2 == 0:
+            return first, last, born, f"07500 {i:06d}"
+        return first, last, born, f"0114 4{i // 10_000:02d} {i % 10_000:04d}"
     # 50 birthdays, 113 days apart: 1968 to 1983 (offset 0), 1950 to 1965 (offset 1).
     born = date(1968 - 18 * offset, 1, 3) + timedelta(days=113 * (i // PEOPLE_PER_BIRTHDAY))
     if i % 2 == 0:
@@ -171,7 +186,9 @@ def person(i: int, *, offset: int = 0) -> tuple[str, str, date, str]:
 
 def csv_row(i: int, today: date) -> dict[str, str]:
     """One import row; about 5% unconsented (returned on import), 55% with milestones."""
-    first, last, born, phone = person(i)
+    if not 0 <= i < MAX_IMPORT_ROWS:
+        raise ValueError(f"at most {MAX_IMPORT_ROWS:,} import rows")
+    first, last, born, phone = person(i % BLOCK, offset=IMPORT_BLOCKS[i // BLOCK])
     received = today - timedelta(days=400 + i % 1500)
     share = i % 100
     consented = share >= UNCONSENTED_PERCENT

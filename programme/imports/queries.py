@@ -4,9 +4,16 @@ PostgreSQL takes at most 32,767 parameters."""
 
 from __future__ import annotations
 
+# Joined to the file's keys and phones rather than ``= ANY($1) OR phone = ANY($2)``:
+# with the OR (and in a generic plan, always) PostgreSQL compares every stored
+# person with every element of both arrays, and a 200,000-row file against
+# 100,000 stored people took minutes. Hash joins take a tenth of a second.
 PEOPLE_BY_KEY_OR_PHONE = """
 SELECT id, match_key, date_of_birth, phone FROM person
-WHERE match_key = ANY($1::text[]) OR phone = ANY($2::text[])
+WHERE match_key IN (SELECT unnest($1::text[]))
+UNION
+SELECT id, match_key, date_of_birth, phone FROM person
+WHERE phone IN (SELECT unnest($2::text[]))
 """
 
 KNOWN_REFERENCES = "SELECT reference FROM referral WHERE reference = ANY($1::text[])"

@@ -38,17 +38,21 @@ from programme.platform.database import engine
 from programme.platform.locked_quarters.services import require_unlocked
 from programme.platform.settings import Settings
 from programme.platform.tables import Agency, AuditAction, RecordType
-from programme.platform.threads import off_loop
+from programme.platform.threads import collector_paused, off_loop
 from referrals import rules
 from referrals.rules import OPEN, Status
 from referrals.tables import Person, Referral, ReferralEvent, ReturnedReferral
 
+# The Python around each look-up below runs in a worker thread (``off_loop``): each
+# is a pass over every row of the file, a tenth of a second or more at 200,000
+# rows, and on the event loop it would hold every other request for that long.
 
-async def _existing_people(rows: list[AcceptedRow]) -> dict[int, str]:
-    """Who each row's person is: a stored person's id, else the row's match key."""
-    keys = list({row.person_key for row in rows})
-    phones = list({row.submission.phone for row in rows})
-    found = await database.fetch(queries.PEOPLE_BY_KEY_OR_PHONE, keys, phones)
+
+def _keys_and_phones(rows: list[AcceptedRow]) -> tuple[list[str], list[str]]:
+    return list({row.person_key for row in rows}), list({row.submission.phone for row in rows})
+
+
+def _identities(rows: list[AcceptedRow], found: list[Any]) -> dict[int, str]:
     by_key = {p["match_key"]: str(p["id"]) for p in found}
     by_phone = {(p["date_of_birth"], p["phone"]): str(p["id"]) for p in found}
     identity = {}
@@ -62,13 +66,18 @@ async def _existing_people(rows: list[AcceptedRow]) -> dict[int, str]:
     return identity
 
 
-async def _drop_already_imported(plan: Plan) -> int:
-    references = [row.reference for row in plan.accepted]
-    stored = await database.fetch(queries.KNOWN_REFERENCES, references)
-    known = {r["reference"] for r in stored}
-    fingerprints = [row.fingerprint for row in plan.returned]
-    stored = await database.fetch(queries.KNOWN_RETURN_FINGERPRINTS, fingerprints)
-    seen = {r["fingerprint"] for r in stored}
+async def _existing_people(rows: list[AcceptedRow]) -> dict[int, str]:
+    """Who each row's person is: a stored person's id, else the row's match key."""
+    keys, phones = await off_loop(_keys_and_phones, rows)
+    found = await database.fetch(queries.PEOPLE_BY_KEY_OR_PHONE, keys, phones)
+    return await off_loop(_identities, rows, found)
+
+
+def _references_and_fingerprints(plan: Plan) -> tuple[list[str], list[str]]:
+    return [row.reference for row in plan.accepted], [row.fingerprint for row in plan.returned]
+
+
+def _drop_known(plan: Plan, known: set[str], seen: set[str]) -> int:
     before = len(plan.accepted) + len(plan.returned)
     plan.accepted = [row for row in plan.accepted if row.reference not in known]
     unique_returns = []
@@ -80,8 +89,21 @@ async def _drop_already_imported(plan: Plan) -> int:
     return before - len(plan.accepted) - len(plan.returned)
 
 
+async def _drop_already_imported(plan: Plan) -> int:
+    references, fingerprints = await off_loop(_references_and_fingerprints, plan)
+    stored = await database.fetch(queries.KNOWN_REFERENCES, references)
+    known = {r["reference"] for r in stored}
+    stored = await database.fetch(queries.KNOWN_RETURN_FINGERPRINTS, fingerprints)
+    seen = {r["fingerprint"] for r in stored}
+    return await off_loop(_drop_known, plan, known, seen)
+
+
+def _stored_people(identities: set[str]) -> list[UUID]:
+    return [UUID(i) for i in identities if len(i) == 36 and "|" not in i]
+
+
 async def _open_referrals(identities: set[str]) -> dict[str, str]:
-    person_ids = [UUID(i) for i in identities if len(i) == 36 and "|" not in i]
+    person_ids = await off_loop(_stored_people, identities)
     if not person_ids:
         return {}
     rows = await database.fetch(queries.OPEN_REFERRALS_OF, person_ids, [s.value for s in OPEN])
@@ -103,6 +125,20 @@ async def import_referrals(
     any time back; the report counts those older than ``INSPIRE_BACKDATE_DAYS``.
     A file with rows dated in a reported (locked) quarter needs ``override_reason``.
     """
+    with collector_paused():
+        return await _import_referrals(
+            content, actor, settings, today, skip_invalid, override_reason
+        )
+
+
+async def _import_referrals(
+    content: bytes,
+    actor: Principal,
+    settings: Settings,
+    today: date,
+    skip_invalid: bool,
+    override_reason: str | None,
+) -> ImportReport:
     plan = await off_loop(
         plan_import,
         content,
@@ -113,20 +149,15 @@ async def import_referrals(
     )
     already = await _drop_already_imported(plan)
     identity = await _existing_people(plan.accepted)
-    open_elsewhere = await _open_referrals(set(identity.values()))
+    open_elsewhere = await _open_referrals(await off_loop(set, identity.values()))
     await off_loop(check_overlaps, plan, identity, open_elsewhere)
     refused = len(plan.error_lines)
     if plan.errors and not skip_invalid:
         return _report(plan, 0, 0, already, refused, [])
-    plan.accepted = [r for r in plan.accepted if r.line not in plan.error_lines]
-    plan.returned = [r for r in plan.returned if r.line not in plan.error_lines]
-    received = [r.submission.received_on for r in plan.accepted] + [
-        r.received_on for r in plan.returned
-    ]
-    older = older_than(received, today, settings.backdate_days)
+    touched, older = await off_loop(_good_rows_and_their_days, plan, today, settings.backdate_days)
     async with engine().transaction() as transaction:
         await require_unlocked(
-            [*received, *(on for r in plan.accepted for _, on in r.milestones)],
+            touched,
             actor=actor,
             override_reason=override_reason,
             record_type=RecordType.referral,
@@ -134,6 +165,21 @@ async def import_referrals(
         )
         created = await _write(transaction.connection, plan, identity, actor)
     return _report(plan, len(plan.accepted), len(plan.returned), already, refused, created, older)
+
+
+def _good_rows_and_their_days(
+    plan: Plan, today: date, backdate_days: int
+) -> tuple[list[date], int]:
+    """Drop the refused rows; then the days the rest touch (received, and their
+    milestones: each once, for the locked-quarter check) and how many were received
+    longer ago than the API's back-dating bound. Passes over the file: off the loop."""
+    plan.accepted = [r for r in plan.accepted if r.line not in plan.error_lines]
+    plan.returned = [r for r in plan.returned if r.line not in plan.error_lines]
+    received = [r.submission.received_on for r in plan.accepted] + [
+        r.received_on for r in plan.returned
+    ]
+    milestones = (on for r in plan.accepted for _, on in r.milestones)
+    return sorted({*received, *milestones}), older_than(received, today, backdate_days)
 
 
 def _report(
@@ -254,10 +300,7 @@ async def _write(
     )
     copies, audited = await off_loop(_records, plan, identity, agency_ids, actor)
     for copy in copies:
-        if copy.rows:
-            await connection.copy_records_to_table(
-                copy.table, records=copy.rows, columns=copy.columns
-            )
+        await database.copy_records(connection, copy.table, copy.columns, copy.rows)
     await audit.copy_many(
         connection, actor, AuditAction.create, RecordType.referral, audited, {"source": "import"}
     )
@@ -343,15 +386,14 @@ async def import_reoffending(
     now = datetime.now(UTC)
     async with engine().transaction() as transaction:
         # COPY, not INSERT: one parameter per value would pass PostgreSQL's limit.
-        await transaction.connection.copy_records_to_table(
+        await database.copy_records(
+            transaction.connection,
             Reoffence._meta.tablename,
-            records=[
+            ["id", "person", "offence_date", "offence_type", "fingerprint", "imported_by",
+             "created_at"],
+            [
                 (uuid.uuid4(), who, item.offence_on, item.offence_type, fingerprint, actor.id, now)
                 for item, who, fingerprint in new
-            ],
-            columns=[
-                "id", "person", "offence_date", "offence_type", "fingerprint", "imported_by",
-                "created_at",
             ],
         )  # fmt: skip
         await audit.record(

@@ -9,8 +9,10 @@ than starving the loop of the GIL; the loop stays free to answer others.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any, TypeVar
 
@@ -34,3 +36,33 @@ def _bounded(function: Callable[[], T]) -> T:
 async def off_loop(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """``function(*args, **kwargs)`` in a worker thread; the caller awaits its result."""
     return await anyio.to_thread.run_sync(_bounded, partial(function, *args, **kwargs))
+
+
+_pauses = 0
+_pauses_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No automatic garbage collection in this process while the block runs.
+
+    An import of 200,000 rows keeps millions of objects alive for its length.
+    The cyclic collector's full collections walk every one of them with the GIL
+    held, more often the faster they are made: pauses of seconds for every
+    request, ``/health`` included (bench/loop_responsiveness.py). An import
+    makes no reference cycles (its rows are freed by reference counting), so the
+    collector only costs it. Nested and simultaneous blocks share one pause; the
+    collector is back, and collects what waited, when the last one ends.
+    """
+    global _pauses
+    with _pauses_lock:
+        _pauses += 1
+        if _pauses == 1:
+            gc.disable()
+    try:
+        yield
+    finally:
+        with _pauses_lock:
+            _pauses -= 1
+            if _pauses == 0:
+                gc.enable()

@@ -23,6 +23,7 @@ from programme.platform.accounts.controllers import (
     AgencyController,
     AuthController,
 )
+from programme.platform.accounts.services import RecentRefusals
 from programme.platform.audit.controllers import AuditController
 from programme.platform.controllers import health
 from programme.platform.http_errors import EXCEPTION_HANDLERS
@@ -104,7 +105,7 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=refuse_unreadable_input,
         logging_config=logging_config(),
-        state=State({"settings": settings, "jwt_auth": jwt_auth}),
+        state=State({"settings": settings, "jwt_auth": jwt_auth, "refusals": RecentRefusals()}),
         openapi_config=openapi.config(
             title="Inspire to Change referral and outcome tracker", version="0.1.0"
         ),

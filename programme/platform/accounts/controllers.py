@@ -44,7 +44,7 @@ class AuthController(Controller):
         """
         address = access.client_address(request, state.settings)
         principal = await services.authenticate(
-            data.username, data.password, address, state.settings
+            data.username, data.password, address, state.settings, state.refusals
         )
         token = access.issue_token(state.jwt_auth, principal, state.settings)
         return TokenResponse(access_token=token, expires_in=state.settings.token_ttl_minutes * 60)

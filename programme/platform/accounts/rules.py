@@ -39,6 +39,18 @@ own failure is forgotten, whichever comes first, and then sign in.
 
 A refused attempt is tallied (``refused``, for operators) but grows no delay:
 it checked nothing, so waiting out the ``Retry-After`` given is enough.
+
+A refusal is remembered by the worker that gave it, until the time it gave
+(``remembered_refusal``): further attempts from the same address (rule 1), or
+for the same username from the same address (rule 2), are refused again from
+that memory without reading the records. The records stay the authority: the
+memory only repeats a refusal they decided, never admits anything, and ends
+when that refusal would have. A delay lifted early (a right password taking its
+count back) is forgotten by the worker that lifted it; another worker may go on
+repeating the refusal until the ``Retry-After`` that client was already given.
+Why: guessers refused within a known delay otherwise each cost a locked
+transaction on the username's record, and enough of them keep the event loop
+and the database busy and make the owner queue behind them for that lock.
 """
 
 from __future__ import annotations
@@ -71,7 +83,11 @@ class ThrottlePolicy:
         if failures < free:
             return None
         doublings = min(failures - free, _MAX_DOUBLINGS)
-        return min(self.longest_delay, self.first_delay * 2**doublings)
+        # Compared in seconds first: a first delay over 78 s doubled 40 times is
+        # past the largest timedelta, and multiplying would raise.
+        if self.first_delay.total_seconds() * 2**doublings >= self.longest_delay.total_seconds():
+            return self.longest_delay
+        return self.first_delay * 2**doublings
 
 
 @dataclass(frozen=True)
@@ -140,10 +156,17 @@ class Admission:
     """None: check the password. Otherwise refused until then."""
     username_was_delayed: bool
     """The username was already delayed when this attempt got past it (a clean address)."""
+    address_delayed: bool = False
+    """Refused by rule 1: the address is delayed, whatever the username."""
 
     def retry_after_seconds(self, now: datetime) -> int:
         assert self.retry_at is not None
-        return max(1, math.ceil((self.retry_at - now).total_seconds()))
+        return retry_after_seconds(self.retry_at, now)
+
+
+def retry_after_seconds(until: datetime, now: datetime) -> int:
+    """Whole seconds to wait, at least one: a client told 0 would come straight back."""
+    return max(1, math.ceil((until - now).total_seconds()))
 
 
 def admit(attempt: Attempt, now: datetime, policy: ThrottlePolicy) -> Admission:
@@ -153,7 +176,9 @@ def admit(attempt: Attempt, now: datetime, policy: ThrottlePolicy) -> Admission:
     username = attempt.username.remembered(now)
     if address.delayed(now):
         refused = replace(address, refused=address.refused + 1)
-        return Admission(Attempt(refused, here, username), address.delayed_until, False)
+        return Admission(
+            Attempt(refused, here, username), address.delayed_until, False, address_delayed=True
+        )
     if username.delayed(now) and here.failures > 0:
         refused = replace(username, refused=username.refused + 1)
         return Admission(Attempt(address, here, refused), username.delayed_until, False)
@@ -164,6 +189,35 @@ def admit(attempt: Attempt, now: datetime, policy: ThrottlePolicy) -> Admission:
         username.counted(now, policy.username_failures, policy),
     )
     return Admission(counted, None, username_was_delayed=username.delayed(now))
+
+
+@dataclass(frozen=True)
+class RememberedRefusal:
+    """A refusal the records decided, to be repeated without reading them until ``until``."""
+
+    any_username: bool
+    """Rule 1: the address is delayed, so every username from it is refused.
+    Otherwise rule 2: only this username from this address."""
+    until: datetime
+
+
+def remembered_refusal(admission: Admission) -> RememberedRefusal | None:
+    """What a refused attempt lets the worker refuse again without asking the records.
+
+    Rule 1 holds until the address's delay ends. Rule 2 holds until the
+    username's delay ends or this address's failure for it is forgotten,
+    whichever comes first: after either, the records may admit the attempt.
+    """
+    if admission.retry_at is None:
+        return None
+    records = admission.records
+    if admission.address_delayed:
+        return RememberedRefusal(any_username=True, until=admission.retry_at)
+    here_forgotten = records.username_at_address.forget_at
+    until = (
+        admission.retry_at if here_forgotten is None else min(admission.retry_at, here_forgotten)
+    )
+    return RememberedRefusal(any_username=False, until=until)
 
 
 def after_success(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -206,6 +207,70 @@ def _throttle(row: asyncpg.Record) -> rules.Throttle:
     )
 
 
+REMEMBERED_REFUSALS = 10_000
+"""Refusals one worker remembers at most; past that, further ones are asked of the records."""
+
+
+class RecentRefusals:
+    """Refusals this worker gave, repeated without a query until each ends.
+
+    What is remembered, and for how long: ``rules.remembered_refusal``.
+
+    One per worker (the app's state). Refusals it repeats are tallied here and
+    added to the records' ``refused`` the next time this worker locks them.
+    """
+
+    def __init__(self, most: int = REMEMBERED_REFUSALS) -> None:
+        self._most = most
+        self._until: dict[tuple[str, str | None], datetime] = {}
+        self._tally: dict[tuple[str, str | None], int] = {}
+        """Refusals repeated from memory, by record: (address, None) or ("", username)."""
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+    def refused_until(self, username: str, address: str, now: datetime) -> datetime | None:
+        """When a refusal remembered for this attempt ends; None: ask the records.
+
+        The address first (rule 1): a guesser's own address refuses it whatever it tries.
+        """
+        for key, record in (
+            ((address, None), (address, None)),
+            ((address, username), ("", username)),
+        ):
+            until = self._until.get(key)
+            if until is None:
+                continue
+            if until <= now:
+                del self._until[key]
+                continue
+            self._tally[record] = self._tally.get(record, 0) + 1
+            return until
+        return None
+
+    def remember(
+        self, username: str, address: str, admission: rules.Admission, now: datetime
+    ) -> None:
+        refusal = rules.remembered_refusal(admission)
+        if refusal is None or refusal.until <= now:
+            return
+        if len(self._until) >= self._most:
+            self._until = {key: until for key, until in self._until.items() if until > now}
+            if len(self._until) >= self._most:
+                return
+        self._until[(address, None if refusal.any_username else username)] = refusal.until
+
+    def forget(self, username: str, address: str) -> None:
+        """A right password may have lifted a delay: ask the records again."""
+        self._until.pop((address, None), None)
+        for key in [key for key in self._until if key[1] == username]:
+            del self._until[key]
+
+    def take_tally(self, username: str, address: str) -> tuple[int, int]:
+        """Refusals repeated since the last look: (the address's, the username's)."""
+        return self._tally.pop((address, None), 0), self._tally.pop(("", username), 0)
+
+
 async def _locked(username: str, address: str, now: datetime) -> rules.Attempt:
     """The three records, created if new, locked until the transaction ends."""
     rows = await database.fetch(queries.LOCK_THROTTLE, *_keys(username, address), now)
@@ -226,18 +291,33 @@ async def _save(username: str, address: str, records: rules.Attempt) -> None:
     )
 
 
+def _with_tally(records: rules.Attempt, address: int, username: int) -> rules.Attempt:
+    return replace(
+        records,
+        address=replace(records.address, refused=records.address.refused + address),
+        username=replace(records.username, refused=records.username.refused + username),
+    )
+
+
 async def _admit(
-    username: str, address: str, now: datetime, policy: rules.ThrottlePolicy
+    username: str,
+    address: str,
+    now: datetime,
+    policy: rules.ThrottlePolicy,
+    refusals: RecentRefusals,
 ) -> rules.Admission:
     """Count the attempt before any password is checked, deciding it in the same lock.
 
     Reading the records, deciding and counting happen in one transaction that
     holds the records' row locks, so of many simultaneous guesses each sees
     every one counted before it, and no more are checked than the limits allow.
+    Refusals this worker repeated from memory since it last held these records
+    are added to their tallies here.
     """
     async with engine().transaction():
         admission = rules.admit(await _locked(username, address, now), now, policy)
-        await _save(username, address, admission.records)
+        tally = refusals.take_tally(username, address)
+        await _save(username, address, _with_tally(admission.records, *tally))
     return admission
 
 
@@ -255,7 +335,7 @@ async def _prune(now: datetime) -> None:
 
 
 async def authenticate(
-    username: str, password: str, address: str, settings: Settings
+    username: str, password: str, address: str, settings: Settings, refusals: RecentRefusals
 ) -> schemas.Principal:
     """Check a sign-in from a client address, slowing down guessing (see ``accounts.rules``).
 
@@ -264,9 +344,13 @@ async def authenticate(
     """
     name = normalise_username(username)
     now = datetime.now(UTC)
+    remembered = refusals.refused_until(name, address, now)
+    if remembered is not None:
+        raise TooManyAttempts(retry_after_seconds=rules.retry_after_seconds(remembered, now))
     policy = throttle_policy(settings)
-    admission = await _admit(name, address, now, policy)
+    admission = await _admit(name, address, now, policy, refusals)
     if admission.retry_at is not None:
+        refusals.remember(name, address, admission, now)
         await _prune(now)
         raise TooManyAttempts(retry_after_seconds=admission.retry_after_seconds(now))
     row = (
@@ -279,6 +363,7 @@ async def authenticate(
         await _prune(now)
         raise NotAuthenticated("Wrong username or password.")
     await _after_success(name, address, admission, policy)
+    refusals.forget(name, address)
     if needs_rehash(row["password_hash"]):
         await Account.update({Account.password_hash: await hash_in_pool(password)}).where(
             Account.id == row["id"]

@@ -125,6 +125,9 @@ QUALITY_LABELS = {
 }
 """How the quality panel names each detail of ``rules.QUALITY_WHY``, and the step it is on."""
 
+QUALITY_STEPS = frozenset({"relationship", "victims", "notes"})
+"""The steps that ask for the useful details: the quality panel shows there (and on the check)."""
+
 QUALITY_FIELD = {
     "risk_level": "risk_level",
     "prior_incidents": "prior_incidents",
@@ -221,7 +224,10 @@ def _shown(name: str, value: Any) -> str:
         return long_date(value)
     if name == "victims":
         return ", ".join(_victim_line(v) for v in value)
-    return LABELS.get(str(value).lower(), str(value)) if name != "notes" else str(value)
+    if name in ("notes", "first_name", "last_name", "phone", "reference"):
+        return str(value)
+    labels = {**LABELS, **GENDER_LABELS} if name == "gender" else LABELS
+    return labels.get(str(value).lower(), str(value))
 
 
 def _victim_line(victim: dict[str, Any]) -> str:
@@ -235,9 +241,15 @@ def _victim_line(victim: dict[str, Any]) -> str:
     return f"{name} ({relationship.lower()}; {consent})"
 
 
-def _options(values: Any, as_is: bool = False) -> list[tuple[str, str]]:
-    """Radio choices: each value with its words."""
-    return [(str(v), str(v) if as_is else LABELS.get(str(v), str(v))) for v in values]
+GENDER_LABELS = {"other": "Other"}
+
+
+def _options(values: Any, kind: str = "") -> list[tuple[str, str]]:
+    """Radio choices: each value with its words (an area's name is its own)."""
+    if kind == "area":
+        return [(str(v), str(v)) for v in values]
+    labels = {**LABELS, **GENDER_LABELS} if kind == "gender" else LABELS
+    return [(str(v), labels.get(str(v), str(v))) for v in values]
 
 
 def _rows(step: Step, answers: dict[str, Any]) -> list[dict[str, str]]:
@@ -345,9 +357,13 @@ def _field_of(error: FieldError) -> str:
     return error.field.split("[", 1)[0].split(".", 1)[0]
 
 
+FIELD_ORDER = {name: i for i, name in enumerate(name for s in STEPS for name in s.fields)}
+
+
 def _all_problems(answers: dict[str, Any], settings: Any) -> list[FieldError]:
+    """Every problem the intake checks find, in the order the form asks its questions."""
     checked = rules.check(answers, today=today(), commissioned_areas=settings.commissioned_areas)
-    return checked.errors
+    return sorted(checked.errors, key=lambda e: FIELD_ORDER.get(_field_of(e), len(FIELD_ORDER)))
 
 
 def _step_problems(step: Step, answers: dict[str, Any], settings: Any) -> list[FieldError]:
@@ -456,7 +472,7 @@ def _step_page(
         answers=draft["answers"],
         typed=draft["typed"],
         victim=victim or {"raw": {}, "typed": {}},
-        quality=_quality(draft["answers"]),
+        quality=_quality(draft["answers"]) if step.slug in QUALITY_STEPS else None,
         skip_to=_next_path(step, draft) if errors else None,
         areas=settings.commissioned_areas,
         relationships=rules.OFFERED_RELATIONSHIPS,
@@ -563,7 +579,12 @@ async def save_step(request: Request[Any, Any, Any], slug: FromPath[str]) -> Pag
     return Redirect(_next_path(step, draft), status_code=303)
 
 
-@post(START_PATH + "/{slug:str}/live", guards=[REFERRERS], status_code=200)
+@post(
+    START_PATH + "/{slug:str}/live",
+    guards=[REFERRERS],
+    status_code=200,
+    opt={browser.READS_SESSION_ONLY: True},
+)
 async def live_check(request: Request[Any, Any, Any], slug: FromPath[str]) -> Template:
     """htmx, as the person types: the step's problems so far and the quality panel.
 
@@ -593,7 +614,7 @@ async def live_check(request: Request[Any, Any, Any], slug: FromPath[str]) -> Te
         "referral_live.html",
         live_errors=_worded(errors),
         error_links=_error_links(step),
-        quality=_quality(trial["answers"]),
+        quality=_quality(trial["answers"]) if step.slug in QUALITY_STEPS else None,
     )
 
 

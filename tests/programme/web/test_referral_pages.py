@@ -392,3 +392,19 @@ async def test_no_personal_detail_reaches_an_address_and_no_page_is_cached(app, 
             for address in addresses:
                 for trace in PERSONAL:
                     assert trace not in address, (response.url, address)
+
+
+async def test_the_live_check_never_writes_the_session_back(app, clean_database):
+    """Sent while the person types, it may end after the form's own POST saved new answers:
+    writing back the session it started with would put the old answers back."""
+    async with referrer(app) as http:
+        shown = await http.get(f"{START}/person")
+        token = csrf_from(shown.text)
+        live = await http.post(f"{START}/person/live", data={"_csrf_token": token, "phone": "1"})
+        assert live.status_code == 200
+        assert not any(
+            c.startswith("inspire_session=") for c in live.headers.get_list("set-cookie")
+        )
+        saved = await http.post(f"{START}/person", data={"_csrf_token": token, **PERSON})
+        assert any(c.startswith("inspire_session=") for c in saved.headers.get_list("set-cookie"))
+        assert 'value="Jordan"' in (await http.get(f"{START}/person")).text

@@ -208,6 +208,12 @@ STATUS_TAGS = {
 }
 
 
+OPTIONAL_ANSWERS = frozenset(
+    {"risk_level", "prior_incidents", "substance_misuse", "mental_health", "children_in_household"}
+)
+"""Questions whose answer may be "not known" (left out, as the API takes them)."""
+
+
 def long_date(value: Any) -> str:
     """27 March 1985; a date typed wrongly, as it was typed."""
     try:
@@ -219,7 +225,9 @@ def long_date(value: Any) -> str:
 
 def _shown(name: str, value: Any) -> str:
     if value is None or value == "":
-        return "Not given"
+        if name == "victims":
+            return "None named"
+        return "Not known" if name in OPTIONAL_ANSWERS else "Not given"
     if name in ("consent_obtained_on", "date_of_birth"):
         return long_date(value)
     if name == "victims":

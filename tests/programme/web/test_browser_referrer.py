@@ -204,3 +204,50 @@ def test_an_officer_makes_a_referral_puts_it_right_sends_it_and_follows_it(
     assert "No referral of your agency has the reference" in page.locator("main").inner_text()
     assert page.get_by_role("row").count() == 0
     accessible(page, "15-other-agency-search")
+
+
+def test_a_referral_without_consent_sent_anyway_is_returned_saying_why(
+    page: Any, live_server: str
+) -> None:
+    run(make_account("pat", Role.referrer, "South Yorkshire Police"))
+    sign_in(page, "pat")
+    page.goto("/make-a-referral/consent")
+    page.get_by_label("No", exact=True).check()
+    page.get_by_label("Day").fill(str(CONSENT_DAY.day))
+    page.get_by_label("Month").fill(str(CONSENT_DAY.month))
+    page.get_by_label("Year").fill(str(CONSENT_DAY.year))
+    page.get_by_label("In writing").check()
+    page.get_by_role("button", name="Continue").click()
+    refused = "The programme is voluntary: the person must agree to be referred."
+    assert refused in page.locator(".govuk-error-summary").first.inner_text()
+    page.get_by_role("link", name="Leave this for now and go on").click()
+    page.wait_for_url(re.compile(r"/make-a-referral/person$"))
+    page.get_by_label("First name").fill("Jordan")
+    page.get_by_label("Last name").fill("Testperson")
+    page.get_by_label("Day").fill("17")
+    page.get_by_label("Month").fill("5")
+    page.get_by_label("Year").fill("1990")
+    page.get_by_label("Male", exact=True).check()
+    page.get_by_label("Phone number").fill("0114 496 0123")
+    page.get_by_label("Sheffield").check()
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url(re.compile(r"/make-a-referral/relationship$"))
+    page.get_by_label("Family member").check()
+    page.locator("#on_probation_programme-2").check()
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url(re.compile(r"/make-a-referral/victims$"))
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url(re.compile(r"/make-a-referral/notes$"))
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url(re.compile(r"/make-a-referral/check$"))
+    assert refused in page.locator(".govuk-error-summary").first.inner_text()
+    page.get_by_role("button", name="Send it anyway").click()
+
+    page.wait_for_url(re.compile(r"/make-a-referral/returned$"))
+    main = page.locator("main").inner_text()
+    assert refused in main
+    assert "Ask the person whether they agree to be referred" in main
+    assert "Jordan" not in main and "Testperson" not in main
+    accessible(page, "16-returned")
+    page.goto("/make-a-referral/person")  # the answers are gone
+    assert page.get_by_label("First name").input_value() == ""

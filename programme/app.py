@@ -37,6 +37,7 @@ from programme.platform.logs import logging_config
 from programme.platform.settings import Settings, get_settings
 from programme.platform.web import browser
 from programme.platform.web.controllers import PAGES
+from referrals import pages as referral_pages
 from referrals.controllers import ReferralController, ReturnedReferralController
 from referrals.services import OutcomesHooks
 
@@ -89,10 +90,10 @@ def create_app(
         route_handlers=[
             *ROUTES,
             *extra_routes,
-            browser.pages_router(settings, [*PAGES, *extra_pages]),
+            browser.pages_router(settings, [*PAGES, *referral_pages.PAGES, *extra_pages]),
             browser.static_files_router(),
         ],
-        template_config=browser.template_config(),
+        template_config=browser.template_config([referral_pages.TEMPLATES]),
         plugins=[HTMXPlugin()],
         stores={browser.SESSION_STORE: browser.session_store(settings)},
         on_app_init=[jwt_auth.on_app_init],

@@ -891,26 +891,66 @@ def check(
 
 def assess_quality(submission: Submission) -> Quality:
     """Which useful optional details are missing: the 'good referral' feedback."""
-    missing: list[MissingDetail] = []
-    victims_with_consent = sum(v.consent_to_contact for v in submission.victims)
-    if submission.risk_level is None:
-        missing.append(MissingDetail("risk_level", QUALITY_WHY["risk_level"]))
-    if submission.prior_incidents is None:
-        missing.append(
-            MissingDetail(
-                "prior_incidents", "Prior police-recorded incidents shape the assessment."
-            )
-        )
-    complex_needs = (
-        submission.substance_misuse,
-        submission.mental_health,
-        submission.children_in_household,
+    return _quality(
+        risk_level=submission.risk_level is not None,
+        prior_incidents=submission.prior_incidents is not None,
+        complex_needs=(
+            submission.substance_misuse,
+            submission.mental_health,
+            submission.children_in_household,
+        ),
+        victims_with_consent=sum(v.consent_to_contact for v in submission.victims),
+        notes=bool(submission.notes),
     )
+
+
+def draft_quality(raw: Mapping[str, Any]) -> Quality:
+    """The same feedback on a referral still being written (the web form's quality panel).
+
+    Reads the answers as given so far, before every check passes: a detail
+    counts as given once it has a value, as ``assess_quality`` will count it
+    when the referral is accepted.
+    """
+
+    def given(name: str) -> Any:
+        value = raw.get(name)
+        return None if value is None or (isinstance(value, str) and not value.strip()) else value
+
+    victims = raw.get("victims")
+    with_consent = (
+        sum(isinstance(v, dict) and v.get("consent_to_contact") is True for v in victims)
+        if isinstance(victims, list)
+        else 0
+    )
+    return _quality(
+        risk_level=given("risk_level") is not None,
+        prior_incidents=given("prior_incidents") is not None,
+        complex_needs=tuple(
+            given(name) for name in ("substance_misuse", "mental_health", "children_in_household")
+        ),
+        victims_with_consent=with_consent,
+        notes=given("notes") is not None,
+    )
+
+
+def _quality(
+    *,
+    risk_level: bool,
+    prior_incidents: bool,
+    complex_needs: Sequence[Any],
+    victims_with_consent: int,
+    notes: bool,
+) -> Quality:
+    missing: list[MissingDetail] = []
+    if not risk_level:
+        missing.append(MissingDetail("risk_level", QUALITY_WHY["risk_level"]))
+    if not prior_incidents:
+        missing.append(MissingDetail("prior_incidents", QUALITY_WHY["prior_incidents"]))
     if any(answer is None for answer in complex_needs):
         missing.append(MissingDetail("complex_needs", QUALITY_WHY["complex_needs"]))
     if victims_with_consent == 0:
         missing.append(MissingDetail("victims", QUALITY_WHY["victims"]))
-    if not submission.notes:
+    if not notes:
         missing.append(MissingDetail("notes", QUALITY_WHY["notes"]))
     total = len(QUALITY_WHY)
     return Quality(score=round(100 * (total - len(missing)) / total), missing=missing)

@@ -30,18 +30,31 @@ from uuid import UUID
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, PrefixLoader
 from litestar import Litestar, Request, Router
 from litestar.config.csrf import CSRFConfig
+from litestar.connection import ASGIConnection
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import CacheControlHeader, MutableScopeHeaders
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.base import MiddlewareProtocol
 from litestar.middleware.csrf import CSRFMiddleware
-from litestar.middleware.session.server_side import ServerSideSessionConfig
+from litestar.middleware.session.server_side import (
+    ServerSideSessionBackend,
+    ServerSideSessionConfig,
+)
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.stores.file import FileStore
 from litestar.template.config import TemplateConfig
-from litestar.types import ASGIApp, ControllerRouterHandler, Empty, Message, Receive, Scope, Send
+from litestar.types import (
+    ASGIApp,
+    ControllerRouterHandler,
+    Empty,
+    Message,
+    Receive,
+    Scope,
+    ScopeSession,
+    Send,
+)
 
 from programme.platform.accounts import access
 from programme.platform.accounts.schemas import Principal
@@ -98,8 +111,40 @@ def _session_secret(settings: Settings) -> str:
     return derive_key(settings.token_secret(), b"inspire-web", b"session").hex()
 
 
+READS_SESSION_ONLY = "reads_session_only"
+"""``opt`` key of a page that only reads the session: its answer never writes it back.
+
+Litestar writes the whole session back after every request. An htmx check
+sent while the person types can still be running when the form's own POST
+saves new answers; written back after it, it would put the answers back as
+they were when it started. A page marked with this key leaves the stored
+session as it finds it.
+"""
+
+
+class _SessionBackend(ServerSideSessionBackend):
+    async def store_in_message(
+        self,
+        scope_session: ScopeSession,
+        message: Message,
+        connection: ASGIConnection[Any, Any, Any, Any],
+    ) -> None:
+        handler = connection.scope.get("route_handler")
+        if (
+            scope_session is not Empty
+            and handler is not None
+            and handler.opt.get(READS_SESSION_ONLY)
+        ):
+            return
+        await super().store_in_message(scope_session, message, connection)
+
+
+class _SessionConfig(ServerSideSessionConfig):
+    _backend_class = _SessionBackend
+
+
 def session_config(settings: Settings) -> ServerSideSessionConfig:
-    return ServerSideSessionConfig(
+    return _SessionConfig(
         key=SESSION_COOKIE,
         store=SESSION_STORE,
         max_age=settings.session_idle_seconds,

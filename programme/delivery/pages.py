@@ -504,6 +504,7 @@ async def _group_page(
         or {
             "referral_id": "",
             "reference": "",
+            "joined_on": DateField("", "", "", None),
             "number": str(next_number),
             "held_on": DateField("", "", "", None),
             "kind": rules.SessionKind.group.value,
@@ -531,9 +532,13 @@ async def add_member(
     """A place for someone on the waiting list, or a move here by reference (a transfer)."""
     form = await _form(request)
     chosen, reference = form.get("referral_id", "").strip(), form.get("reference", "").strip()
+    joined_on, date_problem = _date_field(
+        form, "joined_on", "date the place starts", required=False
+    )
     entered = {
         "referral_id": chosen,
         "reference": reference,
+        "joined_on": joined_on,
         "number": "",
         "held_on": DateField("", "", "", None),
         "kind": rules.SessionKind.group.value,
@@ -557,18 +562,22 @@ async def add_member(
         problems.append(
             FieldError("required", "referral_id", "Choose someone waiting, or enter a reference.")
         )
+    if date_problem:
+        problems.append(date_problem)
     status_code = 422
     if referral_id is not None and not problems:
+        data = schemas.MemberAdd(referral_id=referral_id, joined_on=joined_on.value)
         try:
-            await services.add_member(
-                group_id, schemas.MemberAdd(referral_id=referral_id), actor, today()
-            )
+            await services.add_member(group_id, data, actor, today())
         except ApplicationError as error:
             if error.status_code not in (409, 422):
                 raise
             status_code = error.status_code
             field = "referral_id" if chosen else "reference"
-            problems = [FieldError(p.code, field, p.message) for p in _problems(error)]
+            problems = [
+                FieldError(p.code, "joined_on-day" if p.field == "joined_on" else field, p.message)
+                for p in _problems(error)
+            ]
         else:
             _notify(request, "Added to the group")
             return Redirect(_group_path(group_id), status_code=303)
@@ -676,6 +685,7 @@ async def add_session(
     entered = {
         "referral_id": "",
         "reference": "",
+        "joined_on": DateField("", "", "", None),
         "number": number_text,
         "held_on": held_on,
         "kind": kind,

@@ -68,7 +68,7 @@ STEP_HINTS = {
     Status.closed: "The referral is closed for another reason.",
 }
 
-MARKS = tuple(rules.Mark)
+MARKS = (rules.Mark.attended, rules.Mark.late, rules.Mark.excused, rules.Mark.absent)
 MARK_LABELS = {
     rules.Mark.attended: "Attended",
     rules.Mark.late: "Late",

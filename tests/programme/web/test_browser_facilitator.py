@@ -143,6 +143,7 @@ def test_a_facilitator_takes_a_referral_from_caseload_to_started(
     accessible(page, "08-register-empty")
     page.get_by_role("radio", name="Attended", exact=True).focus()
     page.keyboard.press("ArrowRight")  # late
+    page.keyboard.press("ArrowRight")  # excused
     page.keyboard.press("ArrowRight")  # absent
     page.keyboard.press("Tab")  # to the button
     page.keyboard.press("Enter")

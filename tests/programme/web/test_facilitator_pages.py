@@ -15,7 +15,7 @@ import pytest
 from programme.delivery import rules
 from programme.platform.clock import today
 from programme.platform.tables import Role
-from tests.builders import good_referral
+from tests.builders import VICTIM, VICTIM_TRACES, good_referral
 from tests.programme.web.helpers import browser, csrf_from, make_account, sign_in, submit
 
 pytestmark = pytest.mark.anyio
@@ -37,6 +37,7 @@ async def _referral(client, headers, received_on: date, **overrides) -> str:
     )
     response = await client.post("/referrals", json=body, headers=headers)
     assert response.status_code == 201, response.text
+    assert response.json()["victims_recorded"] == len(overrides.get("victims", []))
     return response.json()["id"]
 
 
@@ -355,3 +356,40 @@ async def test_no_name_reaches_an_address(app, client, referrer):
                 assert "testperson" not in address.lower()
                 assert "1990" not in address
             assert page.headers["cache-control"] == "no-store"
+
+
+async def test_no_victim_detail_on_any_facilitator_page(app, client, referrer):
+    """Victims' details are for victim workers only: none on the facilitators' pages."""
+    received = today() - timedelta(days=3)
+    victim = VICTIM | {"consent_obtained_on": received.isoformat()}
+    referral_id = await _referral(client, referrer, received, victims=[victim])
+    await make_account("fran")
+    async with browser(app) as http:
+        await sign_in(http, "fran")
+        await _engaged_by_page(http, referral_id, received)
+        made = await submit(
+            http, "/delivery/groups", name="Friday", capacity="8", facilitators="fran",
+            **_date("starts_on", received),
+        )  # fmt: skip
+        group_path = made.headers["location"]
+        shown = [
+            await http.get("/caseload"),
+            await http.get(f"/caseload/{referral_id}"),
+            await submit(http, "/caseload", "/caseload/search", name="Testperson"),
+            await http.get("/delivery/waiting-list"),
+            await http.get(group_path),
+        ]
+        await submit(http, group_path, group_path + "/members", referral_id=referral_id)
+        shown += [await http.get(group_path), await http.get("/delivery/groups")]
+        for page in shown:
+            assert page.status_code == 200
+            for trace in VICTIM_TRACES:
+                assert trace not in page.text, (str(page.url), trace)
+        assert referral_id in shown[-2].text  # the member is there, the victim is not
+
+
+async def _engaged_by_page(http, referral_id: str, on: date) -> None:
+    for step in ("contacted", "engaged"):
+        path = f"/caseload/{referral_id}"
+        moved = await submit(http, path, path + "/steps", type=step, **_date("on", on))
+        assert moved.status_code == 303, moved.text

@@ -173,7 +173,9 @@ def test_a_facilitator_takes_a_referral_from_caseload_to_started(
     page.goto(f"/caseload/{referral_id}")
     timeline = page.locator(".app-timeline").inner_text()
     assert f"started {long_day(first_session)}" in timeline
-    assert "Tuesday evening" in page.locator(".govuk-summary-list").inner_text()
+    expect(
+        page.locator(".govuk-summary-list").get_by_role("link", name="Tuesday evening")
+    ).to_be_visible()
     accessible(page, "11-referral-started")
 
     for path, name in (

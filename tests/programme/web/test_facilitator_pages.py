@@ -17,6 +17,7 @@ from programme.platform.clock import today
 from programme.platform.tables import Role
 from tests.builders import VICTIM, VICTIM_TRACES, good_referral
 from tests.programme.web.helpers import browser, csrf_from, make_account, sign_in, submit
+from tests.programme.web.helpers import sign_in as sign_in_page
 
 pytestmark = pytest.mark.anyio
 
@@ -393,3 +394,30 @@ async def _engaged_by_page(http, referral_id: str, on: date) -> None:
         path = f"/caseload/{referral_id}"
         moved = await submit(http, path, path + "/steps", type=step, **_date("on", on))
         assert moved.status_code == 303, moved.text
+
+
+async def test_a_voided_step_is_struck_through_and_no_longer_counts(app, client, referrer, sign_in):
+    received = today() - timedelta(days=3)
+    referral_id = await _referral(client, referrer, received)
+    staff = await sign_in(Role.facilitator, "api-fran")
+    steps = await client.post(
+        f"/referrals/{referral_id}/events",
+        json={"type": "contacted", "on": received.isoformat()},
+        headers=staff,
+    )
+    assert steps.status_code == 201, steps.text
+    contacted = next(s for s in steps.json() if s["type"] == "contacted")
+    voided = await client.post(
+        f"/referrals/{referral_id}/events/{contacted['id']}/void",
+        json={"reason": "Rang the wrong number"},
+        headers=staff,
+    )
+    assert voided.status_code == 200, voided.text
+    await make_account("fran")
+    async with browser(app) as http:
+        await sign_in_page(http, "fran")
+        shown = await http.get(f"/caseload/{referral_id}")
+        assert "<del><strong>contacted</strong>" in shown.text
+        assert "voided: Rang the wrong number" in shown.text
+        offered = set(re.findall(r'name="type" type="radio" value="(\w+)"', shown.text))
+        assert "contacted" in offered  # the status follows the steps that remain

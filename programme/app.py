@@ -13,6 +13,7 @@ from litestar.types import ControllerRouterHandler
 from analysis.controllers import AnalysisController, ReportController
 from outcomes import services as outcomes
 from outcomes.controllers import VictimController
+from programme.delivery import pages as delivery_pages
 from programme.delivery.controllers import GroupController, ProgrammeController, SessionController
 from programme.imports.controllers import ImportController
 from programme.platform import database, openapi
@@ -90,10 +91,15 @@ def create_app(
         route_handlers=[
             *ROUTES,
             *extra_routes,
-            browser.pages_router(settings, [*PAGES, *referral_pages.PAGES, *extra_pages]),
+            browser.pages_router(
+                settings,
+                [*PAGES, *referral_pages.PAGES, *delivery_pages.PAGES, *extra_pages],
+            ),
             browser.static_files_router(),
         ],
-        template_config=browser.template_config([referral_pages.TEMPLATES]),
+        template_config=browser.template_config(
+            [referral_pages.TEMPLATES, delivery_pages.TEMPLATES]
+        ),
         plugins=[HTMXPlugin()],
         stores={browser.SESSION_STORE: browser.session_store(settings)},
         on_app_init=[jwt_auth.on_app_init],

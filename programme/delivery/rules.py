@@ -179,3 +179,28 @@ def removal_problem(*, on: date, joined_on: date, last_marked_on: date | None) -
             "a place ends after its last marked session.",
         )
     return None
+
+
+def working_days_between(start: date, end: date) -> int:
+    """Working days (Monday to Friday) after ``start`` up to and including ``end``.
+
+    How long a new referral has waited for first contact: a referral received on
+    a Friday and not contacted by the next Monday has waited one working day.
+    Bank holidays are not known here and count as working days (it errs towards
+    highlighting a referral, never away from it). Zero when ``end`` is not after
+    ``start``.
+    """
+    if end <= start:
+        return 0
+    whole_weeks, rest = divmod((end - start).days, 7)
+    days = whole_weeks * 5
+    for offset in range(1, rest + 1):
+        if (start + timedelta(days=whole_weeks * 7 + offset)).weekday() < 5:
+            days += 1
+    return days
+
+
+def overdue_for_contact(received_on: date, today: date, working_days: int) -> bool:
+    """A new referral is overdue for first contact once it has waited more than
+    ``working_days`` working days (the setting ``first_contact_working_days``)."""
+    return working_days_between(received_on, today) > working_days

@@ -102,6 +102,14 @@ class Group(msgspec.Struct):
     """Sessions moved or cancelled and places ended, oldest first."""
 
 
+class GroupPlace(msgspec.Struct):
+    """The group a referral has a place in now."""
+
+    group_id: UUID
+    name: str
+    joined_on: date
+
+
 class MemberAdd(msgspec.Struct, forbid_unknown_fields=True):
     referral_id: UUID
     joined_on: date | None = None

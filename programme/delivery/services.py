@@ -198,6 +198,20 @@ async def get_group(group_id: UUID) -> schemas.Group:
     )
 
 
+async def group_of(referral_id: UUID) -> schemas.GroupPlace | None:
+    """The group a referral has a place in now, if any."""
+    row = (
+        await GroupMember.select(
+            GroupMember.group.as_alias("group_id"),
+            GroupMember.group.name.as_alias("name"),
+            GroupMember.joined_on,
+        )
+        .where((GroupMember.referral == referral_id) & GroupMember.left_on.is_null())
+        .first()
+    )
+    return schemas.GroupPlace(**row) if row else None
+
+
 async def add_member(
     group_id: UUID, data: schemas.MemberAdd, actor: Principal, today: date
 ) -> schemas.Group:

@@ -82,6 +82,9 @@ class Settings:
     through the import, which says how many rows were older than this."""
     backup_timeout_minutes: int = 60
     """How long ``inspire backup`` and ``inspire restore`` let PostgreSQL's tools run."""
+    first_contact_working_days: int = 5
+    """A new referral not contacted within this many working days (Monday to Friday) is
+    highlighted on the facilitators' caseload. ``INSPIRE_FIRST_CONTACT_WORKING_DAYS``."""
     secure_cookies: bool = False
     """Mark the web pages' cookies Secure (sent over HTTPS only): set when served over HTTPS."""
     session_idle_seconds: int = 30 * 60
@@ -284,6 +287,7 @@ def get_settings() -> Settings:
         suppress_below=_int("INSPIRE_SUPPRESS_BELOW", 5),
         backup_timeout_minutes=_int("INSPIRE_BACKUP_TIMEOUT_MINUTES", 60),
         backdate_days=_int("INSPIRE_BACKDATE_DAYS", 30, minimum=0, maximum=36500),
+        first_contact_working_days=_int("INSPIRE_FIRST_CONTACT_WORKING_DAYS", 5, maximum=365),
         secure_cookies=_flag("INSPIRE_SECURE_COOKIES", False),
         session_idle_seconds=_int("INSPIRE_SESSION_IDLE_MINUTES", 30, maximum=24 * 60) * 60,
         embedded_database_uri=os.environ.get(EMBEDDED_DATABASE_URI) or None,

@@ -66,7 +66,9 @@ async def sign_in(request: Request[Any, Any, Any], state: State) -> Page:
     if not problems:
         address = access.client_address(request, state.settings)
         try:
-            principal = await accounts.authenticate(username, password, address, state.settings)
+            principal = await accounts.authenticate(
+                username, password, address, state.settings, state.refusals
+            )
         except NotAuthenticated:
             problems.append(
                 FieldError("not_signed_in", "username", "The username or password is not right.")
@@ -134,6 +136,7 @@ async def change_password(
             form.get("new_again", ""),
             access.client_address(request, state.settings),
             state.settings,
+            state.refusals,
         )
     except InvalidInput as problems:
         return browser.page(

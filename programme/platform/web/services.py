@@ -137,6 +137,7 @@ async def change_password(
     again: str,
     address: str,
     settings: Settings,
+    refusals: accounts.RecentRefusals,
 ) -> None:
     """Change the signed-in person's own password, after checking the one they have now.
 
@@ -152,7 +153,7 @@ async def change_password(
     if problems:
         raise InvalidInput(errors=problems)
     try:
-        await accounts.authenticate(actor.username, current, address, settings)
+        await accounts.authenticate(actor.username, current, address, settings, refusals)
     except NotAuthenticated:
         wrong = FieldError("wrong_password", "current", "Your current password is not right.")
         raise InvalidInput(errors=[wrong]) from None

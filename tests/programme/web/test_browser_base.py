@@ -141,6 +141,10 @@ def test_a_signed_out_visit_goes_to_sign_in_and_the_session_cookie_is_guarded(
     nav = page.get_by_role("navigation", name="Menu")
     assert [link.inner_text().strip() for link in nav.get_by_role("link").all()] == [
         "Home",
+        "Caseload",
+        "Groups",
+        "At risk",
+        "Waiting list",
         "Change password",
     ]
 

@@ -1,0 +1,912 @@
+"""The facilitators' web pages: caseload, a referral, groups, sessions, the register.
+
+Each page calls the same service its API route calls (``referrals.services`` for
+referrals, this domain's services for groups and registers), so every rule is
+the services' and none is written again here. A form is a plain POST answered
+by a redirect to the page it changed, or by the form again with every problem
+the service found (its 409s and 422s) in the error summary. Nothing personal is
+put in an address: a search by name is a POST, and pages address referrals,
+groups and sessions by id only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from litestar import Request, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+
+from programme.delivery import rules, schemas, services
+from programme.platform.accounts import access
+from programme.platform.accounts.schemas import Principal
+from programme.platform.clock import today
+from programme.platform.crypto import KeyPurpose, purpose_key
+from programme.platform.errors import ApplicationError, FieldError, InvalidInput
+from programme.platform.paging import MAX_LIMIT, Paging
+from programme.platform.settings import Settings
+from programme.platform.tables import Role
+from programme.platform.web import browser
+from referrals import services as referrals
+from referrals.rules import Status, allowed_next
+from referrals.schemas import EventCreate, ReferralNamedView, ReferralSearch, ReferralView
+from referrals.services import OutcomesHooks, ReferralFilters
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+Page = Template | Redirect
+
+STAFF = access.requires(Role.facilitator, Role.admin)
+
+CASELOAD = "/caseload"
+GROUPS = "/delivery/groups"
+
+MAX_FIELD_LENGTH = 2048
+"""Longer form values are cut: the services refuse anything near it anyway."""
+
+OFFERED_STEPS = (
+    Status.contacted,
+    Status.engaged,
+    Status.disengaged,
+    Status.withdrawn,
+    Status.closed,
+)
+"""The steps a facilitator records by hand; started and completed follow from the register."""
+
+STEP_HINTS = {
+    Status.contacted: "First contact made with the person.",
+    Status.engaged: "They have agreed to take part and are ready for a group place.",
+    Status.disengaged: "They have stopped taking part.",
+    Status.withdrawn: "They withdrew their consent: nothing more will be recorded.",
+    Status.closed: "The referral is closed for another reason.",
+}
+
+MARKS = (rules.Mark.attended, rules.Mark.late, rules.Mark.excused, rules.Mark.absent)
+MARK_LABELS = {
+    rules.Mark.attended: "Attended",
+    rules.Mark.late: "Late",
+    rules.Mark.excused: "Excused",
+    rules.Mark.absent: "Absent",
+}
+
+NOTICE = "notice"
+"""Session key of a one-off message for the next page (never put in an address)."""
+
+
+async def _form(request: Request[Any, Any, Any]) -> dict[str, str]:
+    form = await request.form()
+    return {
+        key: value[:MAX_FIELD_LENGTH]
+        for key, value in form.items()
+        if isinstance(value, str) and key != "_csrf_token"
+    }
+
+
+def _notify(request: Request[Any, Any, Any], heading: str, lines: list[str] | None = None) -> None:
+    session = request.session
+    if isinstance(session, dict):
+        session[NOTICE] = {"heading": heading, "lines": lines or []}
+
+
+def _notice(request: Request[Any, Any, Any]) -> dict[str, Any] | None:
+    session = request.session
+    if isinstance(session, dict) and NOTICE in session:
+        notice: dict[str, Any] = session.pop(NOTICE)
+        return notice
+    return None
+
+
+def _secret(state: State) -> str:
+    settings: Settings = state.settings
+    return purpose_key(settings, KeyPurpose.pseudonym)
+
+
+@dataclass
+class DateField:
+    """A GOV.UK date input's three boxes, as typed, and the day they make (if any)."""
+
+    day: str
+    month: str
+    year: str
+    value: date | None
+
+
+def _date_field(
+    form: dict[str, str], name: str, label: str, *, required: bool = True
+) -> tuple[DateField, FieldError | None]:
+    """Read ``name-day``, ``name-month`` and ``name-year``; the problem links to the day box."""
+    day, month, year = (form.get(f"{name}-{part}", "").strip() for part in ("day", "month", "year"))
+    field = DateField(day, month, year, None)
+    if not (day or month or year):
+        if required:
+            return field, FieldError("required", f"{name}-day", f"Enter the {label}.")
+        return field, None
+    if not (day and month and year):
+        return field, FieldError(
+            "incomplete", f"{name}-day", f"The {label} must include a day, month and year."
+        )
+    try:
+        field.value = date(int(year), int(month), int(day))
+    except ValueError:
+        return field, FieldError("invalid", f"{name}-day", f"The {label} must be a real date.")
+    if len(year) != 4:
+        field.value = None
+        return field, FieldError("invalid", f"{name}-day", f"The {label}'s year must be 4 digits.")
+    return field, None
+
+
+def _date_errors(problems: list[FieldError], name: str) -> list[FieldError]:
+    """A service's problem with a date field, linked to that date input's day box."""
+    return [
+        FieldError(p.code, f"{name}-day", p.message) if p.field == name else p for p in problems
+    ]
+
+
+def _problems(error: ApplicationError) -> list[FieldError]:
+    """The service's problems, or its one message when it names none."""
+    return list(error.errors) or [FieldError(error.code or "conflict", "", error.message)]
+
+
+# --- caseload ---
+
+
+@dataclass
+class CaseloadLine:
+    id: UUID
+    reference: str
+    name: str
+    received_on: date
+    status: str
+    status_on: date
+    working_days: int = 0
+    overdue: bool = False
+
+
+def _line(view: ReferralView) -> CaseloadLine:
+    assert isinstance(view, ReferralNamedView)  # facilitators and admins see the named view
+    return CaseloadLine(
+        view.id, view.reference, _name(view), view.received_on, view.status, view.status_on
+    )
+
+
+def _name(view: Any) -> str:
+    if isinstance(view, ReferralNamedView) and not view.restricted:
+        return f"{view.first_name or ''} {view.last_name or ''}".strip()
+    return "Details withheld"
+
+
+async def _section(actor: Principal, status: Status, secret: str) -> tuple[list[CaseloadLine], int]:
+    found = await referrals.list_referrals(
+        actor, ReferralFilters(status=status), MAX_LIMIT, 0, secret
+    )
+    return [_line(v) for v in found.items], found.total
+
+
+@get(CASELOAD, guards=[STAFF], opt={browser.NAV: "Caseload", "nav_order": 10})
+async def caseload(
+    request: Request[Any, Any, Any], actor: access.SignedIn, state: State
+) -> Template:
+    """Waiting for first contact (oldest first, overdue ones highlighted), contacted, engaged."""
+    secret = _secret(state)
+    settings: Settings = state.settings
+    now = today()
+    waiting, waiting_total = await _section(actor, Status.accepted, secret)
+    for line in waiting:
+        line.working_days = rules.working_days_between(line.received_on, now)
+        line.overdue = rules.overdue_for_contact(
+            line.received_on, now, settings.first_contact_working_days
+        )
+    waiting.sort(key=lambda line: (line.received_on, line.reference))
+    contacted, contacted_total = await _section(actor, Status.contacted, secret)
+    contacted.sort(key=lambda line: (line.status_on, line.reference))
+    engaged, engaged_total = await _section(actor, Status.engaged, secret)
+    started, started_total = await _section(actor, Status.started, secret)
+    engaged = sorted(engaged + started, key=lambda line: (line.status_on, line.reference))
+    return browser.page(
+        request,
+        "delivery/caseload.html",
+        title="Caseload",
+        waiting=waiting,
+        waiting_total=waiting_total,
+        contacted=contacted,
+        contacted_total=contacted_total,
+        engaged=engaged,
+        engaged_total=engaged_total + started_total,
+        limit_days=settings.first_contact_working_days,
+        search={"reference": "", "name": ""},
+        results=None,
+    )
+
+
+@post(CASELOAD + "/search", guards=[STAFF], status_code=200)
+async def caseload_search(
+    request: Request[Any, Any, Any],
+    actor: access.SignedIn,
+    state: State,
+    outcomes: NamedDependency[OutcomesHooks],
+) -> Template:
+    """Find a referral by reference or name: the ``POST /referrals/search`` service, audited.
+
+    A POST, so a name never reaches an address, a log or the browser's history.
+    """
+    form = await _form(request)
+    reference, name = form.get("reference", "").strip(), form.get("name", "").strip()
+    problems: list[FieldError] = []
+    if not reference and not name:
+        problems.append(FieldError("required", "reference", "Enter a reference or a name."))
+    if len(reference) > 40:
+        problems.append(
+            FieldError("too_long", "reference", "A reference is at most 40 characters.")
+        )
+    if len(name) > 200:
+        problems.append(FieldError("too_long", "name", "A name is at most 200 characters."))
+    results = None
+    if not problems:
+        body = msgspec.convert(
+            {"reference": reference or None, "name": name or None}, ReferralSearch
+        )
+        try:
+            found = await referrals.search_referrals(
+                actor, body, Paging(50, 0), _secret(state), outcomes
+            )
+        except InvalidInput as error:
+            problems = _problems(error)
+        else:
+            results = [_line(v) for v in found.items]
+    return browser.page(
+        request,
+        "delivery/search.html",
+        status_code=422 if problems else 200,
+        title="Find a referral",
+        errors=problems,
+        search={"reference": reference, "name": name},
+        results=results,
+    )
+
+
+# --- a referral ---
+
+
+def _referral_path(referral_id: UUID) -> str:
+    return f"{CASELOAD}/{referral_id}"
+
+
+async def _referral_page(
+    request: Request[Any, Any, Any],
+    actor: Principal,
+    referral_id: UUID,
+    state: State,
+    outcomes: OutcomesHooks,
+    *,
+    status_code: int = 200,
+    errors: list[FieldError] | None = None,
+    step: dict[str, Any] | None = None,
+) -> Template:
+    view = await referrals.get_referral(actor, referral_id, _secret(state), outcomes)
+    assert isinstance(view, ReferralNamedView)  # facilitators and admins see the named view
+    allowed = [s for s in allowed_next(Status(view.status)) if s in OFFERED_STEPS]
+    if view.restricted:
+        allowed = []  # consent withdrawn: nothing more is recorded
+    group = None
+    if Status(view.status) in (Status.engaged, Status.started):
+        group = await services.group_of(referral_id)
+    return browser.page(
+        request,
+        "delivery/referral.html",
+        status_code=status_code,
+        title=f"Referral {view.reference}",
+        errors=errors or [],
+        referral=view,
+        name=_name(view),
+        allowed=allowed,
+        hints=STEP_HINTS,
+        step=step or {"type": "", "on": DateField("", "", "", None), "note": ""},
+        group=group,
+        notice=_notice(request),
+    )
+
+
+@get(CASELOAD + "/{referral_id:uuid}", guards=[STAFF])
+async def referral_page(
+    request: Request[Any, Any, Any],
+    referral_id: FromPath[UUID],
+    actor: access.SignedIn,
+    state: State,
+    outcomes: NamedDependency[OutcomesHooks],
+) -> Template:
+    """The named record, its timeline (voided steps struck through), and the steps allowed now."""
+    return await _referral_page(request, actor, referral_id, state, outcomes)
+
+
+@post(CASELOAD + "/{referral_id:uuid}/steps", guards=[STAFF], status_code=303)
+async def record_step(
+    request: Request[Any, Any, Any],
+    referral_id: FromPath[UUID],
+    actor: access.SignedIn,
+    state: State,
+    outcomes: NamedDependency[OutcomesHooks],
+) -> Page:
+    """Record contacted, engaged or an exit, dated: ``referrals.services.record_event``."""
+    form = await _form(request)
+    chosen = form.get("type", "")
+    on, date_problem = _date_field(form, "on", "date it happened")
+    note = form.get("note", "").strip()
+    problems: list[FieldError] = []
+    if chosen not in {s.value for s in OFFERED_STEPS}:
+        problems.append(FieldError("required", "type", "Choose what happened."))
+    if date_problem:
+        problems.append(date_problem)
+    if len(note) > 2000:
+        problems.append(FieldError("too_long", "note", "A note is at most 2000 characters."))
+    status_code = 422
+    if not problems:
+        assert on.value is not None
+        event = EventCreate(type=Status(chosen), on=on.value, note=note or None)
+        settings: Settings = state.settings
+        try:
+            await referrals.record_event(referral_id, event, actor, today(), settings.backdate_days)
+        except ApplicationError as error:
+            if error.status_code not in (409, 422):
+                raise
+            problems = _date_errors(_problems(error), "on")
+            status_code = error.status_code
+        else:
+            _notify(request, f"Recorded: {chosen} on {on.value:%-d %B %Y}")
+            return Redirect(_referral_path(referral_id), status_code=303)
+    return await _referral_page(
+        request,
+        actor,
+        referral_id,
+        state,
+        outcomes,
+        status_code=status_code,
+        errors=problems,
+        step={"type": chosen, "on": on, "note": note},
+    )
+
+
+# --- groups ---
+
+
+def _group_path(group_id: UUID) -> str:
+    return f"{GROUPS}/{group_id}"
+
+
+async def _groups_page(
+    request: Request[Any, Any, Any],
+    actor: Principal,
+    *,
+    status_code: int = 200,
+    errors: list[FieldError] | None = None,
+    entered: dict[str, Any] | None = None,
+) -> Template:
+    groups = await services.list_groups(actor, Paging(MAX_LIMIT, 0))
+    default_facilitator = actor.username if actor.role == Role.facilitator.value else ""
+    return browser.page(
+        request,
+        "delivery/groups.html",
+        status_code=status_code,
+        title="Groups",
+        errors=errors or [],
+        groups=groups.items,
+        entered=entered
+        or {
+            "name": "",
+            "starts_on": DateField("", "", "", None),
+            "capacity": "",
+            "facilitators": default_facilitator,
+        },
+    )
+
+
+@get(GROUPS, guards=[STAFF], opt={browser.NAV: "Groups", "nav_order": 20})
+async def groups_page(request: Request[Any, Any, Any], actor: access.SignedIn) -> Template:
+    """The groups (a facilitator's own; every group for admins) and a form to start one."""
+    return await _groups_page(request, actor)
+
+
+@post(GROUPS, guards=[STAFF], status_code=303)
+async def create_group(request: Request[Any, Any, Any], actor: access.SignedIn) -> Page:
+    form = await _form(request)
+    name = form.get("name", "").strip()
+    starts_on, date_problem = _date_field(form, "starts_on", "start date")
+    capacity_text = form.get("capacity", "").strip()
+    facilitators = [f.strip() for f in form.get("facilitators", "").split(",") if f.strip()]
+    problems: list[FieldError] = []
+    if not name:
+        problems.append(FieldError("required", "name", "Enter the group's name."))
+    elif len(name) > 100:
+        problems.append(FieldError("too_long", "name", "A name is at most 100 characters."))
+    if date_problem:
+        problems.append(date_problem)
+    capacity = int(capacity_text) if capacity_text.isdigit() else 0
+    if not 1 <= capacity <= 100:
+        problems.append(
+            FieldError("invalid", "capacity", "Enter the number of places, from 1 to 100.")
+        )
+    if not 1 <= len(facilitators) <= 10:
+        problems.append(
+            FieldError("required", "facilitators", "Enter from 1 to 10 facilitators' usernames.")
+        )
+    entered = {
+        "name": name,
+        "starts_on": starts_on,
+        "capacity": capacity_text,
+        "facilitators": form.get("facilitators", ""),
+    }
+    status_code = 422
+    if not problems:
+        assert starts_on.value is not None
+        data = schemas.GroupCreate(
+            name=name, starts_on=starts_on.value, facilitators=facilitators, capacity=capacity
+        )
+        try:
+            group = await services.create_group(data, actor)
+        except ApplicationError as error:
+            if error.status_code not in (409, 422):
+                raise
+            status_code = error.status_code
+            problems = [
+                FieldError(p.code, "facilitators", f"{p.message} ({facilitators[_index(p.field)]})")
+                if p.field.startswith("facilitators[")
+                else p
+                for p in _problems(error)
+            ]
+            if error.status_code == 409:
+                problems = [FieldError(p.code, p.field or "name", p.message) for p in problems]
+        else:
+            _notify(request, f"Group {group.name} created")
+            return Redirect(_group_path(group.id), status_code=303)
+    return await _groups_page(
+        request, actor, status_code=status_code, errors=problems, entered=entered
+    )
+
+
+def _index(field: str) -> int:
+    """The number in ``facilitators[2]``."""
+    return int(field[field.index("[") + 1 : field.index("]")])
+
+
+async def _group_page(
+    request: Request[Any, Any, Any],
+    actor: Principal,
+    group_id: UUID,
+    *,
+    status_code: int = 200,
+    errors: list[FieldError] | None = None,
+    entered: dict[str, Any] | None = None,
+) -> Template:
+    await services.require_group_access(actor, group_id)
+    group = await services.get_group(group_id)
+    full = len(group.members) >= group.capacity
+    waiting = None
+    if not full:
+        waiting = await services.waiting_list(actor, today(), Paging(MAX_LIMIT, 0))
+    next_number = max((s.number for s in group.sessions if s.kind == "group"), default=0) + 1
+    return browser.page(
+        request,
+        "delivery/group.html",
+        status_code=status_code,
+        title=f"Group {group.name}",
+        errors=errors or [],
+        group=group,
+        full=full,
+        waiting=waiting.people.items if waiting and waiting.people else [],
+        kinds=list(rules.SessionKind),
+        entered=entered
+        or {
+            "referral_id": "",
+            "reference": "",
+            "joined_on": DateField("", "", "", None),
+            "number": str(next_number),
+            "held_on": DateField("", "", "", None),
+            "kind": rules.SessionKind.group.value,
+        },
+        notice=_notice(request),
+    )
+
+
+@get(GROUPS + "/{group_id:uuid}", guards=[STAFF])
+async def group_page(
+    request: Request[Any, Any, Any], group_id: FromPath[UUID], actor: access.SignedIn
+) -> Template:
+    """A group: its members (add one from the waiting list; end a place), its sessions."""
+    return await _group_page(request, actor, group_id)
+
+
+@post(GROUPS + "/{group_id:uuid}/members", guards=[STAFF], status_code=303)
+async def add_member(
+    request: Request[Any, Any, Any],
+    group_id: FromPath[UUID],
+    actor: access.SignedIn,
+    state: State,
+    outcomes: NamedDependency[OutcomesHooks],
+) -> Page:
+    """A place for someone on the waiting list, or a move here by reference (a transfer)."""
+    form = await _form(request)
+    chosen, reference = form.get("referral_id", "").strip(), form.get("reference", "").strip()
+    joined_on, date_problem = _date_field(
+        form, "joined_on", "date the place starts", required=False
+    )
+    entered = {
+        "referral_id": chosen,
+        "reference": reference,
+        "joined_on": joined_on,
+        "number": "",
+        "held_on": DateField("", "", "", None),
+        "kind": rules.SessionKind.group.value,
+    }
+    problems: list[FieldError] = []
+    referral_id = None
+    if chosen:
+        try:
+            referral_id = UUID(chosen)
+        except ValueError:
+            problems.append(FieldError("invalid", "referral_id", "Choose someone from the list."))
+    elif reference and len(reference) <= 40:
+        found = await referrals.search_referrals(
+            actor, ReferralSearch(reference=reference), Paging(1, 0), _secret(state), outcomes
+        )
+        if found.items:
+            referral_id = found.items[0].id
+        else:
+            problems.append(FieldError("not_found", "reference", "No referral has this reference."))
+    else:
+        problems.append(
+            FieldError("required", "referral_id", "Choose someone waiting, or enter a reference.")
+        )
+    if date_problem:
+        problems.append(date_problem)
+    status_code = 422
+    if referral_id is not None and not problems:
+        data = schemas.MemberAdd(referral_id=referral_id, joined_on=joined_on.value)
+        try:
+            await services.add_member(group_id, data, actor, today())
+        except ApplicationError as error:
+            if error.status_code not in (409, 422):
+                raise
+            status_code = error.status_code
+            field = "referral_id" if chosen else "reference"
+            problems = [
+                FieldError(p.code, "joined_on-day" if p.field == "joined_on" else field, p.message)
+                for p in _problems(error)
+            ]
+        else:
+            _notify(request, "Added to the group")
+            return Redirect(_group_path(group_id), status_code=303)
+    return await _group_page(
+        request, actor, group_id, status_code=status_code, errors=problems, entered=entered
+    )
+
+
+@get(GROUPS + "/{group_id:uuid}/members/{referral_id:uuid}/remove", guards=[STAFF])
+async def remove_member_page(
+    request: Request[Any, Any, Any],
+    group_id: FromPath[UUID],
+    referral_id: FromPath[UUID],
+    actor: access.SignedIn,
+) -> Template:
+    """Ending a place asks why (and from when) first."""
+    await services.require_group_access(actor, group_id)
+    group = await services.get_group(group_id)
+    member = next((m for m in group.members if m.referral_id == referral_id), None)
+    if member is None:
+        raise InvalidInput("Not a member of this group.")
+    return browser.page(
+        request,
+        "delivery/remove_member.html",
+        title=f"End {member.reference}'s place in {group.name}",
+        group=group,
+        member=member,
+        entered={"reason": "", "on": DateField("", "", "", None)},
+    )
+
+
+@post(
+    GROUPS + "/{group_id:uuid}/members/{referral_id:uuid}/remove", guards=[STAFF], status_code=303
+)
+async def remove_member(
+    request: Request[Any, Any, Any],
+    group_id: FromPath[UUID],
+    referral_id: FromPath[UUID],
+    actor: access.SignedIn,
+) -> Page:
+    form = await _form(request)
+    reason = form.get("reason", "").strip()
+    on, date_problem = _date_field(form, "on", "date the place ended", required=False)
+    problems: list[FieldError] = []
+    if not reason:
+        problems.append(FieldError("required", "reason", "Say why the place is ending."))
+    elif len(reason) > 2000:
+        problems.append(FieldError("too_long", "reason", "A reason is at most 2000 characters."))
+    if date_problem:
+        problems.append(date_problem)
+    status_code = 422
+    if not problems:
+        try:
+            await services.remove_member(
+                group_id,
+                referral_id,
+                schemas.MemberRemove(reason=reason, on=on.value),
+                actor,
+                today(),
+            )
+        except ApplicationError as error:
+            if error.status_code not in (409, 422):
+                raise
+            status_code = error.status_code
+            problems = _date_errors(_problems(error), "on")
+        else:
+            _notify(request, "The place has ended")
+            return Redirect(_group_path(group_id), status_code=303)
+    await services.require_group_access(actor, group_id)
+    group = await services.get_group(group_id)
+    member = next((m for m in group.members if m.referral_id == referral_id), None)
+    if member is None:
+        raise InvalidInput("Not a member of this group.")
+    return browser.page(
+        request,
+        "delivery/remove_member.html",
+        status_code=status_code,
+        title=f"End {member.reference}'s place in {group.name}",
+        errors=problems,
+        group=group,
+        member=member,
+        entered={"reason": reason, "on": on},
+    )
+
+
+@post(GROUPS + "/{group_id:uuid}/sessions", guards=[STAFF], status_code=303)
+async def add_session(
+    request: Request[Any, Any, Any], group_id: FromPath[UUID], actor: access.SignedIn
+) -> Page:
+    """Schedule a session: its number, day and kind (group or one-to-one)."""
+    form = await _form(request)
+    number_text = form.get("number", "").strip()
+    held_on, date_problem = _date_field(form, "held_on", "session's date")
+    kind = form.get("kind", "")
+    problems: list[FieldError] = []
+    number = int(number_text) if number_text.isdigit() else 0
+    if not 1 <= number <= 500:
+        problems.append(
+            FieldError("invalid", "number", "Enter the session's number, from 1 to 500.")
+        )
+    if date_problem:
+        problems.append(date_problem)
+    if kind not in {k.value for k in rules.SessionKind}:
+        problems.append(FieldError("required", "kind", "Choose the kind of session."))
+    entered = {
+        "referral_id": "",
+        "reference": "",
+        "joined_on": DateField("", "", "", None),
+        "number": number_text,
+        "held_on": held_on,
+        "kind": kind,
+    }
+    status_code = 422
+    if not problems:
+        assert held_on.value is not None
+        data = schemas.SessionCreate(
+            number=number, held_on=held_on.value, kind=rules.SessionKind(kind)
+        )
+        try:
+            await services.add_session(group_id, data, actor)
+        except ApplicationError as error:
+            if error.status_code not in (409, 422):
+                raise
+            status_code = error.status_code
+            problems = _date_errors(_problems(error), "held_on")
+            problems = [FieldError(p.code, p.field or "held_on-day", p.message) for p in problems]
+        else:
+            _notify(request, f"Session {number} scheduled for {held_on.value:%-d %B %Y}")
+            return Redirect(_group_path(group_id), status_code=303)
+    return await _group_page(
+        request, actor, group_id, status_code=status_code, errors=problems, entered=entered
+    )
+
+
+# --- the register ---
+
+
+def _register_path(group_id: UUID, session_id: UUID) -> str:
+    return f"{GROUPS}/{group_id}/sessions/{session_id}/register"
+
+
+@dataclass
+class RegisterRow:
+    referral_id: UUID
+    reference: str
+    status: str
+    """The referral's status now (started appears once the register says so)."""
+    mark: str
+    marked_by: str | None
+
+
+async def _register_page(
+    request: Request[Any, Any, Any],
+    actor: Principal,
+    group_id: UUID,
+    session_id: UUID,
+    *,
+    status_code: int = 200,
+    errors: list[FieldError] | None = None,
+    entered: dict[str, str] | None = None,
+) -> Template:
+    group, session, register = await _session_of(actor, group_id, session_id)
+    marks = {line.referral_id: line for line in register.marks}
+    statuses = {m.referral_id: m.status for m in group.members}
+    rows = [
+        RegisterRow(
+            m.referral_id,
+            m.reference,
+            m.status,
+            (entered or {}).get(str(m.referral_id), marks[m.referral_id].status)
+            if m.referral_id in marks
+            else (entered or {}).get(str(m.referral_id), ""),
+            marks[m.referral_id].marked_by if m.referral_id in marks else None,
+        )
+        for m in group.members
+    ]
+    # Someone marked here who has since left the group keeps their line, unchangeable here.
+    left = [line for line in register.marks if line.referral_id not in statuses]
+    return browser.page(
+        request,
+        "delivery/register.html",
+        status_code=status_code,
+        title=f"Register: {group.name}, session {session.number}",
+        errors=errors or [],
+        group=group,
+        session=session,
+        register=register,
+        rows=rows,
+        left=left,
+        marks=MARKS,
+        mark_labels=MARK_LABELS,
+        notice=_notice(request),
+    )
+
+
+async def _session_of(
+    actor: Principal, group_id: UUID, session_id: UUID
+) -> tuple[schemas.Group, schemas.SessionSummary, schemas.Register]:
+    register = await services.get_register(session_id, actor)  # checks access to its group
+    group = await services.get_group(group_id)
+    session = next((s for s in group.sessions if s.id == session_id), None)
+    if session is None:
+        raise InvalidInput("This session is not one of this group's.")
+    return group, session, register
+
+
+@get(GROUPS + "/{group_id:uuid}/sessions/{session_id:uuid}/register", guards=[STAFF])
+async def register_page(
+    request: Request[Any, Any, Any],
+    group_id: FromPath[UUID],
+    session_id: FromPath[UUID],
+    actor: access.SignedIn,
+) -> Template:
+    """One row per member: attended, late, excused or absent; saved in one go."""
+    return await _register_page(request, actor, group_id, session_id)
+
+
+@post(
+    GROUPS + "/{group_id:uuid}/sessions/{session_id:uuid}/register",
+    guards=[STAFF],
+    status_code=303,
+)
+async def save_register(
+    request: Request[Any, Any, Any],
+    group_id: FromPath[UUID],
+    session_id: FromPath[UUID],
+    actor: access.SignedIn,
+) -> Page:
+    """Save every mark at once with the register service; a correction names the earlier mark."""
+    form = await _form(request)
+    group, _session, earlier = await _session_of(actor, group_id, session_id)
+    entered: dict[str, str] = {}
+    marks: list[schemas.AttendanceMark] = []
+    problems: list[FieldError] = []
+    for member in group.members:
+        field = f"mark-{member.referral_id}"
+        value = form.get(field, "")
+        entered[str(member.referral_id)] = value
+        if value in {m.value for m in MARKS}:
+            marks.append(schemas.AttendanceMark(member.referral_id, rules.Mark(value)))
+        else:
+            problems.append(
+                FieldError(
+                    "required",
+                    field,
+                    f"Choose attended, late, excused or absent for {member.reference}.",
+                )
+            )
+    if not group.members:
+        problems.append(FieldError("no_members", "", "This group has nobody to mark yet."))
+    status_code = 422
+    if not problems:
+        try:
+            saved = await services.save_register(session_id, marks, actor, today())
+        except ApplicationError as error:
+            if error.status_code not in (409, 422):
+                raise
+            status_code = error.status_code
+            problems = [_mark_problem(p, marks) for p in _problems(error)]
+        else:
+            before = {line.referral_id: line.status for line in earlier.marks}
+            corrected = [
+                f"{line.reference}: {before[line.referral_id]}, now {line.status}"
+                for line in saved.marks
+                if line.referral_id in before and before[line.referral_id] != line.status
+            ]
+            heading = "Register corrected" if corrected else "Register saved"
+            _notify(request, heading, corrected)
+            return Redirect(_register_path(group_id, session_id), status_code=303)
+    return await _register_page(
+        request,
+        actor,
+        group_id,
+        session_id,
+        status_code=status_code,
+        errors=problems,
+        entered=entered,
+    )
+
+
+def _mark_problem(problem: FieldError, marks: list[schemas.AttendanceMark]) -> FieldError:
+    """``[2].referral_id`` from the service: the third mark's row on the page."""
+    if problem.field.startswith("[") and "]" in problem.field:
+        index = int(problem.field[1 : problem.field.index("]")])
+        if 0 <= index < len(marks):
+            return FieldError(problem.code, f"mark-{marks[index].referral_id}", problem.message)
+    return FieldError(problem.code, "", problem.message)
+
+
+# --- at risk and waiting ---
+
+
+@get("/delivery/at-risk", guards=[STAFF], opt={browser.NAV: "At risk", "nav_order": 30})
+async def at_risk_page(request: Request[Any, Any, Any], actor: access.SignedIn) -> Template:
+    """People with the set number of unexcused absences in a row (a facilitator's own groups)."""
+    absences = (await services.programme_settings()).at_risk_absences
+    people = await services.at_risk(actor, absences, Paging(MAX_LIMIT, 0))
+    return browser.page(
+        request, "delivery/at_risk.html", title="At risk", people=people.items, absences=absences
+    )
+
+
+@get("/delivery/waiting-list", guards=[STAFF], opt={browser.NAV: "Waiting list", "nav_order": 40})
+async def waiting_list_page(request: Request[Any, Any, Any], actor: access.SignedIn) -> Template:
+    """Engaged people without a group place, longest waiting first."""
+    waiting = await services.waiting_list(actor, today(), Paging(MAX_LIMIT, 0))
+    return browser.page(
+        request,
+        "delivery/waiting_list.html",
+        title="Waiting list",
+        waiting=waiting,
+        people=waiting.people.items if waiting.people else [],
+    )
+
+
+PAGES = [
+    caseload,
+    caseload_search,
+    referral_page,
+    record_step,
+    groups_page,
+    create_group,
+    group_page,
+    add_member,
+    remove_member_page,
+    remove_member,
+    add_session,
+    register_page,
+    save_register,
+    at_risk_page,
+    waiting_list_page,
+]

@@ -475,7 +475,9 @@ def damaged(kind: str, backup: Path, folder: Path) -> Path:
         ("cut short", "damaged or cut short"),
         ("no description", "holds no inspire-backup.json"),
         ("dump altered", "damaged"),
-        ("dump ends early", "pg_restore failed"),
+        # Where the cut falls decides which tool stops first: pg_restore at the end of
+        # its input, or psql at the half row pg_restore handed it. Either way, one line.
+        ("dump ends early", ("pg_restore failed", "psql failed")),
     ],
 )
 def test_a_missing_or_damaged_backup_is_refused_in_one_line_and_changes_nothing(
@@ -483,7 +485,7 @@ def test_a_missing_or_damaged_backup_is_refused_in_one_line_and_changes_nothing(
 ):
     bad = damaged(kind, source.backup, source.backup.parent)
     message = one_line_refusal(inspire(restored.data_dir, "restore", str(bad), "--replace"))
-    assert said in message, message
+    assert any(words in message for words in ([said] if isinstance(said, str) else said)), message
     assert restored_fingerprint(restored.data_dir) == restored.fingerprint
 
 

@@ -42,6 +42,21 @@ class QualityOut(msgspec.Struct):
     notes: list[str]
 
 
+class DroppedOut(msgspec.Struct):
+    reason: str
+    count: int | str
+
+
+class PopulationOut(msgspec.Struct):
+    """Whom one model was fitted on: how many, how many reoffended, who was left out and why."""
+
+    n: int | str
+    events: int | str
+    dropped: list[DroppedOut]
+    description: str
+    """In words: who these people are, and which other figures are on the same people."""
+
+
 class GroupOut(msgspec.Struct):
     group: str
     n: int
@@ -84,22 +99,26 @@ class CoxOut(msgspec.Struct):
     ph_test_transform: str
     """The function of time tested against: "km" (R's default), as cox.zph."""
     reference_levels: dict[str, str]
-    n: int
-    events: int
-    dropped_missing: int
+    n: int | str
+    events: int | str
+    dropped_missing: int | str
+    population: PopulationOut
 
 
 class LandmarkOut(msgspec.Struct):
     landmark_days: int
-    n: int
+    n: int | str
     groups: list[GroupOut]
     logrank: LogRankOut | None
+    population: PopulationOut
 
 
 class TimeVaryingOut(msgspec.Struct):
     status: str
     covariates: list[TermOut]
     landmark: LandmarkOut | None
+    population: PopulationOut | None
+    """Whom the time-varying Cox model was fitted on (None when no model was fitted)."""
 
 
 class ReoffendingOut(msgspec.Struct):
@@ -111,6 +130,8 @@ class ReoffendingOut(msgspec.Struct):
     group_by: str | None
     groups: list[GroupOut]
     logrank: LogRankOut | None
+    population: PopulationOut
+    """Whom 'groups' and 'logrank' are on: everyone with follow-up."""
     cox: CoxOut | None
     time_varying: TimeVaryingOut | None
     before_after: BeforeAfter

@@ -369,6 +369,18 @@ def _cox(
     if matrix.shape[1] == 0:
         return None
     complete = matrix.notna().all(axis=1)
+    if request.group_by in STATUS_GROUPS:
+        same = (
+            "The same people as 'time_varying' (the immortal-time corrected Cox model), so the "
+            "naive and the corrected hazard ratios compare like with like."
+        )
+    else:
+        same = "'groups' and 'logrank' are on everyone with follow-up."
+    population = _population(
+        frame[complete],
+        _missing_covariates(frame, request.covariates, complete),
+        f"People with every covariate recorded. {same}",
+    )
     try:
         model = cox(matrix[complete], frame.loc[complete, "duration"], frame.loc[complete, "event"])
     except AnalysisError as exc:
@@ -388,7 +400,30 @@ def _cox(
         n=model.n,
         events=model.events,
         dropped_missing=int((~complete).sum()),
+        population=population,
     )
+
+
+def _population(
+    people: pd.DataFrame, dropped: list[tuple[str, int]], description: str
+) -> schemas.PopulationOut:
+    """Who a model is on: n, reoffences within the follow-up, and who was left out and why."""
+    return schemas.PopulationOut(
+        n=len(people),
+        events=int(people["event"].sum()),
+        dropped=[schemas.DroppedOut(reason, count) for reason, count in dropped if count],
+        description=description,
+    )
+
+
+def _missing_covariates(
+    frame: pd.DataFrame, names: tuple[str, ...], complete: pd.Series
+) -> list[tuple[str, int]]:
+    """Complete-case models leave out whoever lacks a covariate: say which covariates."""
+    lacking = [name for name in names if frame[name].isna().any()]
+    if not lacking:
+        return []
+    return [(f"missing a covariate ({', '.join(lacking)})", int((~complete).sum()))]
 
 
 def intervals(frame: pd.DataFrame, status: str, covariates: pd.DataFrame) -> pd.DataFrame:
@@ -448,7 +483,23 @@ def _landmark(frame: pd.DataFrame, status: str, landmark: int, horizon: int) -> 
     if labels.nunique() > 1:
         result = logrank(shifted["duration"], shifted["event"], labels)
         test = schemas.LogRankOut(result.statistic, result.p, result.degrees_of_freedom)
-    return schemas.LandmarkOut(landmark_days=landmark, n=len(at_risk), groups=groups, logrank=test)
+    gone = frame[frame["duration"] <= landmark]
+    population = _population(
+        at_risk,
+        [
+            (f"reoffended by day {landmark}", int(gone["event"].sum())),
+            (
+                f"follow-up ended by day {landmark} (not followed to the landmark)",
+                len(gone) - int(gone["event"].sum()),
+            ),
+        ],
+        f"Everyone in 'groups' and 'logrank' (the naive comparison) still followed and "
+        f"offence-free at day {landmark}; no covariate is used, so no one is left out for "
+        f"missing data.",
+    )
+    return schemas.LandmarkOut(
+        landmark_days=landmark, n=len(at_risk), groups=groups, logrank=test, population=population
+    )
 
 
 def _time_varying(
@@ -459,25 +510,37 @@ def _time_varying(
     complete = matrix.notna().all(axis=1)
     data = frame[complete]
     long = intervals(data, status, matrix[complete])
+    population = _population(
+        data,
+        _missing_covariates(frame, request.covariates, complete),
+        f"People with every covariate recorded: the same people as the naive Cox model "
+        f"('cox'), so the two hazard ratios for {status} compare like with like.",
+    )
     if not (long[status] == 1).any():
         notes.append(
             f"No one was {status} within the follow-up window, so the programme cannot be "
             f"compared without immortal-time bias on this data: only the naive figures exist, "
             f"and they should not be read as an effect of the programme."
         )
-        return schemas.TimeVaryingOut(status=status, covariates=[], landmark=None)
+        return schemas.TimeVaryingOut(
+            status=status, covariates=[], landmark=None, population=population
+        )
+    fitted: schemas.PopulationOut | None = population
     try:
         terms = _terms(time_varying_cox(long, [status, *matrix.columns]))
     except AnalysisError as exc:
         notes.append(f"No time-varying model: {exc}.")
-        terms = []
+        terms, fitted = [], None
     landmark = request.landmark_days or min(91, request.horizon_days // 2)
     try:
-        landmark_out = _landmark(data, status, landmark, request.horizon_days)
+        # On everyone, not the complete cases: the landmark comparison uses no covariate.
+        landmark_out = _landmark(frame, status, landmark, request.horizon_days)
     except AnalysisError as exc:
         notes.append(f"No landmark analysis: {exc}.")
         landmark_out = None
-    return schemas.TimeVaryingOut(status=status, covariates=terms, landmark=landmark_out)
+    return schemas.TimeVaryingOut(
+        status=status, covariates=terms, landmark=landmark_out, population=fitted
+    )
 
 
 async def analyse(request: AnalysisRequest, today: date) -> schemas.ReoffendingOut:
@@ -545,6 +608,11 @@ def _analyse(
         group_by=request.group_by,
         groups=groups,
         logrank=test,
+        population=_population(
+            frame,
+            [("received on or after the data cut-off: no follow-up yet", excluded)],
+            "Everyone with follow-up by the data cut-off: 'groups' and 'logrank' are on them all.",
+        ),
         cox=cox_out,
         time_varying=time_varying,
         before_after=crude,

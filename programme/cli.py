@@ -361,6 +361,7 @@ def analyse_reoffending(
         f"n={result.n} events={result.events} excluded={result.excluded} "
         f"horizon={result.horizon_days} days, data to {result.as_of}"
     )
+    _population("groups and log-rank", result.population)
     for g in result.groups:
         click.echo(
             f"  {g.group}: n={g.n} reoffended={g.events} not reoffended at horizon "
@@ -370,19 +371,41 @@ def analyse_reoffending(
     if result.logrank:
         click.echo(f"log-rank: chi2={result.logrank.statistic:.2f} p={result.logrank.p:.4f}")
     if result.cox:
+        _population("Cox", result.cox.population)
         for t in result.cox.covariates:
             click.echo(
                 f"  Cox {t.name}: HR {t.hazard_ratio:.2f} "
                 f"(95% CI {t.ci_low:.2f}-{t.ci_high:.2f}) p={t.p:.4f}"
             )
     if result.time_varying:
+        if result.time_varying.population:
+            _population("time-varying Cox", result.time_varying.population)
         for t in result.time_varying.covariates:
             click.echo(
                 f"  time-varying {t.name}: HR {t.hazard_ratio:.2f} "
                 f"(95% CI {t.ci_low:.2f}-{t.ci_high:.2f}) p={t.p:.4f}"
             )
+        landmark = result.time_varying.landmark
+        if landmark:
+            _population(f"landmark at day {landmark.landmark_days}", landmark.population)
+            for g in landmark.groups:
+                click.echo(f"  landmark {g.group}: n={g.n} reoffended={g.events}")
+            if landmark.logrank:
+                click.echo(
+                    f"  landmark log-rank: chi2={landmark.logrank.statistic:.2f} "
+                    f"p={landmark.logrank.p:.4f}"
+                )
     for note in result.notes:
         click.echo(f"note: {note}")
+
+
+def _population(model: str, population: Any) -> None:
+    """Whom one model is on, and who was left out and why, before its figures."""
+    dropped = "; ".join(f"{d.reason}: {d.count}" for d in population.dropped) or "none"
+    click.echo(
+        f"{model}: n={population.n} events={population.events} dropped: {dropped}. "
+        f"{population.description}"
+    )
 
 
 def _size(count: int) -> str:

@@ -112,6 +112,7 @@ class AnalysisController(Controller):
     async def reoffending(
         self,
         actor: access.SignedIn,
+        state: State,
         horizon_days: Horizon = rules.HORIZON_DAYS,
         as_of: FromQuery[date | None] = None,
         group_by: FromQuery[str | None] = None,
@@ -125,7 +126,7 @@ class AnalysisController(Controller):
             horizon_days, as_of, group_by, covariates, landmark_days, today()
         )
         await services.record_analysis_export(actor, group_by)
-        return await services.analyse(parsed, today())
+        return await services.analyse(parsed, today(), state.settings.suppress_below)
 
     @get(
         ["/reoffending/plot.png", "/reoffending/plot.svg"],
@@ -134,6 +135,7 @@ class AnalysisController(Controller):
     async def plot(
         self,
         request: Request,
+        state: State,
         horizon_days: Horizon = rules.HORIZON_DAYS,
         as_of: FromQuery[date | None] = None,
         group_by: FromQuery[str | None] = None,
@@ -141,5 +143,5 @@ class AnalysisController(Controller):
         """The Kaplan-Meier curves with bands, the horizon and numbers at risk."""
         fmt = "svg" if request.url.path.endswith(".svg") else "png"
         parsed = rules.analysis_request(horizon_days, as_of, group_by, None, None, today())
-        image = await plots.reoffending_plot(parsed, today(), fmt)
+        image = await plots.reoffending_plot(parsed, today(), fmt, state.settings.suppress_below)
         return Response(image, media_type=plots.FORMATS[fmt])

@@ -12,12 +12,12 @@ import msgspec
 @dataclass(frozen=True)
 class BeforeAfter:
     window_days: int
-    n: int
+    n: int | str
     """Referrals whose whole after-window ends by the data cut-off."""
-    incidents_before: int
-    incidents_after: int
-    any_before: int
-    any_after: int
+    incidents_before: int | str
+    incidents_after: int | str
+    any_before: int | str
+    any_after: int | str
     mcnemar_p: float | None
     """Exact McNemar test of 'any incident' before against after (paired)."""
 
@@ -59,12 +59,15 @@ class PopulationOut(msgspec.Struct):
 
 class GroupOut(msgspec.Struct):
     group: str
-    n: int
-    events: int
-    survival: float
-    ci_low: float
-    ci_high: float
-    rmst: float
+    n: int | str
+    """Published: '<N' for 1 to N-1 (the suppression threshold)."""
+    events: int | str
+    survival: float | None
+    """None when it would reveal a suppressed count (a small group, few events or few
+    without one)."""
+    ci_low: float | None
+    ci_high: float | None
+    rmst: float | None
 
 
 class LogRankOut(msgspec.Struct):
@@ -124,9 +127,9 @@ class TimeVaryingOut(msgspec.Struct):
 class ReoffendingOut(msgspec.Struct):
     horizon_days: int
     as_of: date
-    n: int
-    events: int
-    excluded: int
+    n: int | str
+    events: int | str
+    excluded: int | str
     group_by: str | None
     groups: list[GroupOut]
     logrank: LogRankOut | None
@@ -136,3 +139,5 @@ class ReoffendingOut(msgspec.Struct):
     time_varying: TimeVaryingOut | None
     before_after: BeforeAfter
     notes: list[str]
+    suppression_threshold: int = 0
+    """Counts from 1 to this minus one are published as '<threshold' (0: none hidden)."""

@@ -28,10 +28,12 @@ beside it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+import msgspec
 import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
@@ -543,14 +545,122 @@ def _time_varying(
     )
 
 
-async def analyse(request: AnalysisRequest, today: date) -> schemas.ReoffendingOut:
-    """Read the cohort, then fit every model off the event loop (seconds at scale)."""
+async def analyse(
+    request: AnalysisRequest, today: date, suppress_below: int
+) -> schemas.ReoffendingOut:
+    """Read the cohort, then fit every model off the event loop (seconds at scale).
+
+    Published with counts from 1 to ``suppress_below`` - 1 hidden (see ``publish``)."""
     as_of = request.as_of or today
     raw, excluded = await load_cohort(as_of)
     if raw.empty:
         raise AnalysisError("no referral has any follow-up time by the data cut-off")
     crude = await before_after(request.horizon_days, as_of)
-    return await off_loop(_analyse, raw, excluded, crude, request, as_of)
+    result = await off_loop(_analyse, raw, excluded, crude, request, as_of)
+    return publish(result, suppress_below)
+
+
+def _count(value: int | str) -> int | None:
+    """A count not yet published, or None once it has been."""
+    return value if isinstance(value, int) else None
+
+
+def publish(result: schemas.ReoffendingOut, threshold: int) -> schemas.ReoffendingOut:
+    """The analysis as it may be published: no count from 1 to ``threshold`` - 1.
+
+    Counts (people, reoffences, numbers dropped, before/after incidents) are shown as
+    '<threshold'. A group's survival, CI and RMST are withheld when its size, its
+    reoffences or the number without one is small: for a small group the estimate is
+    1 - k/n and gives k away. Hazard ratios and tests reveal no count and stay.
+    """
+
+    def count(value: int | str) -> int | str:
+        raw = _count(value)
+        return value if raw is None else suppressed(raw, threshold)
+
+    def group(g: schemas.GroupOut) -> schemas.GroupOut:
+        n, events = _count(g.n), _count(g.events)
+        hidden = (
+            n is None
+            or events is None
+            or any(is_small(c, threshold) for c in (n, events, n - events))
+        )
+        estimates: dict[str, Any] = (
+            {"survival": None, "ci_low": None, "ci_high": None, "rmst": None} if hidden else {}
+        )
+        return msgspec.structs.replace(g, n=count(g.n), events=count(g.events), **estimates)
+
+    def population(p: schemas.PopulationOut | None) -> schemas.PopulationOut | None:
+        if p is None:
+            return None
+        return msgspec.structs.replace(
+            p,
+            n=count(p.n),
+            events=count(p.events),
+            dropped=[msgspec.structs.replace(d, count=count(d.count)) for d in p.dropped],
+        )
+
+    def landmark(lm: schemas.LandmarkOut | None) -> schemas.LandmarkOut | None:
+        if lm is None:
+            return None
+        whole = population(lm.population)
+        assert whole is not None
+        return msgspec.structs.replace(
+            lm, n=count(lm.n), groups=[group(g) for g in lm.groups], population=whole
+        )
+
+    cox = result.cox
+    if cox is not None:
+        whole = population(cox.population)
+        assert whole is not None
+        cox = msgspec.structs.replace(
+            cox,
+            n=count(cox.n),
+            events=count(cox.events),
+            dropped_missing=count(cox.dropped_missing),
+            population=whole,
+        )
+    time_varying = result.time_varying
+    if time_varying is not None:
+        time_varying = msgspec.structs.replace(
+            time_varying,
+            landmark=landmark(time_varying.landmark),
+            population=population(time_varying.population),
+        )
+    crude = result.before_after
+    crude = dataclasses.replace(
+        crude,
+        n=count(crude.n),
+        incidents_before=count(crude.incidents_before),
+        incidents_after=count(crude.incidents_after),
+        any_before=count(crude.any_before),
+        any_after=count(crude.any_after),
+    )
+    everyone = population(result.population)
+    assert everyone is not None
+    return msgspec.structs.replace(
+        result,
+        n=count(result.n),
+        events=count(result.events),
+        excluded=count(result.excluded),
+        groups=[group(g) for g in result.groups],
+        population=everyone,
+        cox=cox,
+        time_varying=time_varying,
+        before_after=crude,
+        notes=[
+            *result.notes,
+            *(
+                [
+                    f"Counts from 1 to {threshold - 1} are shown as '<{threshold}'; a group's "
+                    f"survival, CI and RMST are withheld where they would reveal such a count."
+                ]
+                if threshold > 1
+                else []
+            ),
+        ],
+        suppression_threshold=threshold,
+    )
 
 
 def _analyse(

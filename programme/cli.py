@@ -330,6 +330,7 @@ def analyse_reoffending(
     from analysis import plots, rules
     from analysis import services as reoffending
     from programme.platform.clock import today
+    from programme.platform.settings import get_settings
 
     try:
         cut_off = date.fromisoformat(as_of) if as_of else None
@@ -341,13 +342,15 @@ def analyse_reoffending(
         horizon_days, cut_off, group_by, covariates, landmark_days, today()
     )
 
+    threshold = get_settings().suppress_below
+
     async def work() -> Any:
-        result = await reoffending.analyse(request, today())
+        result = await reoffending.analyse(request, today(), threshold)
         await reoffending.record_analysis_export(CLI_ACTOR, group_by)
         image = None
         if plot_file:
             image = await plots.reoffending_plot(
-                request, today(), Path(plot_file).suffix[1:].lower()
+                request, today(), Path(plot_file).suffix[1:].lower(), threshold
             )
         return result, image
 
@@ -363,11 +366,7 @@ def analyse_reoffending(
     )
     _population("groups and log-rank", result.population)
     for g in result.groups:
-        click.echo(
-            f"  {g.group}: n={g.n} reoffended={g.events} not reoffended at horizon "
-            f"{g.survival:.1%} (95% CI {g.ci_low:.1%}-{g.ci_high:.1%}), "
-            f"RMST {g.rmst:.1f} days"
-        )
+        click.echo(f"  {g.group}: n={g.n} reoffended={g.events} {_estimates(g)}")
     if result.logrank:
         click.echo(f"log-rank: chi2={result.logrank.statistic:.2f} p={result.logrank.p:.4f}")
     if result.cox:
@@ -389,7 +388,7 @@ def analyse_reoffending(
         if landmark:
             _population(f"landmark at day {landmark.landmark_days}", landmark.population)
             for g in landmark.groups:
-                click.echo(f"  landmark {g.group}: n={g.n} reoffended={g.events}")
+                click.echo(f"  landmark {g.group}: n={g.n} reoffended={g.events} {_estimates(g)}")
             if landmark.logrank:
                 click.echo(
                     f"  landmark log-rank: chi2={landmark.logrank.statistic:.2f} "
@@ -397,6 +396,16 @@ def analyse_reoffending(
                 )
     for note in result.notes:
         click.echo(f"note: {note}")
+
+
+def _estimates(group: Any) -> str:
+    """A group's survival, CI and RMST, or why they are not shown."""
+    if group.survival is None:
+        return "(estimates withheld: they would reveal a count under the threshold)"
+    return (
+        f"not reoffended at horizon {group.survival:.1%} "
+        f"(95% CI {group.ci_low:.1%}-{group.ci_high:.1%}), RMST {group.rmst:.1f} days"
+    )
 
 
 def _population(model: str, population: Any) -> None:

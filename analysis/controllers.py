@@ -121,7 +121,8 @@ class AnalysisController(Controller):
             int | None, QueryParameter(ge=1, le=rules.MAX_HORIZON_DAYS)
         ] = None,
     ) -> ReoffendingOut:
-        """Kaplan-Meier, log-rank, Cox, and for programme status the bias-aware models."""
+        """Kaplan-Meier, log-rank, Cox, and for programme status the immortal-time corrected
+        models (a time-varying Cox model and a landmark analysis)."""
         parsed = rules.analysis_request(
             horizon_days, as_of, group_by, covariates, landmark_days, today()
         )
@@ -139,9 +140,18 @@ class AnalysisController(Controller):
         horizon_days: Horizon = rules.HORIZON_DAYS,
         as_of: FromQuery[date | None] = None,
         group_by: FromQuery[str | None] = None,
+        landmark_days: Annotated[
+            int | None, QueryParameter(ge=1, le=rules.MAX_HORIZON_DAYS)
+        ] = None,
+        naive: FromQuery[bool] = False,
     ) -> Response[bytes]:
-        """The Kaplan-Meier curves with bands, the horizon and numbers at risk."""
+        """The Kaplan-Meier curves with bands, the horizon and numbers at risk.
+
+        By programme status: the landmark curves (immortal-time corrected); the naive
+        curves from referral, titled as biased, only with naive=true."""
         fmt = "svg" if request.url.path.endswith(".svg") else "png"
-        parsed = rules.analysis_request(horizon_days, as_of, group_by, None, None, today())
-        image = await plots.reoffending_plot(parsed, today(), fmt, state.settings.suppress_below)
+        parsed = rules.analysis_request(horizon_days, as_of, group_by, None, landmark_days, today())
+        image = await plots.reoffending_plot(
+            parsed, today(), fmt, state.settings.suppress_below, naive
+        )
         return Response(image, media_type=plots.FORMATS[fmt])

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from analysis import services
 from analysis.proportions import is_small, suppressed
-from analysis.rules import AnalysisRequest
+from analysis.rules import STATUS_GROUPS, AnalysisRequest, landmark_for
 from analysis.services import group_labels
 from analysis.survival import AnalysisError
 from programme.platform.threads import off_loop
@@ -21,9 +21,14 @@ FORMATS = {"png": "image/png", "svg": "image/svg+xml"}
 
 
 async def reoffending_plot(
-    request: AnalysisRequest, today: date, fmt: str, suppress_below: int
+    request: AnalysisRequest, today: date, fmt: str, suppress_below: int, naive: bool = False
 ) -> bytes:
     """Curves per group with 95% bands, the horizon marked, numbers at risk beneath.
+
+    Grouped by a programme status, the curves are the landmark ones (people still
+    followed and offence-free at the landmark, by their status then); the naive curves
+    from referral, which flatter the programme, only when ``naive`` is asked for, and
+    titled as biased.
 
     Nothing drawn reveals a count from 1 to ``suppress_below`` - 1: numbers at risk are
     shown as '<N', a curve stops where fewer than that are still at risk, and a group
@@ -35,22 +40,36 @@ async def reoffending_plot(
     raw, _ = await services.load_cohort(as_of)
     if raw.empty:
         raise AnalysisError("no referral has any follow-up time by the data cut-off")
-    return await off_loop(_draw, raw, request, as_of, fmt, suppress_below)
+    return await off_loop(_draw, raw, request, as_of, fmt, suppress_below, naive)
 
 
 def _draw(
-    raw: pd.DataFrame, request: AnalysisRequest, as_of: date, fmt: str, threshold: int
+    raw: pd.DataFrame,
+    request: AnalysisRequest,
+    as_of: date,
+    fmt: str,
+    threshold: int,
+    naive: bool = False,
 ) -> bytes:
     # A Figure of its own, not pyplot's shared state: plots are drawn in worker threads.
     frame = services.follow_up(raw, request.horizon_days)
-    if request.group_by:
+    status = request.group_by if request.group_by in STATUS_GROUPS else None
+    start = 0
+    if status and not naive:
+        # The picture people remember is the corrected one: people still followed and
+        # offence-free at the landmark, by their status then.
+        start = landmark_for(request)
+        frame = frame[frame["duration"] > start]
+        reached = frame[f"days_to_{status}"] <= start
+        labels = reached.map({True: f"{status} by day {start}", False: f"not {status} by then"})
+    elif request.group_by:
         labels = group_labels(frame, request.group_by)
     else:
         labels = pd.Series("all referrals", index=frame.index)
     figure = Figure(figsize=(9, 6.5))
     axes = figure.subplots()
     horizon = request.horizon_days
-    ticks = [round(horizon * i / 4) for i in range(5)]
+    ticks = [round(start + (horizon - start) * i / 4) for i in range(5)]
     at_risk_rows = []
     for label in sorted(labels.unique()):
         part = frame[labels == label]
@@ -62,31 +81,53 @@ def _draw(
             axes.plot([], [], label=f"{label} (n={suppressed(n, threshold)}): withheld")
             continue
         fitter = KaplanMeierFitter(label=f"{label} (n={n})")
-        fitter.fit(part["duration"], part["event"])
+        # Entry at the landmark: survival from then on, on the days-since-referral axis.
+        fitter.fit(part["duration"], part["event"], entry=[start] * n if start else None)
         table = fitter.event_table
         enough = table.index[table["at_risk"] >= threshold]
         fitter.plot_survival_function(
-            ax=axes, ci_show=True, linewidth=2, loc=slice(0, float(enough.max()))
+            ax=axes, ci_show=True, linewidth=2, loc=slice(start, float(enough.max()))
         )
     axes.axvline(horizon, linestyle="--", color="grey")
     axes.text(horizon, 0.03, f" {horizon}-day follow-up ", ha="right", color="grey")
+    if start:
+        axes.axvline(start, linestyle=":", color="grey")
+        axes.text(start, 0.03, f" landmark: day {start}", ha="left", color="grey")
     axes.set_xlim(0, horizon * 1.03)
     axes.set_xticks(ticks)
     axes.set_ylim(0, 1.02)
     axes.set_xlabel("Days since referral")
-    axes.set_ylabel("Share not reoffended")
-    title = "Reoffending after referral"
-    if request.group_by:
-        title += f", by {request.group_by.replace('_', ' ')}"
-        if request.group_by in ("engaged", "completed"):
-            title += " (naive: flatters the programme, see notes)"
-    axes.set_title(f"{title}\nKaplan-Meier with 95% bands; data to {as_of.isoformat()}")
+    axes.set_ylabel(
+        "Share not reoffended" + (f" (of those offence-free at day {start})" * bool(start))
+    )
+    axes.set_title(_title(request, status, start, naive, as_of), fontsize=10)
     axes.grid(alpha=0.3)
     axes.legend(loc="lower left")
     _at_risk_table(figure, axes, ticks, at_risk_rows)
     buffer = io.BytesIO()
     figure.savefig(buffer, format=fmt, dpi=110)
     return buffer.getvalue()
+
+
+def _title(
+    request: AnalysisRequest, status: str | None, start: int, naive: bool, as_of: date
+) -> str:
+    """What the picture shows and, for programme status, what it cannot show."""
+    data = f"Kaplan-Meier with 95% bands; data to {as_of.isoformat()}"
+    if status and naive:
+        return (
+            f"NAIVE AND BIASED: reoffending by whether {status} by the cut-off, from referral\n"
+            f"Flatters the programme: people had to stay offence-free to be {status} "
+            f"(immortal-time bias)\n{data}"
+        )
+    if status:
+        return (
+            f"Reoffending after day {start}, by whether {status} by then "
+            f"(immortal-time corrected)\nPeople still followed and offence-free at day {start}. "
+            f"Who is {status} is self-selected:\nnot the programme's effect. {data}"
+        )
+    by = f", by {request.group_by.replace('_', ' ')}" if request.group_by else ""
+    return f"Reoffending after referral{by}\n{data}"
 
 
 def _at_risk_table(

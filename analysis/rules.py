@@ -79,6 +79,15 @@ class AnalysisRequest:
     landmark_days: int | None = None
 
 
+LANDMARK_DAYS = 91
+"""The landmark for engagement, unless asked: about three months in."""
+
+
+def landmark_for(request: AnalysisRequest) -> int:
+    """The landmark day asked for, else the default: 91 days, or half a shorter follow-up."""
+    return request.landmark_days or min(LANDMARK_DAYS, request.horizon_days // 2)
+
+
 def check_request(request: AnalysisRequest, today: date) -> list[tuple[str, str]]:
     """Every problem with the parameters, as (field, message)."""
     problems = []

@@ -45,6 +45,7 @@ from analysis.rules import (
     REFERENCE_LEVELS,
     STATUS_GROUPS,
     AnalysisRequest,
+    landmark_for,
 )
 from analysis.schemas import BeforeAfter
 from analysis.survival import AnalysisError, cox, kaplan_meier, logrank, time_varying_cox
@@ -533,7 +534,7 @@ def _time_varying(
     except AnalysisError as exc:
         notes.append(f"No time-varying model: {exc}.")
         terms, fitted = [], None
-    landmark = request.landmark_days or min(91, request.horizon_days // 2)
+    landmark = landmark_for(request)
     try:
         # On everyone, not the complete cases: the landmark comparison uses no covariate.
         landmark_out = _landmark(frame, status, landmark, request.horizon_days)
@@ -663,6 +664,26 @@ def publish(result: schemas.ReoffendingOut, threshold: int) -> schemas.Reoffendi
     )
 
 
+def status_notes(status: str, landmark: int) -> list[str]:
+    """What each comparison by programme status can and cannot show, in plain words."""
+    return [
+        f"NAIVE (biased): 'groups', 'logrank' and 'cox' compare people by whether they had "
+        f"{status} by the cut-off, counted from the referral date. This is what councils "
+        f"publish, and it flatters the programme: people had to stay offence-free long "
+        f"enough to be {status} (immortal-time bias). Do not read it as the programme's "
+        f"effect.",
+        f"IMMORTAL-TIME CORRECTED: 'time_varying' counts people as {status} only from the "
+        f"day they were (a time-varying Cox model), and its landmark analysis compares only "
+        f"people still followed and offence-free at day {landmark}, by their status then. "
+        f"These remove immortal-time bias, and nothing else.",
+        f"WHAT NO FIGURE HERE CAN SHOW: people choose to engage and to stay, so those who "
+        f"are {status} may differ from those who are not in ways that also change their "
+        f"reoffending (motivation, stability, risk). Even the corrected figures compare "
+        f"self-selected groups: they are not the programme's effect, only an honest "
+        f"description of who reoffended.",
+    ]
+
+
 def _analyse(
     raw: pd.DataFrame,
     excluded: int,
@@ -674,8 +695,8 @@ def _analyse(
     notes = [
         f"Time origin: the referral's received date. Event: the first police-recorded "
         f"domestic-abuse incident after it. Follow-up: {request.horizon_days} days or to "
-        f"{as_of.isoformat()}, whichever is earlier; {excluded} referrals received on or after "
-        f"the cut-off have no follow-up and are excluded.",
+        f"{as_of.isoformat()}, whichever is earlier. Referrals received on or after the "
+        f"cut-off have no follow-up and are left out ('excluded').",
         "Survival is the Kaplan-Meier share not reoffended at the horizon (95% CI, log-log); "
         "RMST is the restricted mean offence-free days up to the horizon.",
     ]
@@ -691,17 +712,7 @@ def _analyse(
     cox_out = _cox(frame, labels, request, notes)
     time_varying = None
     if request.group_by in STATUS_GROUPS:
-        notes.append(
-            f"NAIVE: 'groups', 'logrank' and 'cox' compare people by whether they had "
-            f"{request.group_by} by the cut-off, counted from the referral date. This is what "
-            f"councils publish, and it flatters the programme: people had to stay offence-free "
-            f"long enough to be {request.group_by} (immortal-time bias)."
-        )
-        notes.append(
-            f"BIAS-AWARE: 'time_varying' counts people as {request.group_by} only from the day "
-            f"they were (a time-varying Cox model), and its landmark analysis compares only "
-            f"people still offence-free and followed at the landmark, by their status then."
-        )
+        notes.extend(status_notes(request.group_by, landmark_for(request)))
         time_varying = _time_varying(frame, request, notes)
     notes.append(
         f"'before_after' counts police-recorded incidents in the {request.horizon_days} days "

@@ -314,6 +314,12 @@ def analyse() -> None:
     type=click.Path(dir_okay=False),
     help="Also write the Kaplan-Meier plot (.png or .svg).",
 )
+@click.option(
+    "--naive-plot",
+    is_flag=True,
+    help="Grouped by engaged/completed, plot the naive (biased) curves from referral "
+    "instead of the landmark ones.",
+)
 def analyse_reoffending(
     horizon_days: int,
     as_of: str | None,
@@ -322,6 +328,7 @@ def analyse_reoffending(
     landmark_days: int | None,
     fmt: str,
     plot_file: str | None,
+    naive_plot: bool,
 ) -> None:
     """Survival analysis of reoffending after referral."""
     from datetime import date
@@ -350,7 +357,7 @@ def analyse_reoffending(
         image = None
         if plot_file:
             image = await plots.reoffending_plot(
-                request, today(), Path(plot_file).suffix[1:].lower(), threshold
+                request, today(), Path(plot_file).suffix[1:].lower(), threshold, naive_plot
             )
         return result, image
 

@@ -103,7 +103,7 @@ async def test_groups_by_engagement_with_naive_and_bias_aware_results(client, co
     assert [t["name"] for t in body["time_varying"]["covariates"]] == ["engaged"]
     assert body["time_varying"]["landmark"]["landmark_days"] == 91
     notes = " ".join(body["notes"])
-    assert "NAIVE" in notes and "BIAS-AWARE" in notes and "immortal-time" in notes
+    assert "NAIVE" in notes and "IMMORTAL-TIME CORRECTED" in notes and "self-selected" in notes
 
 
 async def test_incidents_before_and_after_referral_are_counted_with_a_caution(

@@ -39,6 +39,7 @@ def test_small_counts_and_the_estimates_that_reveal_them_are_withheld():
     assert isinstance(standard.events, int) and standard.events >= 5
     assert standard.survival is not None and standard.rmst is not None
     assert result.excluded == "<5"
+    assert not any("2 referrals" in note for note in result.notes)  # nor in words
     assert result.population.dropped[0].count == "<5"
     crude = result.before_after
     assert (crude.n, crude.any_before, crude.incidents_before, crude.any_after) == (

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from analysis import services
 from analysis.proportions import is_small, suppressed
-from analysis.rules import STATUS_GROUPS, AnalysisRequest, landmark_for
+from analysis.rules import STATUS_GROUPS, AnalysisRequest, landmark_for, resolve_landmark
 from analysis.services import group_labels
 from analysis.survival import AnalysisError
 from programme.platform.threads import off_loop
@@ -37,6 +37,7 @@ async def reoffending_plot(
     if fmt not in FORMATS:
         raise AnalysisError("the plot comes as png or svg")
     as_of = request.as_of or today
+    request = resolve_landmark(request, await services.programme_weeks())
     raw, _ = await services.load_cohort(as_of)
     if raw.empty:
         raise AnalysisError("no referral has any follow-up time by the data cut-off")

@@ -161,3 +161,7 @@ FROM feedback
 WHERE collected_on BETWEEN $1 AND $2
 GROUP BY 1, 2
 """  # noqa: S608
+
+PROGRAMME_WEEKS_SQL = """
+SELECT weeks FROM programme WHERE name = $1
+"""

@@ -68,6 +68,9 @@ class GroupOut(msgspec.Struct):
     ci_low: float | None
     ci_high: float | None
     rmst: float | None
+    interpretable: bool = True
+    """False for a naive status group whose figures are immortal time by construction
+    (everyone reached the status only after the horizon): see the notes."""
 
 
 class LogRankOut(msgspec.Struct):

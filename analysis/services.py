@@ -46,11 +46,14 @@ from analysis.rules import (
     STATUS_GROUPS,
     AnalysisRequest,
     landmark_for,
+    resolve_landmark,
 )
 from analysis.schemas import BeforeAfter
 from analysis.survival import AnalysisError, cox, kaplan_meier, logrank, time_varying_cox
 from outcomes.schemas import FeedbackCell, FeedbackReport
 from outcomes.tables import Stage
+from programme.delivery.rules import DEFAULT_RULE
+from programme.delivery.services import DEFAULT_PROGRAMME
 from programme.platform import database
 from programme.platform.audit import services as audit
 from programme.platform.audit.schemas import Actor
@@ -235,6 +238,13 @@ def _cell(quarter: str, stage: str, responded: int, improved: int, threshold: in
         ci_low=None if share is None else share.ci_low,
         ci_high=None if share is None else share.ci_high,
     )
+
+
+async def programme_weeks() -> int:
+    """The programme's length in its settings (the commissioned default until set)."""
+    async with database.connection() as connection:
+        weeks = await connection.fetchval(queries.PROGRAMME_WEEKS_SQL, DEFAULT_PROGRAMME)
+    return DEFAULT_RULE.weeks if weeks is None else int(weeks)
 
 
 async def load_cohort(as_of: date) -> tuple[pd.DataFrame, int]:
@@ -475,7 +485,9 @@ def intervals(frame: pd.DataFrame, status: str, covariates: pd.DataFrame) -> pd.
     return long.join(extra, on="id")
 
 
-def _landmark(frame: pd.DataFrame, status: str, landmark: int, horizon: int) -> schemas.LandmarkOut:
+def _landmark(
+    frame: pd.DataFrame, status: str, landmark: int, horizon: int, notes: list[str]
+) -> schemas.LandmarkOut:
     """Among people still followed and offence-free at the landmark, compare by status then."""
     at_risk = frame[frame["duration"] > landmark]
     reached = at_risk[f"days_to_{status}"] <= landmark
@@ -486,6 +498,12 @@ def _landmark(frame: pd.DataFrame, status: str, landmark: int, horizon: int) -> 
     if labels.nunique() > 1:
         result = logrank(shifted["duration"], shifted["event"], labels)
         test = schemas.LogRankOut(result.statistic, result.p, result.degrees_of_freedom)
+    else:
+        who = "everyone" if reached.all() else "no one"
+        notes.append(
+            f"No landmark comparison: of the people still followed and offence-free at day "
+            f"{landmark}, {who} was {status} by then, so there is only one group to describe."
+        )
     gone = frame[frame["duration"] <= landmark]
     population = _population(
         at_risk,
@@ -537,7 +555,7 @@ def _time_varying(
     landmark = landmark_for(request)
     try:
         # On everyone, not the complete cases: the landmark comparison uses no covariate.
-        landmark_out = _landmark(frame, status, landmark, request.horizon_days)
+        landmark_out = _landmark(frame, status, landmark, request.horizon_days, notes)
     except AnalysisError as exc:
         notes.append(f"No landmark analysis: {exc}.")
         landmark_out = None
@@ -553,6 +571,7 @@ async def analyse(
 
     Published with counts from 1 to ``suppress_below`` - 1 hidden (see ``publish``)."""
     as_of = request.as_of or today
+    request = resolve_landmark(request, await programme_weeks())
     raw, excluded = await load_cohort(as_of)
     if raw.empty:
         raise AnalysisError("no referral has any follow-up time by the data cut-off")
@@ -664,6 +683,38 @@ def publish(result: schemas.ReoffendingOut, threshold: int) -> schemas.Reoffendi
     )
 
 
+def _naive_caveats(
+    frame: pd.DataFrame,
+    status: str,
+    horizon: int,
+    groups: list[schemas.GroupOut],
+    notes: list[str],
+) -> list[schemas.GroupOut]:
+    """Say when the naive comparison is impossible, or is immortal time and nothing else.
+
+    When everyone who reached the status did so on or after the horizon, the naive
+    figures at the horizon compare people who had to stay offence-free for the whole
+    follow-up to reach the status with everyone else: pure immortal time, so they are
+    marked not interpretable rather than merely noted.
+    """
+    days = frame[f"days_to_{status}"].dropna()
+    if days.empty or len(days) == len(frame):
+        who = "no one" if days.empty else "everyone"
+        notes.append(
+            f"No naive comparison: {who} was {status} by the cut-off, so there is only one group."
+        )
+        return groups
+    if days.min() >= horizon:
+        notes.append(
+            f"NOT INTERPRETABLE: everyone {status} got there on or after day {horizon}, the "
+            f"end of the follow-up, so the naive '{status}' figures at the horizon are "
+            f"immortal time and nothing else. Use the immortal-time corrected figures, with "
+            f"a longer follow-up."
+        )
+        return [msgspec.structs.replace(g, interpretable=False) for g in groups]
+    return groups
+
+
 def status_notes(status: str, landmark: int) -> list[str]:
     """What each comparison by programme status can and cannot show, in plain words."""
     return [
@@ -713,6 +764,7 @@ def _analyse(
     time_varying = None
     if request.group_by in STATUS_GROUPS:
         notes.extend(status_notes(request.group_by, landmark_for(request)))
+        groups = _naive_caveats(frame, request.group_by, request.horizon_days, groups, notes)
         time_varying = _time_varying(frame, request, notes)
     notes.append(
         f"'before_after' counts police-recorded incidents in the {request.horizon_days} days "

@@ -409,6 +409,8 @@ def _estimates(group: Any) -> str:
     """A group's survival, CI and RMST, or why they are not shown."""
     if group.survival is None:
         return "(estimates withheld: they would reveal a count under the threshold)"
+    if not group.interpretable:
+        return "(NOT INTERPRETABLE: immortal time only, see the notes)"
     return (
         f"not reoffended at horizon {group.survival:.1%} "
         f"(95% CI {group.ci_low:.1%}-{group.ci_high:.1%}), RMST {group.rmst:.1f} days"

@@ -117,6 +117,10 @@ class LandmarkOut(msgspec.Struct):
     groups: list[GroupOut]
     logrank: LogRankOut | None
     population: PopulationOut
+    follow_up_days: int
+    """Survival and RMST cover days landmark to horizon: this many days."""
+    conditional: str
+    """In words: what the landmark survival and RMST are conditional on."""
 
 
 class TimeVaryingOut(msgspec.Struct):

@@ -365,16 +365,42 @@ def _terms(terms) -> list[schemas.TermOut]:
     ]
 
 
+EVENTS_PER_TERM = 10
+"""Fewer reoffences than this per model term and estimates are unstable and over-fitted
+(Peduzzi et al. 1995): the model is still reported, with a warning."""
+
+
+def _few_events_per_term(model: str, events: int, terms: int, notes: list[str]) -> None:
+    if terms and events < EVENTS_PER_TERM * terms:
+        notes.append(
+            f"{model} has fewer than {EVENTS_PER_TERM} reoffences per term ({terms} terms): "
+            f"its estimates may be unstable and over-fitted; read them with caution."
+        )
+
+
+def group_reference(group_by: str, labels: pd.Series) -> str:
+    """The level the others are compared with: fixed, whatever the data holds.
+
+    Not the alphabetically first level, which would flip with usage (a cohort with no
+    'high' risk would compare against 'medium'): status groups against 'not <status>',
+    gender and risk level against their stated reference (as covariates), yes/no
+    fields against 'no'. Only a level the data lacks falls back to the first present.
+    """
+    present = sorted(labels.unique())
+    stated = {
+        **{status: f"not {status}" for status in STATUS_GROUPS},
+        **REFERENCE_LEVELS,
+    }.get(group_by, "no" if set(present) <= {"yes", "no", NOT_RECORDED} else None)
+    return stated if stated is not None and stated in present else str(present[0])
+
+
 def _cox(
     frame: pd.DataFrame, labels: pd.Series | None, request: AnalysisRequest, notes: list[str]
 ) -> schemas.CoxOut | None:
     matrix, references = design_matrix(frame, request.covariates)
-    if labels is not None:
-        reference = (
-            sorted(labels.unique())[0]
-            if request.group_by not in STATUS_GROUPS
-            else (f"not {request.group_by}")
-        )
+    if labels is not None and request.group_by not in request.covariates:
+        # A group-by field also named as a covariate is entered once, as the covariate.
+        reference = group_reference(request.group_by or "", labels)
         references[request.group_by or "group"] = reference
         for level in sorted(labels.unique()):
             if level != reference:
@@ -401,6 +427,7 @@ def _cox(
             raise
         notes.append(f"No Cox model: {exc}.")
         return None
+    _few_events_per_term("The Cox model ('cox')", model.events, len(model.terms), notes)
     return schemas.CoxOut(
         covariates=_terms(model.terms),
         concordance=model.concordance,
@@ -519,7 +546,17 @@ def _landmark(
         f"missing data.",
     )
     return schemas.LandmarkOut(
-        landmark_days=landmark, n=len(at_risk), groups=groups, logrank=test, population=population
+        landmark_days=landmark,
+        n=len(at_risk),
+        groups=groups,
+        logrank=test,
+        population=population,
+        follow_up_days=horizon - landmark,
+        conditional=(
+            f"Survival and RMST here are conditional: among people still followed and "
+            f"offence-free at day {landmark}, the share not reoffended over the next "
+            f"{horizon - landmark} days (to day {horizon}), and the offence-free days of those."
+        ),
     )
 
 
@@ -549,6 +586,9 @@ def _time_varying(
     fitted: schemas.PopulationOut | None = population
     try:
         terms = _terms(time_varying_cox(long, [status, *matrix.columns]))
+        _few_events_per_term(
+            "The time-varying Cox model", int(data["event"].sum()), len(terms), notes
+        )
     except AnalysisError as exc:
         notes.append(f"No time-varying model: {exc}.")
         terms, fitted = [], None

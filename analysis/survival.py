@@ -51,8 +51,10 @@ class Survival:
     n: int
     events: int
     survival: float
-    ci_low: float
-    ci_high: float
+    ci_low: float | None
+    ci_high: float | None
+    """None when no one has reoffended by the horizon: the survival is 1 with no variance,
+    and a log(-log) interval does not exist there (R's survfit gives none, not [1, 1])."""
     rmst: float
     """Restricted mean event-free time up to the horizon, in days."""
 
@@ -110,12 +112,13 @@ def kaplan_meier(
     at = fitter.survival_function_at_times(horizon).iloc[0]
     band = fitter.confidence_interval_survival_function_
     row = band[band.index <= horizon].iloc[-1]
+    reoffences = int(e[t <= horizon].sum())
     return Survival(
         n=len(t),
-        events=int(e[t <= horizon].sum()),
+        events=reoffences,
         survival=float(at),
-        ci_low=float(row.iloc[0]),
-        ci_high=float(row.iloc[1]),
+        ci_low=float(row.iloc[0]) if reoffences else None,
+        ci_high=float(row.iloc[1]) if reoffences else None,
         rmst=float(restricted_mean_survival_time(fitter, t=horizon)),
     )
 

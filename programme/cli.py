@@ -394,6 +394,7 @@ def analyse_reoffending(
         landmark = result.time_varying.landmark
         if landmark:
             _population(f"landmark at day {landmark.landmark_days}", landmark.population)
+            click.echo(f"  {landmark.conditional}")
             for g in landmark.groups:
                 click.echo(f"  landmark {g.group}: n={g.n} reoffended={g.events} {_estimates(g)}")
             if landmark.logrank:
@@ -411,9 +412,13 @@ def _estimates(group: Any) -> str:
         return "(estimates withheld: they would reveal a count under the threshold)"
     if not group.interpretable:
         return "(NOT INTERPRETABLE: immortal time only, see the notes)"
+    interval = (
+        "no reoffence: no CI"
+        if group.ci_low is None
+        else f"95% CI {group.ci_low:.1%}-{group.ci_high:.1%}"
+    )
     return (
-        f"not reoffended at horizon {group.survival:.1%} "
-        f"(95% CI {group.ci_low:.1%}-{group.ci_high:.1%}), RMST {group.rmst:.1f} days"
+        f"not reoffended at horizon {group.survival:.1%} ({interval}), RMST {group.rmst:.1f} days"
     )
 
 

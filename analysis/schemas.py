@@ -20,6 +20,12 @@ class BeforeAfter:
     any_after: int | str
     mcnemar_p: float | None
     """Exact McNemar test of 'any incident' before against after (paired)."""
+    rate_ratio: float | None = None
+    """Incidents after / incidents before (equal windows): under 1 means fewer after.
+    None when withheld (a small count) or with no incident before."""
+    rate_ratio_ci_low: float | None = None
+    rate_ratio_ci_high: float | None = None
+    """Exact 95% interval (conditional binomial, as R's poisson.test)."""
 
 
 class RateOut(msgspec.Struct):

@@ -39,7 +39,7 @@ import pandas as pd
 from scipy.stats import binomtest
 
 from analysis import queries, schemas
-from analysis.proportions import is_small, suppressed, wilson
+from analysis.proportions import is_small, rate_ratio, suppressed, wilson
 from analysis.rules import (
     NOT_RECORDED,
     REFERENCE_LEVELS,
@@ -293,6 +293,7 @@ async def before_after(window_days: int, as_of: date) -> BeforeAfter:
         row = await connection.fetchrow(queries.BEFORE_AFTER_SQL, last_received, window_days)
     discordant = row["stopped"] + row["started"]
     p = None if discordant == 0 else float(binomtest(row["stopped"], discordant, 0.5).pvalue)
+    ratio = rate_ratio(row["incidents_after"], row["incidents_before"])
     return BeforeAfter(
         window_days=window_days,
         n=row["n"],
@@ -301,6 +302,9 @@ async def before_after(window_days: int, as_of: date) -> BeforeAfter:
         any_before=row["any_before"],
         any_after=row["any_after"],
         mcnemar_p=p,
+        rate_ratio=None if ratio is None else ratio.ratio,
+        rate_ratio_ci_low=None if ratio is None else ratio.ci_low,
+        rate_ratio_ci_high=None if ratio is None else ratio.ci_high,
     )
 
 
@@ -688,8 +692,15 @@ def publish(result: schemas.ReoffendingOut, threshold: int) -> schemas.Reoffendi
             population=population(time_varying.population),
         )
     crude = result.before_after
+    hide_ratio = any(
+        _count(c) is None or is_small(_count(c) or 0, threshold)
+        for c in (crude.incidents_before, crude.incidents_after)
+    )
     crude = dataclasses.replace(
         crude,
+        rate_ratio=None if hide_ratio else crude.rate_ratio,
+        rate_ratio_ci_low=None if hide_ratio else crude.rate_ratio_ci_low,
+        rate_ratio_ci_high=None if hide_ratio else crude.rate_ratio_ci_high,
         n=count(crude.n),
         incidents_before=count(crude.incidents_before),
         incidents_after=count(crude.incidents_after),
@@ -808,7 +819,8 @@ def _analyse(
         time_varying = _time_varying(frame, request, notes)
     notes.append(
         f"'before_after' counts police-recorded incidents in the {request.horizon_days} days "
-        f"before and after each referral whose after-window has ended. Referrals follow an "
+        f"before and after each referral whose after-window has ended, and their ratio "
+        f"(after / before, exact 95% CI: under 1 means fewer after). Referrals follow an "
         f"incident, so a fall afterwards is expected even without the programme (regression to "
         f"the mean): read it as context, not as the programme's effect."
     )

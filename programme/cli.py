@@ -402,6 +402,22 @@ def analyse_reoffending(
                     f"  landmark log-rank: chi2={landmark.logrank.statistic:.2f} "
                     f"p={landmark.logrank.p:.4f}"
                 )
+    crude = result.before_after
+    ratio = (
+        "ratio withheld or undefined"
+        if crude.rate_ratio is None
+        else f"ratio after/before {crude.rate_ratio:.2f} (95% CI {crude.rate_ratio_ci_low:.2f}-"
+        + (
+            "no upper bound"
+            if crude.rate_ratio_ci_high is None
+            else f"{crude.rate_ratio_ci_high:.2f}"
+        )
+        + ")"
+    )
+    click.echo(
+        f"before/after ({crude.window_days} days each, n={crude.n}): incidents before "
+        f"{crude.incidents_before}, after {crude.incidents_after}; {ratio}"
+    )
     for note in result.notes:
         click.echo(f"note: {note}")
 

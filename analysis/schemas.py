@@ -115,6 +115,8 @@ class CoxOut(msgspec.Struct):
     events: int | str
     dropped_missing: int | str
     population: PopulationOut
+    standard_errors: str = "model-based"
+    """How the intervals and p-values were worked out."""
 
 
 class LandmarkOut(msgspec.Struct):

@@ -425,7 +425,12 @@ def _cox(
         f"People with every covariate recorded. {same}",
     )
     try:
-        model = cox(matrix[complete], frame.loc[complete, "duration"], frame.loc[complete, "event"])
+        model = cox(
+            matrix[complete],
+            frame.loc[complete, "duration"],
+            frame.loc[complete, "event"],
+            clusters=frame.loc[complete, "person"].to_numpy() if "person" in frame else None,
+        )
     except AnalysisError as exc:
         if request.covariates:
             raise
@@ -445,6 +450,11 @@ def _cox(
         events=model.events,
         dropped_missing=int((~complete).sum()),
         population=population,
+        standard_errors=(
+            "robust (sandwich), clustered on the person: one person's referrals are not independent"
+            if "person" in frame
+            else "model-based"
+        ),
     )
 
 

@@ -40,6 +40,7 @@ def cohort(
     risk[rng.random(n) < missing_risk] = None
     return pd.DataFrame(
         {
+            "person": [f"person-{i}" for i in range(n)],
             "received_on": received,
             "date_of_birth": [date(1980, 1, 1)] * n,
             "gender": rng.choice(["male", "female"], n),

@@ -112,6 +112,7 @@ class AnalysisController(Controller):
     async def reoffending(
         self,
         actor: access.SignedIn,
+        state: State,
         horizon_days: Horizon = rules.HORIZON_DAYS,
         as_of: FromQuery[date | None] = None,
         group_by: FromQuery[str | None] = None,
@@ -120,12 +121,13 @@ class AnalysisController(Controller):
             int | None, QueryParameter(ge=1, le=rules.MAX_HORIZON_DAYS)
         ] = None,
     ) -> ReoffendingOut:
-        """Kaplan-Meier, log-rank, Cox, and for programme status the bias-aware models."""
+        """Kaplan-Meier, log-rank, Cox, and for programme status the immortal-time corrected
+        models (a time-varying Cox model and a landmark analysis)."""
         parsed = rules.analysis_request(
             horizon_days, as_of, group_by, covariates, landmark_days, today()
         )
         await services.record_analysis_export(actor, group_by)
-        return await services.analyse(parsed, today())
+        return await services.analyse(parsed, today(), state.settings.suppress_below)
 
     @get(
         ["/reoffending/plot.png", "/reoffending/plot.svg"],
@@ -134,12 +136,22 @@ class AnalysisController(Controller):
     async def plot(
         self,
         request: Request,
+        state: State,
         horizon_days: Horizon = rules.HORIZON_DAYS,
         as_of: FromQuery[date | None] = None,
         group_by: FromQuery[str | None] = None,
+        landmark_days: Annotated[
+            int | None, QueryParameter(ge=1, le=rules.MAX_HORIZON_DAYS)
+        ] = None,
+        naive: FromQuery[bool] = False,
     ) -> Response[bytes]:
-        """The Kaplan-Meier curves with bands, the horizon and numbers at risk."""
+        """The Kaplan-Meier curves with bands, the horizon and numbers at risk.
+
+        By programme status: the landmark curves (immortal-time corrected); the naive
+        curves from referral, titled as biased, only with naive=true."""
         fmt = "svg" if request.url.path.endswith(".svg") else "png"
-        parsed = rules.analysis_request(horizon_days, as_of, group_by, None, None, today())
-        image = await plots.reoffending_plot(parsed, today(), fmt)
+        parsed = rules.analysis_request(horizon_days, as_of, group_by, None, landmark_days, today())
+        image = await plots.reoffending_plot(
+            parsed, today(), fmt, state.settings.suppress_below, naive
+        )
         return Response(image, media_type=plots.FORMATS[fmt])

@@ -49,3 +49,39 @@ def suppressed(count: int, threshold: int) -> int | str:
 
 def is_small(count: int, threshold: int) -> bool:
     return 0 < count < threshold
+
+
+@dataclass(frozen=True)
+class RateRatio:
+    """Incidents after over incidents before, in windows of equal length."""
+
+    after: int
+    before: int
+    ratio: float
+    ci_low: float
+    ci_high: float | None
+    """None when no incident came before: the ratio has no upper bound."""
+
+
+def rate_ratio(after: int, before: int, confidence: float = 0.95) -> RateRatio | None:
+    """The incident rate ratio after/before with its exact (conditional binomial) interval.
+
+    Given a + b incidents in two equal windows, the number after is binomial with
+    p = IRR / (1 + IRR) (R's ``poisson.test`` of two counts); the Clopper-Pearson interval
+    for p maps to one for the ratio. None with no incidents at all, or none before.
+    """
+    if after < 0 or before < 0:
+        raise ValueError("incident counts cannot be negative")
+    if before == 0:
+        return None
+    interval = binomtest(after, after + before).proportion_ci(
+        confidence_level=confidence, method="exact"
+    )
+    high = float(interval.high)
+    return RateRatio(
+        after=after,
+        before=before,
+        ratio=after / before,
+        ci_low=float(interval.low) / (1 - float(interval.low)),
+        ci_high=None if high >= 1 else high / (1 - high),
+    )

@@ -31,7 +31,7 @@ WITH milestones AS (
 )
 -- Days are counted here, as whole days (date - date is an integer in PostgreSQL),
 -- so no date the database can hold ever becomes an out-of-range timestamp.
-SELECT r.received_on, p.date_of_birth, p.gender, r.risk_level, r.prior_incidents,
+SELECT r.person, r.received_on, p.date_of_birth, p.gender, r.risk_level, r.prior_incidents,
        r.substance_misuse, r.mental_health, r.children_in_household, r.local_authority,
        a.name AS agency,
        $1 - r.received_on AS days_available,
@@ -161,3 +161,7 @@ FROM feedback
 WHERE collected_on BETWEEN $1 AND $2
 GROUP BY 1, 2
 """  # noqa: S608
+
+PROGRAMME_WEEKS_SQL = """
+SELECT weeks FROM programme WHERE name = $1
+"""

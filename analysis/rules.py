@@ -6,7 +6,7 @@ here, so a request means the same thing whichever way it comes in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from programme.platform.errors import FieldError, InvalidInput
@@ -77,6 +77,55 @@ class AnalysisRequest:
     group_by: str | None = None
     covariates: tuple[str, ...] = ()
     landmark_days: int | None = None
+
+
+LANDMARK_DAYS = 91
+"""The landmark for engagement, unless asked: about three months in."""
+
+
+def landmark_for(request: AnalysisRequest) -> int:
+    """The landmark day asked for (or resolved), else 91 days or half a shorter follow-up."""
+    return request.landmark_days or min(LANDMARK_DAYS, request.horizon_days // 2)
+
+
+def resolve_landmark(request: AnalysisRequest, programme_weeks: int) -> AnalysisRequest:
+    """The request with the landmark its status needs, or a 422 naming both fields.
+
+    Nobody completes before the programme has run its length, so a landmark earlier than
+    that compares everyone with no one: completion's landmark defaults to the programme's
+    length (its settings). Engagement's defaults to 91 days. A follow-up that does not
+    pass the landmark leaves nothing to compare, so it is refused, not quietly answered.
+    """
+    if request.group_by not in STATUS_GROUPS:
+        return request
+    landmark = request.landmark_days
+    if landmark is None:
+        completed = request.group_by == "completed"
+        landmark = programme_weeks * 7 if completed else landmark_for(request)
+    if not 0 < landmark < request.horizon_days:
+        reason = (
+            f"the programme's length ({programme_weeks} weeks), as nobody completes sooner"
+            if request.group_by == "completed" and request.landmark_days is None
+            else "the landmark"
+        )
+        raise InvalidInput(
+            errors=[
+                FieldError(
+                    "invalid",
+                    "horizon_days",
+                    f"The follow-up ({request.horizon_days} days) must run past the landmark "
+                    f"(day {landmark}, {reason}) to compare people by {request.group_by}; "
+                    f"use more than {landmark} days.",
+                ),
+                FieldError(
+                    "invalid",
+                    "landmark_days",
+                    f"Day {landmark} does not fall inside the {request.horizon_days}-day "
+                    f"follow-up.",
+                ),
+            ]
+        )
+    return replace(request, landmark_days=landmark)
 
 
 def check_request(request: AnalysisRequest, today: date) -> list[tuple[str, str]]:

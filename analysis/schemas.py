@@ -12,14 +12,20 @@ import msgspec
 @dataclass(frozen=True)
 class BeforeAfter:
     window_days: int
-    n: int
+    n: int | str
     """Referrals whose whole after-window ends by the data cut-off."""
-    incidents_before: int
-    incidents_after: int
-    any_before: int
-    any_after: int
+    incidents_before: int | str
+    incidents_after: int | str
+    any_before: int | str
+    any_after: int | str
     mcnemar_p: float | None
     """Exact McNemar test of 'any incident' before against after (paired)."""
+    rate_ratio: float | None = None
+    """Incidents after / incidents before (equal windows): under 1 means fewer after.
+    None when withheld (a small count) or with no incident before."""
+    rate_ratio_ci_low: float | None = None
+    rate_ratio_ci_high: float | None = None
+    """Exact 95% interval (conditional binomial, as R's poisson.test)."""
 
 
 class RateOut(msgspec.Struct):
@@ -42,14 +48,35 @@ class QualityOut(msgspec.Struct):
     notes: list[str]
 
 
+class DroppedOut(msgspec.Struct):
+    reason: str
+    count: int | str
+
+
+class PopulationOut(msgspec.Struct):
+    """Whom one model was fitted on: how many, how many reoffended, who was left out and why."""
+
+    n: int | str
+    events: int | str
+    dropped: list[DroppedOut]
+    description: str
+    """In words: who these people are, and which other figures are on the same people."""
+
+
 class GroupOut(msgspec.Struct):
     group: str
-    n: int
-    events: int
-    survival: float
-    ci_low: float
-    ci_high: float
-    rmst: float
+    n: int | str
+    """Published: '<N' for 1 to N-1 (the suppression threshold)."""
+    events: int | str
+    survival: float | None
+    """None when it would reveal a suppressed count (a small group, few events or few
+    without one)."""
+    ci_low: float | None
+    ci_high: float | None
+    rmst: float | None
+    interpretable: bool = True
+    """False for a naive status group whose figures are immortal time by construction
+    (everyone reached the status only after the horizon): see the notes."""
 
 
 class LogRankOut(msgspec.Struct):
@@ -84,34 +111,48 @@ class CoxOut(msgspec.Struct):
     ph_test_transform: str
     """The function of time tested against: "km" (R's default), as cox.zph."""
     reference_levels: dict[str, str]
-    n: int
-    events: int
-    dropped_missing: int
+    n: int | str
+    events: int | str
+    dropped_missing: int | str
+    population: PopulationOut
+    standard_errors: str = "model-based"
+    """How the intervals and p-values were worked out."""
 
 
 class LandmarkOut(msgspec.Struct):
     landmark_days: int
-    n: int
+    n: int | str
     groups: list[GroupOut]
     logrank: LogRankOut | None
+    population: PopulationOut
+    follow_up_days: int
+    """Survival and RMST cover days landmark to horizon: this many days."""
+    conditional: str
+    """In words: what the landmark survival and RMST are conditional on."""
 
 
 class TimeVaryingOut(msgspec.Struct):
     status: str
     covariates: list[TermOut]
     landmark: LandmarkOut | None
+    population: PopulationOut | None
+    """Whom the time-varying Cox model was fitted on (None when no model was fitted)."""
 
 
 class ReoffendingOut(msgspec.Struct):
     horizon_days: int
     as_of: date
-    n: int
-    events: int
-    excluded: int
+    n: int | str
+    events: int | str
+    excluded: int | str
     group_by: str | None
     groups: list[GroupOut]
     logrank: LogRankOut | None
+    population: PopulationOut
+    """Whom 'groups' and 'logrank' are on: everyone with follow-up."""
     cox: CoxOut | None
     time_varying: TimeVaryingOut | None
     before_after: BeforeAfter
     notes: list[str]
+    suppression_threshold: int = 0
+    """Counts from 1 to this minus one are published as '<threshold' (0: none hidden)."""

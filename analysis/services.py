@@ -28,26 +28,32 @@ beside it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+import msgspec
 import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
 
 from analysis import queries, schemas
-from analysis.proportions import is_small, suppressed, wilson
+from analysis.proportions import is_small, rate_ratio, suppressed, wilson
 from analysis.rules import (
     NOT_RECORDED,
     REFERENCE_LEVELS,
     STATUS_GROUPS,
     AnalysisRequest,
+    landmark_for,
+    resolve_landmark,
 )
 from analysis.schemas import BeforeAfter
 from analysis.survival import AnalysisError, cox, kaplan_meier, logrank, time_varying_cox
 from outcomes.schemas import FeedbackCell, FeedbackReport
 from outcomes.tables import Stage
+from programme.delivery.rules import DEFAULT_RULE
+from programme.delivery.services import DEFAULT_PROGRAMME
 from programme.platform import database
 from programme.platform.audit import services as audit
 from programme.platform.audit.schemas import Actor
@@ -234,6 +240,13 @@ def _cell(quarter: str, stage: str, responded: int, improved: int, threshold: in
     )
 
 
+async def programme_weeks() -> int:
+    """The programme's length in its settings (the commissioned default until set)."""
+    async with database.connection() as connection:
+        weeks = await connection.fetchval(queries.PROGRAMME_WEEKS_SQL, DEFAULT_PROGRAMME)
+    return DEFAULT_RULE.weeks if weeks is None else int(weeks)
+
+
 async def load_cohort(as_of: date) -> tuple[pd.DataFrame, int]:
     """The cohort as of the cut-off, and how many referrals have no follow-up yet."""
     async with database.connection() as connection:
@@ -285,6 +298,7 @@ async def before_after(window_days: int, as_of: date) -> BeforeAfter:
         row = await connection.fetchrow(queries.BEFORE_AFTER_SQL, last_received, window_days)
     discordant = row["stopped"] + row["started"]
     p = None if discordant == 0 else float(binomtest(row["stopped"], discordant, 0.5).pvalue)
+    ratio = rate_ratio(row["incidents_after"], row["incidents_before"])
     return BeforeAfter(
         window_days=window_days,
         n=row["n"],
@@ -293,6 +307,9 @@ async def before_after(window_days: int, as_of: date) -> BeforeAfter:
         any_before=row["any_before"],
         any_after=row["any_after"],
         mcnemar_p=p,
+        rate_ratio=None if ratio is None else ratio.ratio,
+        rate_ratio_ci_low=None if ratio is None else ratio.ci_low,
+        rate_ratio_ci_high=None if ratio is None else ratio.ci_high,
     )
 
 
@@ -357,16 +374,42 @@ def _terms(terms) -> list[schemas.TermOut]:
     ]
 
 
+EVENTS_PER_TERM = 10
+"""Fewer reoffences than this per model term and estimates are unstable and over-fitted
+(Peduzzi et al. 1995): the model is still reported, with a warning."""
+
+
+def _few_events_per_term(model: str, events: int, terms: int, notes: list[str]) -> None:
+    if terms and events < EVENTS_PER_TERM * terms:
+        notes.append(
+            f"{model} has fewer than {EVENTS_PER_TERM} reoffences per term ({terms} terms): "
+            f"its estimates may be unstable and over-fitted; read them with caution."
+        )
+
+
+def group_reference(group_by: str, labels: pd.Series) -> str:
+    """The level the others are compared with: fixed, whatever the data holds.
+
+    Not the alphabetically first level, which would flip with usage (a cohort with no
+    'high' risk would compare against 'medium'): status groups against 'not <status>',
+    gender and risk level against their stated reference (as covariates), yes/no
+    fields against 'no'. Only a level the data lacks falls back to the first present.
+    """
+    present = sorted(labels.unique())
+    stated = {
+        **{status: f"not {status}" for status in STATUS_GROUPS},
+        **REFERENCE_LEVELS,
+    }.get(group_by, "no" if set(present) <= {"yes", "no", NOT_RECORDED} else None)
+    return stated if stated is not None and stated in present else str(present[0])
+
+
 def _cox(
     frame: pd.DataFrame, labels: pd.Series | None, request: AnalysisRequest, notes: list[str]
 ) -> schemas.CoxOut | None:
     matrix, references = design_matrix(frame, request.covariates)
-    if labels is not None:
-        reference = (
-            sorted(labels.unique())[0]
-            if request.group_by not in STATUS_GROUPS
-            else (f"not {request.group_by}")
-        )
+    if labels is not None and request.group_by not in request.covariates:
+        # A group-by field also named as a covariate is entered once, as the covariate.
+        reference = group_reference(request.group_by or "", labels)
         references[request.group_by or "group"] = reference
         for level in sorted(labels.unique()):
             if level != reference:
@@ -374,13 +417,31 @@ def _cox(
     if matrix.shape[1] == 0:
         return None
     complete = matrix.notna().all(axis=1)
+    if request.group_by in STATUS_GROUPS:
+        same = (
+            "The same people as 'time_varying' (the immortal-time corrected Cox model), so the "
+            "naive and the corrected hazard ratios compare like with like."
+        )
+    else:
+        same = "'groups' and 'logrank' are on everyone with follow-up."
+    population = _population(
+        frame[complete],
+        _missing_covariates(frame, request.covariates, complete),
+        f"People with every covariate recorded. {same}",
+    )
     try:
-        model = cox(matrix[complete], frame.loc[complete, "duration"], frame.loc[complete, "event"])
+        model = cox(
+            matrix[complete],
+            frame.loc[complete, "duration"],
+            frame.loc[complete, "event"],
+            clusters=frame.loc[complete, "person"].to_numpy() if "person" in frame else None,
+        )
     except AnalysisError as exc:
         if request.covariates:
             raise
         notes.append(f"No Cox model: {exc}.")
         return None
+    _few_events_per_term("The Cox model ('cox')", model.events, len(model.terms), notes)
     return schemas.CoxOut(
         covariates=_terms(model.terms),
         concordance=model.concordance,
@@ -393,7 +454,35 @@ def _cox(
         n=model.n,
         events=model.events,
         dropped_missing=int((~complete).sum()),
+        population=population,
+        standard_errors=(
+            "robust (sandwich), clustered on the person: one person's referrals are not independent"
+            if "person" in frame
+            else "model-based"
+        ),
     )
+
+
+def _population(
+    people: pd.DataFrame, dropped: list[tuple[str, int]], description: str
+) -> schemas.PopulationOut:
+    """Who a model is on: n, reoffences within the follow-up, and who was left out and why."""
+    return schemas.PopulationOut(
+        n=len(people),
+        events=int(people["event"].sum()),
+        dropped=[schemas.DroppedOut(reason, count) for reason, count in dropped if count],
+        description=description,
+    )
+
+
+def _missing_covariates(
+    frame: pd.DataFrame, names: tuple[str, ...], complete: pd.Series
+) -> list[tuple[str, int]]:
+    """Complete-case models leave out whoever lacks a covariate: say which covariates."""
+    lacking = [name for name in names if frame[name].isna().any()]
+    if not lacking:
+        return []
+    return [(f"missing a covariate ({', '.join(lacking)})", int((~complete).sum()))]
 
 
 def intervals(frame: pd.DataFrame, status: str, covariates: pd.DataFrame) -> pd.DataFrame:
@@ -442,7 +531,9 @@ def intervals(frame: pd.DataFrame, status: str, covariates: pd.DataFrame) -> pd.
     return long.join(extra, on="id")
 
 
-def _landmark(frame: pd.DataFrame, status: str, landmark: int, horizon: int) -> schemas.LandmarkOut:
+def _landmark(
+    frame: pd.DataFrame, status: str, landmark: int, horizon: int, notes: list[str]
+) -> schemas.LandmarkOut:
     """Among people still followed and offence-free at the landmark, compare by status then."""
     at_risk = frame[frame["duration"] > landmark]
     reached = at_risk[f"days_to_{status}"] <= landmark
@@ -453,7 +544,39 @@ def _landmark(frame: pd.DataFrame, status: str, landmark: int, horizon: int) -> 
     if labels.nunique() > 1:
         result = logrank(shifted["duration"], shifted["event"], labels)
         test = schemas.LogRankOut(result.statistic, result.p, result.degrees_of_freedom)
-    return schemas.LandmarkOut(landmark_days=landmark, n=len(at_risk), groups=groups, logrank=test)
+    else:
+        who = "everyone" if reached.all() else "no one"
+        notes.append(
+            f"No landmark comparison: of the people still followed and offence-free at day "
+            f"{landmark}, {who} was {status} by then, so there is only one group to describe."
+        )
+    gone = frame[frame["duration"] <= landmark]
+    population = _population(
+        at_risk,
+        [
+            (f"reoffended by day {landmark}", int(gone["event"].sum())),
+            (
+                f"follow-up ended by day {landmark} (not followed to the landmark)",
+                len(gone) - int(gone["event"].sum()),
+            ),
+        ],
+        f"Everyone in 'groups' and 'logrank' (the naive comparison) still followed and "
+        f"offence-free at day {landmark}; no covariate is used, so no one is left out for "
+        f"missing data.",
+    )
+    return schemas.LandmarkOut(
+        landmark_days=landmark,
+        n=len(at_risk),
+        groups=groups,
+        logrank=test,
+        population=population,
+        follow_up_days=horizon - landmark,
+        conditional=(
+            f"Survival and RMST here are conditional: among people still followed and "
+            f"offence-free at day {landmark}, the share not reoffended over the next "
+            f"{horizon - landmark} days (to day {horizon}), and the offence-free days of those."
+        ),
+    )
 
 
 def _time_varying(
@@ -464,42 +587,227 @@ def _time_varying(
     complete = matrix.notna().all(axis=1)
     data = frame[complete]
     long = intervals(data, status, matrix[complete])
+    population = _population(
+        data,
+        _missing_covariates(frame, request.covariates, complete),
+        f"People with every covariate recorded: the same people as the naive Cox model "
+        f"('cox'), so the two hazard ratios for {status} compare like with like.",
+    )
     if not (long[status] == 1).any():
         notes.append(
             f"No one was {status} within the follow-up window, so the programme cannot be "
             f"compared without immortal-time bias on this data: only the naive figures exist, "
             f"and they should not be read as an effect of the programme."
         )
-        return schemas.TimeVaryingOut(status=status, covariates=[], landmark=None)
+        return schemas.TimeVaryingOut(
+            status=status, covariates=[], landmark=None, population=population
+        )
+    fitted: schemas.PopulationOut | None = population
     try:
         terms = _terms(time_varying_cox(long, [status, *matrix.columns]))
+        _few_events_per_term(
+            "The time-varying Cox model", int(data["event"].sum()), len(terms), notes
+        )
     except AnalysisError as exc:
         notes.append(f"No time-varying model: {exc}.")
-        terms = []
-    landmark = request.landmark_days or min(91, request.horizon_days // 2)
+        terms, fitted = [], None
+    landmark = landmark_for(request)
     try:
-        landmark_out = _landmark(data, status, landmark, request.horizon_days)
+        # On everyone, not the complete cases: the landmark comparison uses no covariate.
+        landmark_out = _landmark(frame, status, landmark, request.horizon_days, notes)
     except AnalysisError as exc:
         notes.append(f"No landmark analysis: {exc}.")
         landmark_out = None
-    return schemas.TimeVaryingOut(status=status, covariates=terms, landmark=landmark_out)
+    return schemas.TimeVaryingOut(
+        status=status, covariates=terms, landmark=landmark_out, population=fitted
+    )
 
 
-async def analyse(request: AnalysisRequest, today: date) -> schemas.ReoffendingOut:
+async def analyse(
+    request: AnalysisRequest, today: date, suppress_below: int
+) -> schemas.ReoffendingOut:
     """Read the cohort, then fit every model off the event loop (seconds at scale), with the
     garbage collector paused (``threads.collector_paused``: its full collections over
-    the cohort's objects stopped the event loop)."""
+    the cohort's objects stopped the event loop).
+
+    Published with counts from 1 to ``suppress_below`` - 1 hidden (see ``publish``)."""
     with collector_paused():
-        return await _analyse_cohort(request, today)
+        return await _analyse_cohort(request, today, suppress_below)
 
 
-async def _analyse_cohort(request: AnalysisRequest, today: date) -> schemas.ReoffendingOut:
+async def _analyse_cohort(
+    request: AnalysisRequest, today: date, suppress_below: int
+) -> schemas.ReoffendingOut:
     as_of = request.as_of or today
+    request = resolve_landmark(request, await programme_weeks())
     raw, excluded = await load_cohort(as_of)
     if raw.empty:
         raise AnalysisError("no referral has any follow-up time by the data cut-off")
     crude = await before_after(request.horizon_days, as_of)
-    return await off_loop(_analyse, raw, excluded, crude, request, as_of)
+    result = await off_loop(_analyse, raw, excluded, crude, request, as_of)
+    return publish(result, suppress_below)
+
+
+def _count(value: int | str) -> int | None:
+    """A count not yet published, or None once it has been."""
+    return value if isinstance(value, int) else None
+
+
+def publish(result: schemas.ReoffendingOut, threshold: int) -> schemas.ReoffendingOut:
+    """The analysis as it may be published: no count from 1 to ``threshold`` - 1.
+
+    Counts (people, reoffences, numbers dropped, before/after incidents) are shown as
+    '<threshold'. A group's survival, CI and RMST are withheld when its size, its
+    reoffences or the number without one is small: for a small group the estimate is
+    1 - k/n and gives k away. Hazard ratios and tests reveal no count and stay.
+    """
+
+    def count(value: int | str) -> int | str:
+        raw = _count(value)
+        return value if raw is None else suppressed(raw, threshold)
+
+    def group(g: schemas.GroupOut) -> schemas.GroupOut:
+        n, events = _count(g.n), _count(g.events)
+        hidden = (
+            n is None
+            or events is None
+            or any(is_small(c, threshold) for c in (n, events, n - events))
+        )
+        estimates: dict[str, Any] = (
+            {"survival": None, "ci_low": None, "ci_high": None, "rmst": None} if hidden else {}
+        )
+        return msgspec.structs.replace(g, n=count(g.n), events=count(g.events), **estimates)
+
+    def population(p: schemas.PopulationOut | None) -> schemas.PopulationOut | None:
+        if p is None:
+            return None
+        return msgspec.structs.replace(
+            p,
+            n=count(p.n),
+            events=count(p.events),
+            dropped=[msgspec.structs.replace(d, count=count(d.count)) for d in p.dropped],
+        )
+
+    def landmark(lm: schemas.LandmarkOut | None) -> schemas.LandmarkOut | None:
+        if lm is None:
+            return None
+        whole = population(lm.population)
+        assert whole is not None
+        return msgspec.structs.replace(
+            lm, n=count(lm.n), groups=[group(g) for g in lm.groups], population=whole
+        )
+
+    cox = result.cox
+    if cox is not None:
+        whole = population(cox.population)
+        assert whole is not None
+        cox = msgspec.structs.replace(
+            cox,
+            n=count(cox.n),
+            events=count(cox.events),
+            dropped_missing=count(cox.dropped_missing),
+            population=whole,
+        )
+    time_varying = result.time_varying
+    if time_varying is not None:
+        time_varying = msgspec.structs.replace(
+            time_varying,
+            landmark=landmark(time_varying.landmark),
+            population=population(time_varying.population),
+        )
+    crude = result.before_after
+    hide_ratio = any(
+        _count(c) is None or is_small(_count(c) or 0, threshold)
+        for c in (crude.incidents_before, crude.incidents_after)
+    )
+    crude = dataclasses.replace(
+        crude,
+        rate_ratio=None if hide_ratio else crude.rate_ratio,
+        rate_ratio_ci_low=None if hide_ratio else crude.rate_ratio_ci_low,
+        rate_ratio_ci_high=None if hide_ratio else crude.rate_ratio_ci_high,
+        n=count(crude.n),
+        incidents_before=count(crude.incidents_before),
+        incidents_after=count(crude.incidents_after),
+        any_before=count(crude.any_before),
+        any_after=count(crude.any_after),
+    )
+    everyone = population(result.population)
+    assert everyone is not None
+    return msgspec.structs.replace(
+        result,
+        n=count(result.n),
+        events=count(result.events),
+        excluded=count(result.excluded),
+        groups=[group(g) for g in result.groups],
+        population=everyone,
+        cox=cox,
+        time_varying=time_varying,
+        before_after=crude,
+        notes=[
+            *result.notes,
+            *(
+                [
+                    f"Counts from 1 to {threshold - 1} are shown as '<{threshold}'; a group's "
+                    f"survival, CI and RMST are withheld where they would reveal such a count."
+                ]
+                if threshold > 1
+                else []
+            ),
+        ],
+        suppression_threshold=threshold,
+    )
+
+
+def _naive_caveats(
+    frame: pd.DataFrame,
+    status: str,
+    horizon: int,
+    groups: list[schemas.GroupOut],
+    notes: list[str],
+) -> list[schemas.GroupOut]:
+    """Say when the naive comparison is impossible, or is immortal time and nothing else.
+
+    When everyone who reached the status did so on or after the horizon, the naive
+    figures at the horizon compare people who had to stay offence-free for the whole
+    follow-up to reach the status with everyone else: pure immortal time, so they are
+    marked not interpretable rather than merely noted.
+    """
+    days = frame[f"days_to_{status}"].dropna()
+    if days.empty or len(days) == len(frame):
+        who = "no one" if days.empty else "everyone"
+        notes.append(
+            f"No naive comparison: {who} was {status} by the cut-off, so there is only one group."
+        )
+        return groups
+    if days.min() >= horizon:
+        notes.append(
+            f"NOT INTERPRETABLE: everyone {status} got there on or after day {horizon}, the "
+            f"end of the follow-up, so the naive '{status}' figures at the horizon are "
+            f"immortal time and nothing else. Use the immortal-time corrected figures, with "
+            f"a longer follow-up."
+        )
+        return [msgspec.structs.replace(g, interpretable=False) for g in groups]
+    return groups
+
+
+def status_notes(status: str, landmark: int) -> list[str]:
+    """What each comparison by programme status can and cannot show, in plain words."""
+    return [
+        f"NAIVE (biased): 'groups', 'logrank' and 'cox' compare people by whether they had "
+        f"{status} by the cut-off, counted from the referral date. This is what councils "
+        f"publish, and it flatters the programme: people had to stay offence-free long "
+        f"enough to be {status} (immortal-time bias). Do not read it as the programme's "
+        f"effect.",
+        f"IMMORTAL-TIME CORRECTED: 'time_varying' counts people as {status} only from the "
+        f"day they were (a time-varying Cox model), and its landmark analysis compares only "
+        f"people still followed and offence-free at day {landmark}, by their status then. "
+        f"These remove immortal-time bias, and nothing else.",
+        f"WHAT NO FIGURE HERE CAN SHOW: people choose to engage and to stay, so those who "
+        f"are {status} may differ from those who are not in ways that also change their "
+        f"reoffending (motivation, stability, risk). Even the corrected figures compare "
+        f"self-selected groups: they are not the programme's effect, only an honest "
+        f"description of who reoffended.",
+    ]
 
 
 def _analyse(
@@ -513,8 +821,8 @@ def _analyse(
     notes = [
         f"Time origin: the referral's received date. Event: the first police-recorded "
         f"domestic-abuse incident after it. Follow-up: {request.horizon_days} days or to "
-        f"{as_of.isoformat()}, whichever is earlier; {excluded} referrals received on or after "
-        f"the cut-off have no follow-up and are excluded.",
+        f"{as_of.isoformat()}, whichever is earlier. Referrals received on or after the "
+        f"cut-off have no follow-up and are left out ('excluded').",
         "Survival is the Kaplan-Meier share not reoffended at the horizon (95% CI, log-log); "
         "RMST is the restricted mean offence-free days up to the horizon.",
     ]
@@ -530,21 +838,13 @@ def _analyse(
     cox_out = _cox(frame, labels, request, notes)
     time_varying = None
     if request.group_by in STATUS_GROUPS:
-        notes.append(
-            f"NAIVE: 'groups', 'logrank' and 'cox' compare people by whether they had "
-            f"{request.group_by} by the cut-off, counted from the referral date. This is what "
-            f"councils publish, and it flatters the programme: people had to stay offence-free "
-            f"long enough to be {request.group_by} (immortal-time bias)."
-        )
-        notes.append(
-            f"BIAS-AWARE: 'time_varying' counts people as {request.group_by} only from the day "
-            f"they were (a time-varying Cox model), and its landmark analysis compares only "
-            f"people still offence-free and followed at the landmark, by their status then."
-        )
+        notes.extend(status_notes(request.group_by, landmark_for(request)))
+        groups = _naive_caveats(frame, request.group_by, request.horizon_days, groups, notes)
         time_varying = _time_varying(frame, request, notes)
     notes.append(
         f"'before_after' counts police-recorded incidents in the {request.horizon_days} days "
-        f"before and after each referral whose after-window has ended. Referrals follow an "
+        f"before and after each referral whose after-window has ended, and their ratio "
+        f"(after / before, exact 95% CI: under 1 means fewer after). Referrals follow an "
         f"incident, so a fall afterwards is expected even without the programme (regression to "
         f"the mean): read it as context, not as the programme's effect."
     )
@@ -557,6 +857,11 @@ def _analyse(
         group_by=request.group_by,
         groups=groups,
         logrank=test,
+        population=_population(
+            frame,
+            [("received on or after the data cut-off: no follow-up yet", excluded)],
+            "Everyone with follow-up by the data cut-off: 'groups' and 'logrank' are on them all.",
+        ),
         cox=cox_out,
         time_varying=time_varying,
         before_after=crude,

@@ -51,8 +51,10 @@ class Survival:
     n: int
     events: int
     survival: float
-    ci_low: float
-    ci_high: float
+    ci_low: float | None
+    ci_high: float | None
+    """None when no one has reoffended by the horizon: the survival is 1 with no variance,
+    and a log(-log) interval does not exist there (R's survfit gives none, not [1, 1])."""
     rmst: float
     """Restricted mean event-free time up to the horizon, in days."""
 
@@ -110,12 +112,13 @@ def kaplan_meier(
     at = fitter.survival_function_at_times(horizon).iloc[0]
     band = fitter.confidence_interval_survival_function_
     row = band[band.index <= horizon].iloc[-1]
+    reoffences = int(e[t <= horizon].sum())
     return Survival(
         n=len(t),
-        events=int(e[t <= horizon].sum()),
+        events=reoffences,
         survival=float(at),
-        ci_low=float(row.iloc[0]),
-        ci_high=float(row.iloc[1]),
+        ci_low=float(row.iloc[0]) if reoffences else None,
+        ci_high=float(row.iloc[1]) if reoffences else None,
         rmst=float(restricted_mean_survival_time(fitter, t=horizon)),
     )
 
@@ -192,11 +195,15 @@ def cox(
     covariates: pd.DataFrame,
     durations: Sequence[float] | np.ndarray,
     events: Sequence[int] | np.ndarray,
+    clusters: Sequence[object] | np.ndarray | None = None,
 ) -> CoxModel:
     """Cox proportional-hazards model (Efron ties) with hazard ratios and 95% CIs.
 
     ``covariates`` must already be numeric (categorical variables dummy-coded
-    against their reference level by the caller, who states it).
+    against their reference level by the caller, who states it). With ``clusters``
+    (the person behind each referral), standard errors are robust (sandwich) and
+    clustered, as R's ``coxph(..., cluster = id)``: one person's referrals are not
+    independent, and treating them so would make the intervals too narrow.
     """
     t, e = _check(durations, events)
     if len(covariates) != len(t):
@@ -206,6 +213,13 @@ def cox(
     _no_constant_columns(covariates)
     _enough(int(e.sum()), covariates.shape[1])
     frame = covariates.reset_index(drop=True).assign(_duration=t, _event=e)
+    clustering: dict[str, object] = {}
+    if clusters is not None:
+        groups = pd.Series(list(clusters)).astype(str)
+        if len(groups) != len(t):
+            raise AnalysisError("clusters must have one entry per person")
+        frame = frame.assign(_cluster=groups.to_numpy())
+        clustering = {"cluster_col": "_cluster", "robust": True}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -215,6 +229,7 @@ def cox(
                 "_event",
                 batch_mode=len(frame) > 20_000,
                 fit_options={"precision": COX_PRECISION},
+                **clustering,
             )
     except ConvergenceError as exc:
         raise AnalysisError(

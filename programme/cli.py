@@ -314,6 +314,12 @@ def analyse() -> None:
     type=click.Path(dir_okay=False),
     help="Also write the Kaplan-Meier plot (.png or .svg).",
 )
+@click.option(
+    "--naive-plot",
+    is_flag=True,
+    help="Grouped by engaged/completed, plot the naive (biased) curves from referral "
+    "instead of the landmark ones.",
+)
 def analyse_reoffending(
     horizon_days: int,
     as_of: str | None,
@@ -322,6 +328,7 @@ def analyse_reoffending(
     landmark_days: int | None,
     fmt: str,
     plot_file: str | None,
+    naive_plot: bool,
 ) -> None:
     """Survival analysis of reoffending after referral."""
     from datetime import date
@@ -330,6 +337,7 @@ def analyse_reoffending(
     from analysis import plots, rules
     from analysis import services as reoffending
     from programme.platform.clock import today
+    from programme.platform.settings import get_settings
 
     try:
         cut_off = date.fromisoformat(as_of) if as_of else None
@@ -341,13 +349,15 @@ def analyse_reoffending(
         horizon_days, cut_off, group_by, covariates, landmark_days, today()
     )
 
+    threshold = get_settings().suppress_below
+
     async def work() -> Any:
-        result = await reoffending.analyse(request, today())
+        result = await reoffending.analyse(request, today(), threshold)
         await reoffending.record_analysis_export(CLI_ACTOR, group_by)
         image = None
         if plot_file:
             image = await plots.reoffending_plot(
-                request, today(), Path(plot_file).suffix[1:].lower()
+                request, today(), Path(plot_file).suffix[1:].lower(), threshold, naive_plot
             )
         return result, image
 
@@ -361,28 +371,80 @@ def analyse_reoffending(
         f"n={result.n} events={result.events} excluded={result.excluded} "
         f"horizon={result.horizon_days} days, data to {result.as_of}"
     )
+    _population("groups and log-rank", result.population)
     for g in result.groups:
-        click.echo(
-            f"  {g.group}: n={g.n} reoffended={g.events} not reoffended at horizon "
-            f"{g.survival:.1%} (95% CI {g.ci_low:.1%}-{g.ci_high:.1%}), "
-            f"RMST {g.rmst:.1f} days"
-        )
+        click.echo(f"  {g.group}: n={g.n} reoffended={g.events} {_estimates(g)}")
     if result.logrank:
         click.echo(f"log-rank: chi2={result.logrank.statistic:.2f} p={result.logrank.p:.4f}")
     if result.cox:
+        _population("Cox", result.cox.population)
         for t in result.cox.covariates:
             click.echo(
                 f"  Cox {t.name}: HR {t.hazard_ratio:.2f} "
                 f"(95% CI {t.ci_low:.2f}-{t.ci_high:.2f}) p={t.p:.4f}"
             )
     if result.time_varying:
+        if result.time_varying.population:
+            _population("time-varying Cox", result.time_varying.population)
         for t in result.time_varying.covariates:
             click.echo(
                 f"  time-varying {t.name}: HR {t.hazard_ratio:.2f} "
                 f"(95% CI {t.ci_low:.2f}-{t.ci_high:.2f}) p={t.p:.4f}"
             )
+        landmark = result.time_varying.landmark
+        if landmark:
+            _population(f"landmark at day {landmark.landmark_days}", landmark.population)
+            click.echo(f"  {landmark.conditional}")
+            for g in landmark.groups:
+                click.echo(f"  landmark {g.group}: n={g.n} reoffended={g.events} {_estimates(g)}")
+            if landmark.logrank:
+                click.echo(
+                    f"  landmark log-rank: chi2={landmark.logrank.statistic:.2f} "
+                    f"p={landmark.logrank.p:.4f}"
+                )
+    crude = result.before_after
+    ratio = (
+        "ratio withheld or undefined"
+        if crude.rate_ratio is None
+        else f"ratio after/before {crude.rate_ratio:.2f} (95% CI {crude.rate_ratio_ci_low:.2f}-"
+        + (
+            "no upper bound"
+            if crude.rate_ratio_ci_high is None
+            else f"{crude.rate_ratio_ci_high:.2f}"
+        )
+        + ")"
+    )
+    click.echo(
+        f"before/after ({crude.window_days} days each, n={crude.n}): incidents before "
+        f"{crude.incidents_before}, after {crude.incidents_after}; {ratio}"
+    )
     for note in result.notes:
         click.echo(f"note: {note}")
+
+
+def _estimates(group: Any) -> str:
+    """A group's survival, CI and RMST, or why they are not shown."""
+    if group.survival is None:
+        return "(estimates withheld: they would reveal a count under the threshold)"
+    if not group.interpretable:
+        return "(NOT INTERPRETABLE: immortal time only, see the notes)"
+    interval = (
+        "no reoffence: no CI"
+        if group.ci_low is None
+        else f"95% CI {group.ci_low:.1%}-{group.ci_high:.1%}"
+    )
+    return (
+        f"not reoffended at horizon {group.survival:.1%} ({interval}), RMST {group.rmst:.1f} days"
+    )
+
+
+def _population(model: str, population: Any) -> None:
+    """Whom one model is on, and who was left out and why, before its figures."""
+    dropped = "; ".join(f"{d.reason}: {d.count}" for d in population.dropped) or "none"
+    click.echo(
+        f"{model}: n={population.n} events={population.events} dropped: {dropped}. "
+        f"{population.description}"
+    )
 
 
 def _size(count: int) -> str:

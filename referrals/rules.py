@@ -992,26 +992,6 @@ def referral_values(sub: Submission, quality: Quality) -> dict[str, Any]:
 
 # Corrections: a referral's details put right, and mistaken lifecycle steps voided.
 
-CORRECTABLE = (
-    "received_on",
-    "first_name",
-    "last_name",
-    "date_of_birth",
-    "gender",
-    "phone",
-    "local_authority",
-    "relationship",
-    "risk_level",
-    "prior_incidents",
-    "substance_misuse",
-    "mental_health",
-    "children_in_household",
-    "consent_obtained_on",
-    "consent_method",
-    "notes",
-)
-"""The details of an accepted referral a correction may change."""
-
 NOT_CORRECTABLE = {
     "reference": "A referral's reference is how everyone finds it: it is never changed.",
     "consent_given": "An accepted referral had consent; if it is withdrawn, record 'withdrawn'.",
@@ -1020,6 +1000,10 @@ NOT_CORRECTABLE = {
     "victims": "Victims' details are corrected by victim workers (PATCH /victims/{id}).",
 }
 """Fields a correction may not change, each with what to do instead."""
+
+CORRECTABLE = tuple(name for name in SUBMISSION_FIELDS if name not in NOT_CORRECTABLE)
+"""The details of an accepted referral a correction may change: every detail a
+submission gives but those above."""
 
 IDENTITY_FIELDS = frozenset({"first_name", "last_name", "date_of_birth", "phone"})
 """The fields by which the same person is recognised (``match_key`` and the phone

@@ -26,6 +26,9 @@ NEXT_MARK = {"attended": "late", "late": "absent", "absent": "excused", "excused
 REGISTER_A = ["attended"] * 6 + ["late"] * 2 + ["absent"] * 2 + ["excused"] * 2
 REGISTER_B = [NEXT_MARK[mark] for mark in REGISTER_A]
 CORE_SESSIONS = 24  # the programme's default; further sessions are numbered one-to-ones
+HISTORY_DAYS = 400
+"""How long ago everyone engaged: each session gets a past day of its own after it (the
+server is started with back-dating allowed, as a year of history would have come in)."""
 HTTP_TIMEOUT = 30.0
 
 
@@ -76,8 +79,8 @@ async def build_setup(
 ) -> Setup:
     """Sign in, then 12 engaged referrals in one group of 12, all over HTTP."""
     now = today()
-    received_on = now - timedelta(days=40)
-    engaged_on = now - timedelta(days=30)
+    received_on = now - timedelta(days=HISTORY_DAYS + 10)
+    engaged_on = now - timedelta(days=HISTORY_DAYS)
     async with httpx.AsyncClient(base_url=service, timeout=HTTP_TIMEOUT) as http:
         headers = {}
         for role, (username, password) in users.items():
@@ -143,7 +146,7 @@ async def build_setup(
 
 async def new_sessions(setup: Setup, count: int) -> list[str]:
     """``count`` more past sessions: core group sessions 1-24, then numbered one-to-ones."""
-    first_day = today() - timedelta(days=29)  # the day after everyone engaged
+    first_day = today() - timedelta(days=HISTORY_DAYS - 1)  # the day after everyone engaged
     made = []
     async with httpx.AsyncClient(base_url=setup.service, timeout=HTTP_TIMEOUT) as http:
         for _ in range(count):
@@ -152,7 +155,10 @@ async def new_sessions(setup: Setup, count: int) -> list[str]:
                 number, kind = k + 1, "group"
             else:
                 number, kind = k - CORE_SESSIONS + 1, "one_to_one"
-            held_on = first_day + timedelta(days=k % 28)  # 29 to 2 days ago
+            # A day of its own: a group meets at most once a day for each kind of session.
+            held_on = first_day + timedelta(days=k)
+            if held_on >= today():
+                raise RuntimeError(f"more than {HISTORY_DAYS - 1} sessions: widen HISTORY_DAYS")
             created = expect(
                 await http.post(
                     f"/groups/{setup.group_id}/sessions",

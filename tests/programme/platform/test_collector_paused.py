@@ -97,6 +97,6 @@ async def test_the_reoffending_analysis_runs_with_the_collector_paused(app, monk
     monkeypatch.setattr(analysis_services, "load_cohort", watched)
     request = analysis_request(182, None, None, None, None, TODAY)
     with pytest.raises(_Stop):
-        await analysis_services.analyse(request, TODAY)
+        await analysis_services.analyse(request, TODAY, suppress_below=5)
     assert during == [False]
     assert gc.isenabled()

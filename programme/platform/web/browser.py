@@ -31,7 +31,6 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, P
 from litestar import Litestar, Request, Router
 from litestar.config.csrf import CSRFConfig
 from litestar.connection import ASGIConnection
-from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import CacheControlHeader, MutableScopeHeaders
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.base import MiddlewareProtocol
@@ -41,6 +40,7 @@ from litestar.middleware.session.server_side import (
     ServerSideSessionConfig,
 )
 from litestar.plugins.htmx import HTMXRequest
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.stores.file import FileStore

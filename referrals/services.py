@@ -671,28 +671,6 @@ async def get_referral(
 
 # Corrections: details put right and mistaken steps voided, the earlier values kept.
 
-
-_DETAIL_COLUMNS = (
-    Referral.status,
-    Referral.received_on,
-    Referral.person.id.as_alias("person_id"),
-    Referral.person.first_name.as_alias("first_name"),
-    Referral.person.last_name.as_alias("last_name"),
-    Referral.person.date_of_birth.as_alias("date_of_birth"),
-    Referral.person.phone.as_alias("phone"),
-    Referral.person.gender.as_alias("gender"),
-    Referral.local_authority,
-    Referral.relationship,
-    Referral.risk_level,
-    Referral.prior_incidents,
-    Referral.substance_misuse,
-    Referral.mental_health,
-    Referral.children_in_household,
-    Referral.consent_obtained_on,
-    Referral.consent_method,
-    Referral.notes,
-)
-
 _PERSON_FIELDS = ("first_name", "last_name", "date_of_birth", "phone", "gender")
 
 
@@ -745,7 +723,7 @@ async def correct_referral(
         raise InvalidInput(errors=[FieldError("invalid", "", "The body must be a JSON object.")])
     async with engine().transaction():
         await _lock_referral(referral_id)
-        stored = await Referral.select(*_DETAIL_COLUMNS).where(Referral.id == referral_id).first()
+        stored = await Referral.select(*_COLUMNS).where(Referral.id == referral_id).first()
         assert stored is not None
         if stored["status"] == Status.withdrawn.value:
             message = "Consent was withdrawn: nothing more is recorded about this person."

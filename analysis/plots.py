@@ -36,7 +36,7 @@ async def reoffending_plot(
     """
     if fmt not in FORMATS:
         raise AnalysisError("the plot comes as png or svg")
-    as_of = request.as_of or today
+    as_of = (await services.data_cut_off(request.as_of, today)).as_of
     request = resolve_landmark(request, await services.programme_weeks())
     raw, _ = await services.load_cohort(as_of)
     if raw.empty:

@@ -165,3 +165,7 @@ GROUP BY 1, 2
 PROGRAMME_WEEKS_SQL = """
 SELECT weeks FROM programme WHERE name = $1
 """
+
+LATEST_EXTRACT_SQL = """
+SELECT max(extracted_on) FROM incident_extract
+"""

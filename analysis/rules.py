@@ -161,3 +161,54 @@ def analysis_request(
     if problems:
         raise InvalidInput(errors=[FieldError("invalid", f, m) for f, m in problems])
     return request
+
+
+@dataclass(frozen=True)
+class CutOff:
+    """The data cut-off an analysis uses, and what to tell its reader about it."""
+
+    as_of: date
+    latest_extract: date | None
+    note: str
+    warnings: tuple[str, ...] = ()
+
+
+def data_cut_off(asked: date | None, latest_extract: date | None, today: date) -> CutOff:
+    """The cut-off asked for, else the day the latest police extract was taken.
+
+    Follow-up runs to the cut-off, and a day with no incident in the police data counts
+    as offence-free. Past the latest extract there is no police data at all, so those
+    days would count as offence-free whatever happened on them: a later cut-off is
+    answered (it may be wanted, say to line up with a quarter) but with a warning.
+    With no extract recorded (no incident import yet, or only ones from before the
+    extract date was kept) the cut-off falls back to today, and says so: refusing would
+    stop every analysis on data imported before extracts were recorded.
+    """
+    if latest_extract is None:
+        as_of = asked or today
+        warning = (
+            f"No police extract date is recorded (import incidents with their extract "
+            f"date), so the data cut-off is {as_of.isoformat()}"
+            f"{' as asked' if asked else ', today'}: any days after the police data was "
+            f"really taken are counted as offence-free, flattering everyone's survival."
+        )
+        return CutOff(as_of, None, warning, (warning,))
+    if asked is None:
+        note = (
+            f"Data cut-off: {latest_extract.isoformat()}, the day the latest police extract "
+            f"was taken; nobody is followed past it."
+        )
+        return CutOff(latest_extract, latest_extract, note)
+    if asked > latest_extract:
+        warning = (
+            f"The data cut-off ({asked.isoformat()}) is after the latest police extract "
+            f"({latest_extract.isoformat()}): the {(asked - latest_extract).days} days "
+            f"between have no police data, and are counted as offence-free, flattering "
+            f"everyone's survival. Use as_of {latest_extract.isoformat()} or earlier."
+        )
+        return CutOff(asked, latest_extract, warning, (warning,))
+    note = (
+        f"Data cut-off: {asked.isoformat()} as asked (the latest police extract was taken "
+        f"on {latest_extract.isoformat()})."
+    )
+    return CutOff(asked, latest_extract, note)

@@ -119,6 +119,17 @@ class CoxOut(msgspec.Struct):
     """How the intervals and p-values were worked out."""
 
 
+class LandmarkCoxOut(msgspec.Struct):
+    """The landmark comparison as a hazard ratio: a Cox model from the landmark on, of the
+    status reached by then, adjusted for the covariates asked for (as 'time_varying')."""
+
+    covariates: list[TermOut]
+    """The status at the landmark first, then each covariate (against 'reference_levels')."""
+    reference_levels: dict[str, str]
+    population: PopulationOut
+    standard_errors: str
+
+
 class LandmarkOut(msgspec.Struct):
     landmark_days: int
     n: int | str
@@ -129,6 +140,8 @@ class LandmarkOut(msgspec.Struct):
     """Survival and RMST cover days landmark to horizon: this many days."""
     conditional: str
     """In words: what the landmark survival and RMST are conditional on."""
+    cox: LandmarkCoxOut | None = None
+    """The status at the landmark as a hazard ratio (None when it cannot be fitted)."""
 
 
 class TimeVaryingOut(msgspec.Struct):
@@ -156,3 +169,9 @@ class ReoffendingOut(msgspec.Struct):
     notes: list[str]
     suppression_threshold: int = 0
     """Counts from 1 to this minus one are published as '<threshold' (0: none hidden)."""
+    latest_extract: date | None = None
+    """The day the latest police incident extract was taken (None: none recorded);
+    ``as_of`` defaults to it."""
+    warnings: list[str] = msgspec.field(default_factory=list)
+    """Problems with the figures themselves, such as a data cut-off past the latest
+    police extract (its days counted as offence-free)."""

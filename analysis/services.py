@@ -45,9 +45,11 @@ from analysis.rules import (
     REFERENCE_LEVELS,
     STATUS_GROUPS,
     AnalysisRequest,
+    CutOff,
     landmark_for,
     resolve_landmark,
 )
+from analysis.rules import data_cut_off as rules_cut_off
 from analysis.schemas import BeforeAfter
 from analysis.survival import AnalysisError, cox, kaplan_meier, logrank, time_varying_cox
 from outcomes.schemas import FeedbackCell, FeedbackReport
@@ -579,6 +581,53 @@ def _landmark(
     )
 
 
+def _landmark_cox(
+    frame: pd.DataFrame, request: AnalysisRequest, landmark: int, notes: list[str]
+) -> schemas.LandmarkCoxOut | None:
+    """The landmark comparison as a hazard ratio with its 95% CI: from the landmark on,
+    the status reached by then, adjusted for the covariates asked for.
+
+    Like 'time_varying', it removes immortal-time bias (the status is fixed at the
+    landmark, before the follow-up it is compared over) and adjusts for the measured
+    covariates, nothing else: someone reaching the status after the landmark counts as
+    not having it, which dilutes a real effect towards none.
+    """
+    status = request.group_by or ""
+    at_risk = frame[frame["duration"] > landmark]
+    matrix, references = design_matrix(at_risk, request.covariates)
+    matrix.insert(0, status, (at_risk[f"days_to_{status}"] <= landmark).astype(float))
+    references[status] = f"not {status} by day {landmark}"
+    complete = matrix.notna().all(axis=1)
+    if matrix.loc[complete, status].nunique() < 2:
+        return None  # one group: the landmark comparison has said so
+    people = at_risk[complete]
+    try:
+        model = cox(
+            matrix[complete],
+            people["duration"] - landmark,
+            people["event"],
+            clusters=people["person"].to_numpy() if "person" in people else None,
+        )
+    except AnalysisError as exc:
+        notes.append(f"No landmark hazard ratio: {exc}.")
+        return None
+    _few_events_per_term("The landmark hazard-ratio model", model.events, len(model.terms), notes)
+    return schemas.LandmarkCoxOut(
+        covariates=_terms(model.terms),
+        reference_levels=references,
+        population=_population(
+            people,
+            _missing_covariates(at_risk, request.covariates, complete),
+            f"People still followed and offence-free at day {landmark} with every covariate "
+            f"recorded, compared by whether they were {status} by then, from day {landmark} "
+            f"to day {request.horizon_days}.",
+        ),
+        standard_errors=(
+            "robust (sandwich), clustered on the person" if "person" in people else "model-based"
+        ),
+    )
+
+
 def _time_varying(
     frame: pd.DataFrame, request: AnalysisRequest, notes: list[str]
 ) -> schemas.TimeVaryingOut:
@@ -615,6 +664,9 @@ def _time_varying(
     try:
         # On everyone, not the complete cases: the landmark comparison uses no covariate.
         landmark_out = _landmark(frame, status, landmark, request.horizon_days, notes)
+        landmark_out = msgspec.structs.replace(
+            landmark_out, cox=_landmark_cox(frame, request, landmark, notes)
+        )
     except AnalysisError as exc:
         notes.append(f"No landmark analysis: {exc}.")
         landmark_out = None
@@ -638,14 +690,32 @@ async def analyse(
 async def _analyse_cohort(
     request: AnalysisRequest, today: date, suppress_below: int
 ) -> schemas.ReoffendingOut:
-    as_of = request.as_of or today
+    cut_off = await data_cut_off(request.as_of, today)
+    as_of = cut_off.as_of
     request = resolve_landmark(request, await programme_weeks())
     raw, excluded = await load_cohort(as_of)
     if raw.empty:
         raise AnalysisError("no referral has any follow-up time by the data cut-off")
     crude = await before_after(request.horizon_days, as_of)
     result = await off_loop(_analyse, raw, excluded, crude, request, as_of)
-    return publish(result, suppress_below)
+    return with_cut_off(publish(result, suppress_below), cut_off)
+
+
+async def data_cut_off(asked: date | None, today: date) -> CutOff:
+    """The cut-off asked for, else the latest police extract's day (``rules.data_cut_off``)."""
+    async with database.connection() as connection:
+        latest = await connection.fetchval(queries.LATEST_EXTRACT_SQL)
+    return rules_cut_off(asked, latest, today)
+
+
+def with_cut_off(result: schemas.ReoffendingOut, cut_off: CutOff) -> schemas.ReoffendingOut:
+    """The analysis, saying where its cut-off came from and warning when it passes the data."""
+    return msgspec.structs.replace(
+        result,
+        latest_extract=cut_off.latest_extract,
+        warnings=[*result.warnings, *cut_off.warnings],
+        notes=[cut_off.note, *result.notes],
+    )
 
 
 def _count(value: int | str) -> int | None:
@@ -693,8 +763,13 @@ def publish(result: schemas.ReoffendingOut, threshold: int) -> schemas.Reoffendi
             return None
         whole = population(lm.population)
         assert whole is not None
+        fitted = lm.cox
+        if fitted is not None:
+            on = population(fitted.population)
+            assert on is not None
+            fitted = msgspec.structs.replace(fitted, population=on)
         return msgspec.structs.replace(
-            lm, n=count(lm.n), groups=[group(g) for g in lm.groups], population=whole
+            lm, n=count(lm.n), groups=[group(g) for g in lm.groups], population=whole, cox=fitted
         )
 
     cox = result.cox

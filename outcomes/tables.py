@@ -16,6 +16,7 @@ from piccolo.columns import (
     Boolean,
     Date,
     ForeignKey,
+    Integer,
     Text,
     Timestamptz,
     Varchar,
@@ -150,5 +151,24 @@ class Reoffence(Table):
     fingerprint = Varchar(
         length=64, unique=True, help_text="Keyed hash of the source row: re-imports add nothing."
     )
+    imported_by = ForeignKey(references=Account, null=True, on_delete=OnDelete.set_null)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class IncidentExtract(Table):
+    """One police incident file as imported, and the day its extract was taken.
+
+    The police send what they had recorded on that day: a referred person with no
+    incident in the extract was offence-free only up to it, not up to today. The
+    reoffending analysis follows people to the latest extract (its data cut-off) so
+    the days since are not counted as offence-free.
+    """
+
+    id = BigSerial(primary_key=True)
+    extracted_on = Date(index=True, help_text="The day the police took the extract.")
+    stated = Boolean(
+        help_text="True: given with the import; false: the latest offence date in the file."
+    )
+    incidents = Integer(help_text="Incidents in the file, new or already imported.")
     imported_by = ForeignKey(references=Account, null=True, on_delete=OnDelete.set_null)
     created_at = Timestamptz(default=TimestamptzNow())

@@ -178,8 +178,15 @@ def import_referrals(file: str, skip_invalid: bool, override_reason: str | None)
 @import_.command("reoffending")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True))
 @click.option("--skip-invalid", is_flag=True, help="Import the matched rows even if some are not.")
-def import_reoffending(file: str, skip_invalid: bool) -> None:
+@click.option(
+    "--extracted-on",
+    default=None,
+    help="The day the police took the extract (YYYY-MM-DD); default the latest offence "
+    "date in the file. The reoffending analysis follows people no further than it.",
+)
+def import_reoffending(file: str, skip_invalid: bool, extracted_on: str | None) -> None:
     """Import police-recorded incidents from FILE (CSV)."""
+    from datetime import date
     from pathlib import Path
 
     from programme.imports.rules import nothing_imported
@@ -188,10 +195,16 @@ def import_reoffending(file: str, skip_invalid: bool) -> None:
     from programme.platform.crypto import KeyPurpose, purpose_key
     from programme.platform.settings import get_settings
 
+    try:
+        extract = date.fromisoformat(extracted_on) if extracted_on else None
+    except ValueError:
+        raise _fail(f"--extracted-on {extracted_on!r} is not a date like 2024-03-31") from None
     content = Path(file).read_bytes()
     secret = purpose_key(get_settings(), KeyPurpose.import_fingerprint)
     report = run_with_database(
-        lambda: run_import(content, CLI_ACTOR, secret, today(), skip_invalid=skip_invalid)
+        lambda: run_import(
+            content, CLI_ACTOR, secret, today(), skip_invalid=skip_invalid, extracted_on=extract
+        )
     )
     for problem in report.errors:
         where = f"{problem.field}: " if problem.field else ""
@@ -200,6 +213,8 @@ def import_reoffending(file: str, skip_invalid: bool) -> None:
         f"imported {report.imported} ({report.after_referral} after a referral), "
         f"already present {report.already_present}, refused {report.refused}"
     )
+    if report.extracted_on is not None:
+        click.echo(f"extract taken on {report.extracted_on.isoformat()}")
     if nothing_imported(report, skip_invalid=skip_invalid):
         raise _fail(f"{report.refused} rows could not be matched or read: nothing was imported")
 
@@ -302,7 +317,11 @@ def analyse() -> None:
 
 @analyse.command("reoffending")
 @click.option("--horizon-days", default=HORIZON_DAYS, show_default=True, type=int)
-@click.option("--as-of", default=None, help="Data cut-off date (YYYY-MM-DD); default today.")
+@click.option(
+    "--as-of",
+    default=None,
+    help="Data cut-off date (YYYY-MM-DD); default the day the latest police extract was taken.",
+)
 @click.option("--group-by", default=None, help="e.g. risk_level, gender, engaged, completed.")
 @click.option("--covariates", default=None, help="Comma list, e.g. age_at_referral,risk_level.")
 @click.option("--landmark-days", default=None, type=int)
@@ -364,6 +383,8 @@ def analyse_reoffending(
     result, image = run_with_database(work)
     if image is not None and plot_file:
         Path(plot_file).write_bytes(image)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if fmt == "json":
         click.echo(_json(result))
         return
@@ -402,6 +423,13 @@ def analyse_reoffending(
                     f"  landmark log-rank: chi2={landmark.logrank.statistic:.2f} "
                     f"p={landmark.logrank.p:.4f}"
                 )
+            if landmark.cox:
+                _population("landmark Cox", landmark.cox.population)
+                for t in landmark.cox.covariates:
+                    click.echo(
+                        f"  landmark {t.name}: HR {t.hazard_ratio:.2f} "
+                        f"(95% CI {t.ci_low:.2f}-{t.ci_high:.2f}) p={t.p:.4f}"
+                    )
     crude = result.before_after
     ratio = (
         "ratio withheld or undefined"

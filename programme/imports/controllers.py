@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, post
@@ -91,11 +92,19 @@ class ImportController(Controller):
         actor: access.SignedIn,
         state: State,
         skip_invalid: FromQuery[bool] = False,
+        extracted_on: Annotated[
+            date | None,
+            QueryParameter(
+                description="The day the police took the extract (YYYY-MM-DD); by default "
+                "the latest offence date in the file. The reoffending analysis follows "
+                "people no further than the latest extract."
+            ),
+        ] = None,
     ) -> Response[ImportReport]:
         """Import police-recorded incidents (CSV body); 422 listing every row if none imported."""
         report = await services.import_reoffending(
             await request.body(), actor,
             purpose_key(state.settings, KeyPurpose.import_fingerprint), today(),
-            skip_invalid=skip_invalid,
+            skip_invalid=skip_invalid, extracted_on=extracted_on,
         )  # fmt: skip
         return _answer(report, skip_invalid)

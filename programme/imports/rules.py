@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from programme.imports.schemas import ImportReport, RowProblem
+from programme.platform.errors import FieldError, InvalidInput
 from programme.platform.validation import DATE, FUTURE
 from referrals import rules
 from referrals.rules import (
@@ -437,3 +438,36 @@ def plan_incidents(content: bytes, *, today: date) -> IncidentPlan:
         if len(plan.errors) == errors_before and offence_on is not None:
             plan.rows.append(IncidentRow(line, offence_on, kind, reference, key))
     return plan
+
+
+def extract_date(
+    offence_dates: Collection[date], extracted_on: date | None, today: date
+) -> tuple[date | None, bool]:
+    """The day the police took the extract, and whether it was stated; or a 422 on
+    ``extracted_on``.
+
+    Unstated, it is the latest offence date in the file: the most the file shows the
+    police had recorded. That may be earlier than the real extract (days with no
+    incident at the end), which only shortens the follow-up: it never counts
+    unseen days as offence-free. A file with no incident and no stated date says
+    nothing about when it was taken (None). A stated date cannot be in the future,
+    nor before an incident the extract holds.
+    """
+    latest = max(offence_dates, default=None)
+    if extracted_on is None:
+        return latest, False
+    problems = []
+    if extracted_on > today:
+        problems.append(FieldError("invalid", "extracted_on", FUTURE))
+    if latest is not None and extracted_on < latest:
+        problems.append(
+            FieldError(
+                "invalid",
+                "extracted_on",
+                f"The file holds an incident on {latest.isoformat()}, after this date: "
+                f"an extract cannot hold incidents from after it was taken.",
+            )
+        )
+    if problems:
+        raise InvalidInput(errors=problems)
+    return extracted_on, True

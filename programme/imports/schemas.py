@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import msgspec
 
 
@@ -33,3 +35,6 @@ class ImportReport(msgspec.Struct):
     the API would refuse (``referrals.rules.backdated``); the import is their way in."""
     after_referral: int = 0
     """Police incidents only: imported incidents dated after one of the person's referrals."""
+    extracted_on: date | None = None
+    """Police incidents only: the day the extract was taken, as recorded (stated with the
+    import, else the latest offence date in the file); the analysis's data cut-off."""

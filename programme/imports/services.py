@@ -15,13 +15,14 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
-from outcomes.tables import Reoffence
+from outcomes.tables import IncidentExtract, Reoffence
 from programme.imports import queries
 from programme.imports.rules import (
     AcceptedRow,
     IncidentRow,
     Plan,
     check_overlaps,
+    extract_date,
     final_status,
     keyed_digest,
     older_than,
@@ -308,14 +309,24 @@ async def _write(
 
 
 async def import_reoffending(
-    content: bytes, actor: Principal, fingerprint_key: str, today: date, *, skip_invalid: bool
+    content: bytes,
+    actor: Principal,
+    fingerprint_key: str,
+    today: date,
+    *,
+    skip_invalid: bool,
+    extracted_on: date | None = None,
 ) -> ImportReport:
     """Police-recorded incidents: every row matched to one referred person, or nothing written.
 
     Importing the same file again adds nothing. Incidents before a referral are
     kept as prior history; the analysis counts only those after the referral date.
+    The day the extract was taken (``extracted_on``, by default the latest offence
+    date in the file: ``rules.extract_date``) is recorded with the incidents: the
+    reoffending analysis follows people no further than the latest extract.
     """
     plan = await off_loop(plan_incidents, content, today=today)
+    extract, stated = extract_date([r.offence_on for r in plan.rows], extracted_on, today)
     errors = plan.errors
     by_reference = {
         row["reference"]: row["person"]
@@ -396,8 +407,21 @@ async def import_reoffending(
                 for item, who, fingerprint in new
             ],
         )  # fmt: skip
+        if extract is not None:
+            await IncidentExtract.insert(
+                IncidentExtract(
+                    extracted_on=extract,
+                    stated=stated,
+                    incidents=len(fingerprinted),
+                    imported_by=actor.id,
+                )
+            )
         await audit.record(
-            actor, AuditAction.create, RecordType.reoffence_import, None, {"rows": len(new)}
+            actor,
+            AuditAction.create,
+            RecordType.reoffence_import,
+            None,
+            {"rows": len(new), "extracted_on": None if extract is None else extract.isoformat()},
         )
     first_referral = {
         row["person"]: row["received_on"]
@@ -414,4 +438,5 @@ async def import_reoffending(
         after_referral=sum(
             1 for item, person, _ in new if item.offence_on > first_referral[person]
         ),
+        extracted_on=extract,
     )

@@ -169,6 +169,8 @@ class IncidentExtract(Table):
     stated = Boolean(
         help_text="True: given with the import; false: the latest offence date in the file."
     )
-    incidents = Integer(help_text="Incidents in the file, new or already imported.")
+    incidents = Integer(
+        help_text="Incidents of the file matched to a referred person, new or already imported."
+    )
     imported_by = ForeignKey(references=Account, null=True, on_delete=OnDelete.set_null)
     created_at = Timestamptz(default=TimestamptzNow())

@@ -137,6 +137,72 @@ class TimeVaryingOut(msgspec.Struct):
     landmark: LandmarkOut | None
     population: PopulationOut | None
     """Whom the time-varying Cox model was fitted on (None when no model was fitted)."""
+    standard_errors: str = "model-based"
+    """How its intervals and p-values were worked out."""
+
+
+class BalanceOut(msgspec.Struct):
+    """One covariate level's standardised mean difference between the groups."""
+
+    covariate: str
+    smd_before: float | None
+    smd_after: float | None
+    imbalanced_before: bool
+    imbalanced_after: bool
+    """|SMD| >= 0.1 after weighting: the weighting did not balance this level."""
+
+
+class WeightsOut(msgspec.Struct):
+    method: str
+    """In words: stabilised, truncated where, and why."""
+    lower: float
+    upper: float
+    truncated_low: int | str
+    truncated_high: int | str
+    effective_n: float | None
+    """Kish's effective sample size (None when it would reveal a small count)."""
+
+
+class EValueOut(msgspec.Struct):
+    estimate: float
+    ci_limit: float
+    outcome: str
+    """"rare" (the HR used as a risk ratio) or "common" (converted first)."""
+    risk_ratio: float
+    meaning: str
+
+
+class AdjustedGroupOut(msgspec.Struct):
+    group: str
+    n: int | str
+    events: int | str
+    weighted_survival: float | None
+    """Weighted Kaplan-Meier share not reoffended over the follow-up from the landmark;
+    None when it would reveal a small count."""
+
+
+class AdjustedOut(msgspec.Struct):
+    """The adjusted comparison: inverse probability of treatment weighting (IPTW)."""
+
+    status: str
+    landmark_days: int
+    follow_up_days: int
+    covariates: list[str]
+    """The baseline covariates the propensity model uses."""
+    not_recorded: list[DroppedOut]
+    """Per covariate, how many lack it (kept, as 'not recorded': no one is dropped)."""
+    population: PopulationOut
+    groups: list[AdjustedGroupOut]
+    hazard_ratio: TermOut
+    """Weighted (adjusted) hazard ratio of the status against its absence."""
+    unadjusted_hazard_ratio: TermOut
+    """The same people, unweighted: what the weighting changed."""
+    standard_errors: str
+    weights: WeightsOut
+    balance: list[BalanceOut]
+    e_value: EValueOut
+    can_show: str
+    cannot_show: str
 
 
 class ReoffendingOut(msgspec.Struct):
@@ -156,3 +222,7 @@ class ReoffendingOut(msgspec.Struct):
     notes: list[str]
     suppression_threshold: int = 0
     """Counts from 1 to this minus one are published as '<threshold' (0: none hidden)."""
+    adjusted: AdjustedOut | None = None
+    """By programme status: the comparison adjusted for measured baseline covariates
+    (IPTW at the landmark). None when not grouped by a status or it cannot be fitted
+    (the notes say why)."""

@@ -113,6 +113,9 @@ class WeightedSurvival:
 
 @dataclass(frozen=True)
 class Adjusted:
+    left_out: tuple[str, ...]
+    """Covariate levels too rare in a group to model (fewer than ``MIN_PER_LEVEL`` people
+    with or without the status): left out of the propensity model, still in the balance."""
     n: int
     events: int
     weights: Weights
@@ -303,6 +306,18 @@ def weighted_survival(
     return float(fitter.survival_function_at_times(horizon).iloc[0])
 
 
+MIN_PER_LEVEL = 5
+"""A level (say 'risk level not recorded') held by fewer people than this in either group
+would predict the status almost perfectly and break the weights for everyone."""
+
+
+def _sparse_level(column: np.ndarray, treated: np.ndarray) -> bool:
+    if not np.isin(column, (0.0, 1.0)).all():
+        return False
+    has = column == 1
+    return bool(min((has & (treated == 1)).sum(), (has & (treated == 0)).sum()) < MIN_PER_LEVEL)
+
+
 MIN_PER_GROUP = 10
 """Fewer people than this with (or without) the status and the propensity model has
 nothing to learn from."""
@@ -336,7 +351,8 @@ def iptw(
     if e.sum() < 5 or min(e[a == 1].sum(), e[a == 0].sum()) == 0:
         raise AnalysisError("too few reoffences in each group to compare them")
     varying = design.loc[:, design.nunique() > 1]
-    scores = propensity(varying, a)
+    sparse = tuple(str(c) for c in varying.columns if _sparse_level(varying[c].to_numpy(), a))
+    scores = propensity(varying.drop(columns=list(sparse)), a)
     weights = truncate(stabilised_weights(a, scores))
     adjusted = weighted_cox(a, t, e, weights.weights, clusters, name)
     unadjusted = weighted_cox(a, t, e, np.ones(len(a)), clusters, name)
@@ -354,6 +370,7 @@ def iptw(
         for level in (1, 0)
     )
     return Adjusted(
+        left_out=sparse,
         n=len(a),
         events=int(e.sum()),
         weights=weights,

@@ -937,6 +937,12 @@ def _adjusted(
         f"the measured baseline covariates; its 'can_show' and 'cannot_show' say what that "
         f"does and does not answer."
     )
+    if result.left_out:
+        notes.append(
+            f"ADJUSTED: left out of the propensity model as too rare in one group (fewer "
+            f"than {adjusted_comparison.MIN_PER_LEVEL} people with or without {status}): "
+            f"{', '.join(result.left_out)}. Their balance is still shown."
+        )
     imbalanced = [b.covariate for b in result.balance if b.imbalanced_after]
     if imbalanced:
         notes.append(

@@ -319,14 +319,17 @@ def wald(name: str, coef: float, se: float) -> HazardRatio:
     if not (np.isfinite(coef) and np.isfinite(se)):
         raise AnalysisError("the model gave no finite estimate; check the covariates")
     z = float(norm.ppf(0.975))
-    return HazardRatio(
-        name=name,
-        coef=coef,
-        hazard_ratio=float(np.exp(coef)),
-        ci_low=float(np.exp(coef - z * se)),
-        ci_high=float(np.exp(coef + z * se)),
-        p=float(2 * norm.sf(abs(coef / se))) if se > 0 else 0.0,
-    )
+    # A coefficient running off to infinity (a group with no reoffence) has an interval
+    # reaching 0 or infinity: said as such, not as an overflow.
+    with np.errstate(over="ignore"):
+        return HazardRatio(
+            name=name,
+            coef=coef,
+            hazard_ratio=float(np.exp(coef)),
+            ci_low=float(np.exp(coef - z * se)),
+            ci_high=float(np.exp(coef + z * se)),
+            p=float(2 * norm.sf(abs(coef / se))) if se > 0 else 0.0,
+        )
 
 
 def robust_covariance(

@@ -983,7 +983,8 @@ def _adjusted(
                 f"probability from a logistic regression on the covariates listed. Truncated "
                 f"at their 1st and 99th percentiles (lower, upper): 'truncated_low' weights "
                 f"were raised to the lower bound and 'truncated_high' lowered to the upper; "
-                f"no one was dropped."
+                f"no one was dropped. Truncation trades a little bias (towards the "
+                f"unadjusted comparison) for stability against a few extreme weights."
             ),
             lower=result.weights.lower,
             upper=result.weights.upper,

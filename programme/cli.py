@@ -461,7 +461,8 @@ def _adjusted(adjusted: Any) -> None:
         survival = (
             "weighted survival withheld (a count under the threshold)"
             if g.weighted_survival is None
-            else f"weighted not reoffended {g.weighted_survival:.1%}"
+            else f"weighted share not reoffended over the {adjusted.follow_up_days} days "
+            f"{g.weighted_survival:.1%}"
         )
         click.echo(f"  adjusted {g.group}: n={g.n} reoffended={g.events} {survival}")
     w = adjusted.weights

@@ -41,6 +41,7 @@ import pandas as pd
 import statsmodels.api as sm
 from lifelines import CoxPHFitter, KaplanMeierFitter
 from lifelines.exceptions import ConvergenceError
+from statsmodels.tools.sm_exceptions import PerfectSeparationError
 
 from analysis.survival import (
     COX_PRECISION,
@@ -139,9 +140,10 @@ def propensity(design: pd.DataFrame, treated: np.ndarray) -> np.ndarray:
             fit = sm.GLM(
                 np.asarray(treated, dtype=float), exog, family=sm.families.Binomial()
             ).fit()
-    except (np.linalg.LinAlgError, ValueError) as exc:
+            # Worked out lazily, so under the same silence: separation overflows here.
+            scores = np.asarray(fit.fittedvalues, dtype=float)
+    except (np.linalg.LinAlgError, ValueError, PerfectSeparationError) as exc:
         raise AnalysisError("the propensity model could not be fitted") from exc
-    scores = np.asarray(fit.fittedvalues, dtype=float)
     if (
         not np.all(np.isfinite(scores))
         or ((scores < EXTREME_PROPENSITY) | (scores > 1 - EXTREME_PROPENSITY)).any()

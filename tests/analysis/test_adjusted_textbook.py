@@ -116,3 +116,13 @@ def test_missing_details_are_a_level_of_their_own_and_no_one_is_dropped():
     assert np.isnan(table["prior_incidents"][1])  # balance compares the recorded only
     assert "risk_level=standard" in table and "substance_misuse=no" in table
     assert len(model) == len(table) == 4
+
+
+def test_a_covariate_that_decides_the_status_is_refused_in_words():
+    from analysis.adjusted import propensity
+    from analysis.survival import AnalysisError
+
+    age = pd.DataFrame({"age_at_referral": np.arange(20.0, 60.0)})
+    engaged = (age["age_at_referral"] >= 40).to_numpy().astype(int)  # the older all engage
+    with pytest.raises(AnalysisError, match="predict the status almost perfectly"):
+        propensity(age, engaged)

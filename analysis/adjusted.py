@@ -282,7 +282,7 @@ def weighted_cox(
                 weights_col="_weight",
                 fit_options={"precision": COX_PRECISION},
             )
-    except ConvergenceError as exc:
+    except (ConvergenceError, np.linalg.LinAlgError, ValueError) as exc:
         raise AnalysisError("the weighted model did not converge") from exc
     coef = float(fitter.params_.iloc[0])
     covariance = robust_covariance(

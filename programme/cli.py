@@ -391,6 +391,8 @@ def analyse_reoffending(
                 f"  time-varying {t.name}: HR {t.hazard_ratio:.2f} "
                 f"(95% CI {t.ci_low:.2f}-{t.ci_high:.2f}) p={t.p:.4f}"
             )
+        if result.time_varying.covariates:
+            click.echo(f"  standard errors: {result.time_varying.standard_errors}")
         landmark = result.time_varying.landmark
         if landmark:
             _population(f"landmark at day {landmark.landmark_days}", landmark.population)

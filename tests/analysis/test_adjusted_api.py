@@ -103,6 +103,7 @@ async def test_the_cli_prints_it_in_the_table_and_the_json(selected):
     assert table.returncode == 0, table.stderr
     assert "adjusted (IPTW) at day 91, next 273 days: n=" in table.stdout
     assert "E-value:" in table.stdout and "balance (standardised mean difference" in table.stdout
+    assert "standard errors: robust (sandwich), clustered on the person: one" in table.stdout
     as_json = inspire(*args, "--horizon-days", "364", "--format", "json")
     assert as_json.returncode == 0, as_json.stderr
     assert json.loads(as_json.stdout)["adjusted"]["status"] == "engaged"

@@ -152,6 +152,12 @@ class BalanceOut(msgspec.Struct):
     """|SMD| >= 0.1 after weighting: the weighting did not balance this level."""
 
 
+class NotRecordedOut(msgspec.Struct):
+    covariate: str
+    count: int | str
+    """How many lack it (kept, as 'not recorded')."""
+
+
 class WeightsOut(msgspec.Struct):
     method: str
     """In words: stabilised, truncated where, and why."""
@@ -189,7 +195,7 @@ class AdjustedOut(msgspec.Struct):
     follow_up_days: int
     covariates: list[str]
     """The baseline covariates the propensity model uses."""
-    not_recorded: list[DroppedOut]
+    not_recorded: list[NotRecordedOut]
     """Per covariate, how many lack it (kept, as 'not recorded': no one is dropped)."""
     population: PopulationOut
     groups: list[AdjustedGroupOut]

@@ -966,7 +966,7 @@ def _adjusted(
         landmark_days=landmark,
         follow_up_days=follow,
         covariates=list(COVARIATES),
-        not_recorded=[schemas.DroppedOut(name, n) for name, n in missing],
+        not_recorded=[schemas.NotRecordedOut(name, n) for name, n in missing],
         population=population,
         groups=[
             schemas.AdjustedGroupOut(g.group, g.n, g.events, g.survival) for g in result.survival

@@ -448,7 +448,7 @@ def _adjusted(adjusted: Any) -> None:
         f"adjusted (IPTW) at day {adjusted.landmark_days}, next {adjusted.follow_up_days} days",
         adjusted.population,
     )
-    lacking = ", ".join(f"{d.reason} {d.count}" for d in adjusted.not_recorded) or "none"
+    lacking = ", ".join(f"{d.covariate} {d.count}" for d in adjusted.not_recorded) or "none"
     click.echo(f"  covariates: {', '.join(adjusted.covariates)}; not recorded (kept): {lacking}")
     for label, t in (
         ("adjusted", adjusted.hazard_ratio),

@@ -27,7 +27,7 @@ def test_the_adjusted_comparison_states_its_population_and_what_it_cannot_show()
     assert adjusted.population.n == landmark.n
     assert adjusted.population.dropped == landmark.population.dropped
     assert sum(g.n for g in adjusted.groups) == adjusted.population.n
-    assert [(d.reason, d.count) for d in adjusted.not_recorded] == [
+    assert [(d.covariate, d.count) for d in adjusted.not_recorded] == [
         ("risk_level", int(raw.loc[raw.index.isin(_followed(raw, 120)), "risk_level"].isna().sum()))
     ]
     assert "risk_level=not recorded" in {b.covariate for b in adjusted.balance}

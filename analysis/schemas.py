@@ -150,6 +150,78 @@ class TimeVaryingOut(msgspec.Struct):
     landmark: LandmarkOut | None
     population: PopulationOut | None
     """Whom the time-varying Cox model was fitted on (None when no model was fitted)."""
+    standard_errors: str = "model-based"
+    """How its intervals and p-values were worked out."""
+
+
+class BalanceOut(msgspec.Struct):
+    """One covariate level's standardised mean difference between the groups."""
+
+    covariate: str
+    smd_before: float | None
+    smd_after: float | None
+    imbalanced_before: bool
+    imbalanced_after: bool
+    """|SMD| >= 0.1 after weighting: the weighting did not balance this level."""
+
+
+class NotRecordedOut(msgspec.Struct):
+    covariate: str
+    count: int | str
+    """How many lack it (kept, as 'not recorded')."""
+
+
+class WeightsOut(msgspec.Struct):
+    method: str
+    """In words: stabilised, truncated where, and why."""
+    lower: float
+    upper: float
+    truncated_low: int | str
+    truncated_high: int | str
+    effective_n: float | None
+    """Kish's effective sample size (None when it would reveal a small count)."""
+
+
+class EValueOut(msgspec.Struct):
+    estimate: float
+    ci_limit: float
+    outcome: str
+    """"rare" (the HR used as a risk ratio) or "common" (converted first)."""
+    risk_ratio: float
+    meaning: str
+
+
+class AdjustedGroupOut(msgspec.Struct):
+    group: str
+    n: int | str
+    events: int | str
+    weighted_survival: float | None
+    """Weighted Kaplan-Meier share not reoffended over the follow-up from the landmark;
+    None when it would reveal a small count."""
+
+
+class AdjustedOut(msgspec.Struct):
+    """The adjusted comparison: inverse probability of treatment weighting (IPTW)."""
+
+    status: str
+    landmark_days: int
+    follow_up_days: int
+    covariates: list[str]
+    """The baseline covariates the propensity model uses."""
+    not_recorded: list[NotRecordedOut]
+    """Per covariate, how many lack it (kept, as 'not recorded': no one is dropped)."""
+    population: PopulationOut
+    groups: list[AdjustedGroupOut]
+    hazard_ratio: TermOut
+    """Weighted (adjusted) hazard ratio of the status against its absence."""
+    unadjusted_hazard_ratio: TermOut
+    """The same people, unweighted: what the weighting changed."""
+    standard_errors: str
+    weights: WeightsOut
+    balance: list[BalanceOut]
+    e_value: EValueOut
+    can_show: str
+    cannot_show: str
 
 
 class ReoffendingOut(msgspec.Struct):
@@ -175,3 +247,7 @@ class ReoffendingOut(msgspec.Struct):
     warnings: list[str] = msgspec.field(default_factory=list)
     """Problems with the figures themselves, such as a data cut-off past the latest
     police extract (its days counted as offence-free)."""
+    adjusted: AdjustedOut | None = None
+    """By programme status: the comparison adjusted for measured baseline covariates
+    (IPTW at the landmark). None when not grouped by a status or it cannot be fitted
+    (the notes say why)."""

@@ -38,9 +38,11 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
 
+from analysis import adjusted as adjusted_comparison
 from analysis import queries, schemas
 from analysis.proportions import is_small, rate_ratio, suppressed, wilson
 from analysis.rules import (
+    COVARIATES,
     NOT_RECORDED,
     REFERENCE_LEVELS,
     STATUS_GROUPS,
@@ -653,7 +655,8 @@ def _time_varying(
         )
     fitted: schemas.PopulationOut | None = population
     try:
-        terms = _terms(time_varying_cox(long, [status, *matrix.columns]))
+        people = data["person"].to_numpy()[long["id"].to_numpy()] if "person" in data else None
+        terms = _terms(time_varying_cox(long, [status, *matrix.columns], clusters=people))
         _few_events_per_term(
             "The time-varying Cox model", int(data["event"].sum()), len(terms), notes
         )
@@ -671,7 +674,15 @@ def _time_varying(
         notes.append(f"No landmark analysis: {exc}.")
         landmark_out = None
     return schemas.TimeVaryingOut(
-        status=status, covariates=terms, landmark=landmark_out, population=fitted
+        status=status,
+        covariates=terms,
+        landmark=landmark_out,
+        population=fitted,
+        standard_errors=(
+            "robust (sandwich), clustered on the person: one person's referrals are not independent"
+            if "person" in frame
+            else "model-based"
+        ),
     )
 
 
@@ -810,6 +821,7 @@ def publish(result: schemas.ReoffendingOut, threshold: int) -> schemas.Reoffendi
     assert everyone is not None
     return msgspec.structs.replace(
         result,
+        adjusted=_publish_adjusted(result.adjusted, threshold, count, population),
         n=count(result.n),
         events=count(result.events),
         excluded=count(result.excluded),
@@ -912,10 +924,14 @@ def _analyse(
         test = schemas.LogRankOut(result.statistic, result.p, result.degrees_of_freedom)
     cox_out = _cox(frame, labels, request, notes)
     time_varying = None
+    adjusted_out = None
     if request.group_by in STATUS_GROUPS:
         notes.extend(status_notes(request.group_by, landmark_for(request)))
         groups = _naive_caveats(frame, request.group_by, request.horizon_days, groups, notes)
         time_varying = _time_varying(frame, request, notes)
+        adjusted_out = _adjusted(
+            frame, request.group_by, landmark_for(request), request.horizon_days, notes
+        )
     notes.append(
         f"'before_after' counts police-recorded incidents in the {request.horizon_days} days "
         f"before and after each referral whose after-window has ended, and their ratio "
@@ -941,4 +957,194 @@ def _analyse(
         time_varying=time_varying,
         before_after=crude,
         notes=notes,
+        adjusted=adjusted_out,
+    )
+
+
+def _adjusted(
+    frame: pd.DataFrame, status: str, landmark: int, horizon: int, notes: list[str]
+) -> schemas.AdjustedOut | None:
+    """The landmark comparison, weighted for the measured baseline covariates (IPTW).
+
+    On the landmark analysis's people (still followed and offence-free at the landmark,
+    grouped by their status then), so the unweighted figures beside it are the
+    landmark comparison's own; see ``analysis.adjusted`` for the method.
+    """
+    at_risk = frame[frame["duration"] > landmark]
+    treated = (at_risk[f"days_to_{status}"] <= landmark).to_numpy().astype(int)
+    design, table, missing = adjusted_comparison.baseline_design(
+        at_risk, COVARIATES, REFERENCE_LEVELS
+    )
+    people = at_risk["person"].to_numpy() if "person" in at_risk else np.arange(len(at_risk))
+    follow = horizon - landmark
+    try:
+        result = adjusted_comparison.iptw(
+            design,
+            table,
+            treated,
+            (at_risk["duration"] - landmark).to_numpy(),
+            at_risk["event"].to_numpy(),
+            people,
+            follow,
+            status,
+            (f"not {status}", status),
+        )
+    except AnalysisError as exc:
+        notes.append(f"No adjusted comparison (IPTW): {exc}.")
+        return None
+    gone = frame[frame["duration"] <= landmark]
+    population = _population(
+        at_risk,
+        [
+            (f"reoffended by day {landmark}", int(gone["event"].sum())),
+            (
+                f"follow-up ended by day {landmark} (not followed to the landmark)",
+                len(gone) - int(gone["event"].sum()),
+            ),
+        ],
+        f"The landmark analysis's people (still followed and offence-free at day {landmark}, "
+        f"grouped by whether they were {status} by then): the same people as its 'groups' "
+        f"and 'logrank'. No one is dropped for a missing covariate: a detail not recorded "
+        f"is a level of its own ('not_recorded' says how many lack each).",
+    )
+    notes.append(
+        f"ADJUSTED (IPTW): 'adjusted' weights the landmark comparison at day {landmark} for "
+        f"the measured baseline covariates; its 'can_show' and 'cannot_show' say what that "
+        f"does and does not answer."
+    )
+    if result.left_out:
+        notes.append(
+            f"ADJUSTED: left out of the propensity model as too rare in one group (fewer "
+            f"than {adjusted_comparison.MIN_PER_LEVEL} people with or without {status}): "
+            f"{', '.join(result.left_out)}. Their balance is still shown."
+        )
+    imbalanced = [b.covariate for b in result.balance if b.imbalanced_after]
+    if imbalanced:
+        notes.append(
+            f"ADJUSTED: still imbalanced after weighting (|SMD| >= 0.1): "
+            f"{', '.join(imbalanced)}. The adjusted hazard ratio does not fully adjust for "
+            f"these."
+        )
+    e = result.e_value
+    names = ", ".join(COVARIATES)
+    rare = (
+        "rare (under 15% reoffended by the end of follow-up), so the hazard ratio was used "
+        "as a risk ratio"
+        if e.rare_outcome
+        else "common (15% or more reoffended by the end of follow-up), so the hazard ratio "
+        "was first converted to a risk ratio, (1 - 0.5^sqrt(HR)) / (1 - 0.5^sqrt(1/HR)), "
+        "as VanderWeele & Ding advise: for a common outcome a hazard ratio is further "
+        "from 1 than the risk ratio"
+    )
+    return schemas.AdjustedOut(
+        status=status,
+        landmark_days=landmark,
+        follow_up_days=follow,
+        covariates=list(COVARIATES),
+        not_recorded=[schemas.NotRecordedOut(name, n) for name, n in missing],
+        population=population,
+        groups=[
+            schemas.AdjustedGroupOut(g.group, g.n, g.events, g.survival) for g in result.survival
+        ],
+        hazard_ratio=_terms([result.hazard_ratio])[0],
+        unadjusted_hazard_ratio=_terms([result.unadjusted])[0],
+        standard_errors=(
+            "robust (sandwich), clustered on the person; it treats the weights as known, "
+            "which tends to make the interval wider, not narrower (Austin 2016)"
+        ),
+        weights=schemas.WeightsOut(
+            method=(
+                f"Stabilised: P({status}) / P({status} | baseline covariates), the "
+                f"probability from a logistic regression on the covariates listed. Truncated "
+                f"at their 1st and 99th percentiles (lower, upper): 'truncated_low' weights "
+                f"were raised to the lower bound and 'truncated_high' lowered to the upper; "
+                f"no one was dropped. Truncation trades a little bias (towards the "
+                f"unadjusted comparison) for stability against a few extreme weights."
+            ),
+            lower=result.weights.lower,
+            upper=result.weights.upper,
+            truncated_low=result.weights.truncated_low,
+            truncated_high=result.weights.truncated_high,
+            effective_n=result.weights.effective_n,
+        ),
+        balance=[
+            schemas.BalanceOut(
+                b.covariate, b.smd_before, b.smd_after, b.imbalanced_before, b.imbalanced_after
+            )
+            for b in result.balance
+        ],
+        e_value=schemas.EValueOut(
+            estimate=e.estimate,
+            ci_limit=e.ci_limit,
+            outcome="rare" if e.rare_outcome else "common",
+            risk_ratio=e.risk_ratio,
+            meaning=(
+                f"An unmeasured confounder associated with both being {status} and "
+                f"reoffending by a risk ratio of at least {e.estimate:.2f} each, over and "
+                f"above the measured covariates, could explain the adjusted hazard ratio "
+                f"away; one of at least {e.ci_limit:.2f} could move its interval to include "
+                f"1 (an E-value of 1: it already does). Weaker confounding could not. It is "
+                f"not the chance that such a confounder exists. The outcome is {rare}."
+            ),
+        ),
+        can_show=(
+            f"Among people still followed and offence-free at day {landmark}, the hazard of "
+            f"reoffending over the next {follow} days for those {status} by then against "
+            f"those not, with each person weighted so that the measured baseline covariates "
+            f"({names}) no longer differ between the groups ('balance' shows how well). "
+            f"'unadjusted_hazard_ratio' is the same people unweighted: the difference "
+            f"between the two is what the measured covariates explained."
+        ),
+        cannot_show=(
+            f"It adjusts only for the baseline covariates measured here. People choose to "
+            f"be {status}: whatever else differs between them and the others and also "
+            f"changes reoffending (motivation, support, what happened after referral) is "
+            f"not adjusted for and can bias the hazard ratio either way; the E-value says "
+            f"how strong it would have to be. Nor does it say anything about people who "
+            f"reoffended or left follow-up before day {landmark}."
+        ),
+    )
+
+
+def _publish_adjusted(
+    result: schemas.AdjustedOut | None,
+    threshold: int,
+    count: Any,
+    population: Any,
+) -> schemas.AdjustedOut | None:
+    """The adjusted comparison as it may be published: its counts, and any weighted
+    survival of a group with a small count, withheld as ``publish`` does."""
+    if result is None:
+        return None
+
+    def group(g: schemas.AdjustedGroupOut) -> schemas.AdjustedGroupOut:
+        n, events = _count(g.n), _count(g.events)
+        hidden = (
+            n is None
+            or events is None
+            or any(is_small(c, threshold) for c in (n, events, n - events))
+        )
+        return msgspec.structs.replace(
+            g,
+            n=count(g.n),
+            events=count(g.events),
+            weighted_survival=None if hidden else g.weighted_survival,
+        )
+
+    n = _count(result.population.n)
+    return msgspec.structs.replace(
+        result,
+        population=population(result.population),
+        not_recorded=[
+            msgspec.structs.replace(d, count=count(d.count)) for d in result.not_recorded
+        ],
+        groups=[group(g) for g in result.groups],
+        weights=msgspec.structs.replace(
+            result.weights,
+            truncated_low=count(result.weights.truncated_low),
+            truncated_high=count(result.weights.truncated_high),
+            effective_n=(
+                None if n is None or is_small(n, threshold) else result.weights.effective_n
+            ),
+        ),
     )

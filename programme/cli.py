@@ -412,6 +412,8 @@ def analyse_reoffending(
                 f"  time-varying {t.name}: HR {t.hazard_ratio:.2f} "
                 f"(95% CI {t.ci_low:.2f}-{t.ci_high:.2f}) p={t.p:.4f}"
             )
+        if result.time_varying.covariates:
+            click.echo(f"  standard errors: {result.time_varying.standard_errors}")
         landmark = result.time_varying.landmark
         if landmark:
             _population(f"landmark at day {landmark.landmark_days}", landmark.population)
@@ -430,6 +432,8 @@ def analyse_reoffending(
                         f"  landmark {t.name}: HR {t.hazard_ratio:.2f} "
                         f"(95% CI {t.ci_low:.2f}-{t.ci_high:.2f}) p={t.p:.4f}"
                     )
+    if result.adjusted:
+        _adjusted(result.adjusted)
     crude = result.before_after
     ratio = (
         "ratio withheld or undefined"
@@ -464,6 +468,55 @@ def _estimates(group: Any) -> str:
     return (
         f"not reoffended at horizon {group.survival:.1%} ({interval}), RMST {group.rmst:.1f} days"
     )
+
+
+def _adjusted(adjusted: Any) -> None:
+    """The adjusted comparison (IPTW): its people, hazard ratios, weights, balance, E-value."""
+    _population(
+        f"adjusted (IPTW) at day {adjusted.landmark_days}, next {adjusted.follow_up_days} days",
+        adjusted.population,
+    )
+    lacking = ", ".join(f"{d.covariate} {d.count}" for d in adjusted.not_recorded) or "none"
+    click.echo(f"  covariates: {', '.join(adjusted.covariates)}; not recorded (kept): {lacking}")
+    for label, t in (
+        ("adjusted", adjusted.hazard_ratio),
+        ("unadjusted, same people", adjusted.unadjusted_hazard_ratio),
+    ):
+        click.echo(
+            f"  {label} {t.name}: HR {t.hazard_ratio:.2f} "
+            f"(95% CI {t.ci_low:.2f}-{t.ci_high:.2f}) p={t.p:.4f}"
+        )
+    click.echo(f"  standard errors: {adjusted.standard_errors}")
+    for g in adjusted.groups:
+        survival = (
+            "weighted survival withheld (a count under the threshold)"
+            if g.weighted_survival is None
+            else f"weighted share not reoffended over the {adjusted.follow_up_days} days "
+            f"{g.weighted_survival:.1%}"
+        )
+        click.echo(f"  adjusted {g.group}: n={g.n} reoffended={g.events} {survival}")
+    w = adjusted.weights
+    effective = "withheld" if w.effective_n is None else f"{w.effective_n:.0f}"
+    click.echo(
+        f"  weights: truncated to {w.lower:.2f}-{w.upper:.2f} (raised {w.truncated_low}, "
+        f"lowered {w.truncated_high}); effective n {effective}. {w.method}"
+    )
+    click.echo("  balance (standardised mean difference, flagged * when |SMD| >= 0.1):")
+    width = max(len(b.covariate) for b in adjusted.balance)
+
+    def smd(value: float | None, flagged: bool) -> str:
+        return "     n/a" if value is None else f"{value:+8.3f}{'*' if flagged else ' '}"
+
+    click.echo(f"    {'covariate'.ljust(width)}    before     after")
+    for b in adjusted.balance:
+        click.echo(
+            f"    {b.covariate.ljust(width)}  {smd(b.smd_before, b.imbalanced_before)}"
+            f"  {smd(b.smd_after, b.imbalanced_after)}"
+        )
+    e = adjusted.e_value
+    click.echo(f"  E-value: {e.estimate:.2f} (CI limit nearest 1: {e.ci_limit:.2f}). {e.meaning}")
+    click.echo(f"  can show: {adjusted.can_show}")
+    click.echo(f"  cannot show: {adjusted.cannot_show}")
 
 
 def _population(model: str, population: Any) -> None:

@@ -22,6 +22,7 @@ from litestar import Request, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
 from programme.delivery import rules, schemas, services
@@ -87,6 +88,15 @@ async def _form(request: Request[Any, Any, Any]) -> dict[str, str]:
         for key, value in form.items()
         if isinstance(value, str) and key != "_csrf_token"
     }
+
+
+def _htmx(request: Request[Any, Any, Any]) -> bool:
+    """Sent by htmx (``HX-Request``): answer with the part of the page it swaps, not a redirect.
+
+    Without JavaScript the same form is a plain POST answered by a redirect, so
+    every form works either way; the services called are the same.
+    """
+    return isinstance(request, HTMXRequest) and bool(request.htmx)
 
 
 def _notify(request: Request[Any, Any, Any], heading: str, lines: list[str] | None = None) -> None:
@@ -288,6 +298,7 @@ async def _referral_page(
     status_code: int = 200,
     errors: list[FieldError] | None = None,
     step: dict[str, Any] | None = None,
+    notice: dict[str, Any] | None = None,
 ) -> Template:
     view = await referrals.get_referral(actor, referral_id, _secret(state), outcomes)
     assert isinstance(view, ReferralNamedView)  # facilitators and admins see the named view
@@ -297,9 +308,10 @@ async def _referral_page(
     group = None
     if Status(view.status) in (Status.engaged, Status.started):
         group = await services.group_of(referral_id)
+    fragment = _htmx(request)
     return browser.page(
         request,
-        "delivery/referral.html",
+        "delivery/_referral_progress.html" if fragment else "delivery/referral.html",
         status_code=status_code,
         title=f"Referral {view.reference}",
         errors=errors or [],
@@ -309,7 +321,8 @@ async def _referral_page(
         hints=STEP_HINTS,
         step=step or {"type": "", "on": DateField("", "", "", None), "note": ""},
         group=group,
-        notice=_notice(request),
+        notice=notice or _notice(request),
+        fragment=fragment,
     )
 
 
@@ -358,7 +371,12 @@ async def record_step(
             problems = _date_errors(_problems(error), "on")
             status_code = error.status_code
         else:
-            _notify(request, f"Recorded: {chosen} on {on.value:%-d %B %Y}")
+            recorded = f"Recorded: {chosen} on {on.value:%-d %B %Y}"
+            if _htmx(request):
+                return await _referral_page(
+                    request, actor, referral_id, state, outcomes, notice={"heading": recorded}
+                )
+            _notify(request, recorded)
             return Redirect(_referral_path(referral_id), status_code=303)
     return await _referral_page(
         request,
@@ -482,6 +500,8 @@ async def _group_page(
     status_code: int = 200,
     errors: list[FieldError] | None = None,
     entered: dict[str, Any] | None = None,
+    notice: dict[str, Any] | None = None,
+    members_only: bool = False,
 ) -> Template:
     await services.require_group_access(actor, group_id)
     group = await services.get_group(group_id)
@@ -490,9 +510,10 @@ async def _group_page(
     if not full:
         waiting = await services.waiting_list(actor, today(), Paging(MAX_LIMIT, 0))
     next_number = max((s.number for s in group.sessions if s.kind == "group"), default=0) + 1
+    fragment = _htmx(request) and members_only
     return browser.page(
         request,
-        "delivery/group.html",
+        "delivery/_members.html" if fragment else "delivery/group.html",
         status_code=status_code,
         title=f"Group {group.name}",
         errors=errors or [],
@@ -509,7 +530,8 @@ async def _group_page(
             "held_on": DateField("", "", "", None),
             "kind": rules.SessionKind.group.value,
         },
-        notice=_notice(request),
+        notice=notice or _notice(request),
+        fragment=fragment,
     )
 
 
@@ -579,10 +601,24 @@ async def add_member(
                 for p in _problems(error)
             ]
         else:
+            if _htmx(request):
+                return await _group_page(
+                    request,
+                    actor,
+                    group_id,
+                    notice={"heading": "Added to the group"},
+                    members_only=True,
+                )
             _notify(request, "Added to the group")
             return Redirect(_group_path(group_id), status_code=303)
     return await _group_page(
-        request, actor, group_id, status_code=status_code, errors=problems, entered=entered
+        request,
+        actor,
+        group_id,
+        status_code=status_code,
+        errors=problems,
+        entered=entered,
+        members_only=True,
     )
 
 
@@ -947,6 +983,7 @@ async def _register_page(
     status_code: int = 200,
     errors: list[FieldError] | None = None,
     entered: dict[str, str] | None = None,
+    notice: dict[str, Any] | None = None,
 ) -> Template:
     group, session, register = await _session_of(actor, group_id, session_id)
     marks = {line.referral_id: line for line in register.marks}
@@ -965,9 +1002,10 @@ async def _register_page(
     ]
     # Someone marked here who has since left the group keeps their line, unchangeable here.
     left = [line for line in register.marks if line.referral_id not in statuses]
+    fragment = _htmx(request)
     return browser.page(
         request,
-        "delivery/register.html",
+        "delivery/_register.html" if fragment else "delivery/register.html",
         status_code=status_code,
         title=f"Register: {group.name}, session {session.number}",
         errors=errors or [],
@@ -978,7 +1016,8 @@ async def _register_page(
         left=left,
         marks=MARKS,
         mark_labels=MARK_LABELS,
-        notice=_notice(request),
+        notice=notice or _notice(request),
+        fragment=fragment,
     )
 
 
@@ -1054,6 +1093,9 @@ async def save_register(
                 if line.referral_id in before and before[line.referral_id] != line.status
             ]
             heading = "Register corrected" if corrected else "Register saved"
+            if _htmx(request):
+                notice = {"heading": heading, "lines": corrected}
+                return await _register_page(request, actor, group_id, session_id, notice=notice)
             _notify(request, heading, corrected)
             return Redirect(_register_path(group_id, session_id), status_code=303)
     return await _register_page(

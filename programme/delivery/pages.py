@@ -984,8 +984,12 @@ async def _register_page(
     errors: list[FieldError] | None = None,
     entered: dict[str, str] | None = None,
     notice: dict[str, Any] | None = None,
+    saved: schemas.Register | None = None,
 ) -> Template:
-    group, session, register = await _session_of(actor, group_id, session_id)
+    if saved is None:
+        group, session, register = await _session_of(actor, group_id, session_id)
+    else:  # just saved (access checked): only the statuses it changed are read again
+        group, session, register = await _group_and_session(group_id, session_id, saved)
     marks = {line.referral_id: line for line in register.marks}
     statuses = {m.referral_id: m.status for m in group.members}
     rows = [
@@ -1025,6 +1029,12 @@ async def _session_of(
     actor: Principal, group_id: UUID, session_id: UUID
 ) -> tuple[schemas.Group, schemas.SessionSummary, schemas.Register]:
     register = await services.get_register(session_id, actor)  # checks access to its group
+    return await _group_and_session(group_id, session_id, register)
+
+
+async def _group_and_session(
+    group_id: UUID, session_id: UUID, register: schemas.Register
+) -> tuple[schemas.Group, schemas.SessionSummary, schemas.Register]:
     group = await services.get_group(group_id)
     session = next((s for s in group.sessions if s.id == session_id), None)
     if session is None:
@@ -1095,7 +1105,9 @@ async def save_register(
             heading = "Register corrected" if corrected else "Register saved"
             if _htmx(request):
                 notice = {"heading": heading, "lines": corrected}
-                return await _register_page(request, actor, group_id, session_id, notice=notice)
+                return await _register_page(
+                    request, actor, group_id, session_id, notice=notice, saved=saved
+                )
             _notify(request, heading, corrected)
             return Redirect(_register_path(group_id, session_id), status_code=303)
     return await _register_page(

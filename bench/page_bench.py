@@ -8,9 +8,12 @@ Three pairs, each page route against the API route that does its work:
 - **live check**: the referral form's check as the person types, ``POST
   /make-a-referral/person/live`` (htmx, the consent step already answered in the
   session), against ``POST /referrals`` with the same answers as JSON, which runs
-  the same intake checks and answers 422 listing what is missing (nothing is
-  kept: the referral is incomplete, not refused). There is no separate API
-  check route: submitting is how the API checks.
+  the same intake checks (``referrals.rules.check``) and answers 422. There is
+  no separate API check route: submitting is how the API checks. So that the
+  API side writes nothing either, its answers say the referral came in longer
+  ago than the server takes (``INSPIRE_BACKDATE_DAYS``, set for the run): the
+  checks run, then the 422 says so and nothing is recorded (an incomplete
+  referral in time would be recorded as returned).
 - **register GET**: ``GET /delivery/groups/{g}/sessions/{s}/register`` (a
   12-person register) against ``GET /sessions/{s}/attendance``.
 - **register save**: the register form sent by htmx (``HX-Request``; answered
@@ -68,9 +71,10 @@ from harness import (
     today,
     write_json,
 )
-from register_setup import REGISTER_A, REGISTER_B, build_setup, new_sessions
+from register_setup import HISTORY_DAYS, REGISTER_A, REGISTER_B, build_setup, new_sessions
 
 TARGET_RATIO = 1.3
+BACKDATE_DAYS = HISTORY_DAYS + 20
 CSRF_FIELD = re.compile(r'name="_csrf_token" value="([^"]+)"')
 ACCESS_LINE = re.compile(r"programme\.access: (\w+) (\S+) (\d{3}) ([\d.]+)ms")
 HTTP_TIMEOUT = 30.0
@@ -236,7 +240,11 @@ async def pairs(service: str, users: dict[str, tuple[str, str]], concurrency: in
         "date_of_birth": "1990-05-17",
         "gender": "male",
         "local_authority": "Rotherham",
-        "received_on": today().isoformat(),
+        # Received longer ago than the server takes (INSPIRE_BACKDATE_DAYS, set for the run):
+        # every intake check runs, then the API answers 422 "came in the wrong door" and
+        # records nothing. A referral refused by the checks alone would be recorded as
+        # returned (a write the live check never does).
+        "received_on": (today() - timedelta(days=BACKDATE_DAYS + 100)).isoformat(),
     }
 
     async def live_page(worker: int, n: int) -> int:
@@ -474,6 +482,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # The set-up back-dates its referrals by HISTORY_DAYS + 10; the API side of the live
+    # check sends one older than this, which the server refuses without recording it.
+    os.environ["INSPIRE_BACKDATE_DAYS"] = str(BACKDATE_DAYS)
     with throwaway_run("page_bench", empties_database=False, prefix="inspire-bench-pg-") as work:
         with Servers(work) as servers:
             project_database().database_url()  # starts the embedded server, held for the run

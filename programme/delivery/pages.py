@@ -22,6 +22,7 @@ from litestar import Request, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
 from programme.delivery import rules, schemas, services
@@ -29,13 +30,13 @@ from programme.platform.accounts import access
 from programme.platform.accounts.schemas import Principal
 from programme.platform.clock import today
 from programme.platform.crypto import KeyPurpose, purpose_key
-from programme.platform.errors import ApplicationError, FieldError, InvalidInput
+from programme.platform.errors import ApplicationError, FieldError, InvalidInput, NotFound
 from programme.platform.paging import MAX_LIMIT, Paging
 from programme.platform.settings import Settings
 from programme.platform.tables import Role
 from programme.platform.web import browser
 from referrals import services as referrals
-from referrals.rules import Status, allowed_next
+from referrals.rules import Status, allowed_next, reason_problems
 from referrals.schemas import EventCreate, ReferralNamedView, ReferralSearch, ReferralView
 from referrals.services import OutcomesHooks, ReferralFilters
 
@@ -87,6 +88,15 @@ async def _form(request: Request[Any, Any, Any]) -> dict[str, str]:
         for key, value in form.items()
         if isinstance(value, str) and key != "_csrf_token"
     }
+
+
+def _htmx(request: Request[Any, Any, Any]) -> bool:
+    """Sent by htmx (``HX-Request``): answer with the part of the page it swaps, not a redirect.
+
+    Without JavaScript the same form is a plain POST answered by a redirect, so
+    every form works either way; the services called are the same.
+    """
+    return isinstance(request, HTMXRequest) and bool(request.htmx)
 
 
 def _notify(request: Request[Any, Any, Any], heading: str, lines: list[str] | None = None) -> None:
@@ -288,6 +298,7 @@ async def _referral_page(
     status_code: int = 200,
     errors: list[FieldError] | None = None,
     step: dict[str, Any] | None = None,
+    notice: dict[str, Any] | None = None,
 ) -> Template:
     view = await referrals.get_referral(actor, referral_id, _secret(state), outcomes)
     assert isinstance(view, ReferralNamedView)  # facilitators and admins see the named view
@@ -297,9 +308,10 @@ async def _referral_page(
     group = None
     if Status(view.status) in (Status.engaged, Status.started):
         group = await services.group_of(referral_id)
+    fragment = _htmx(request)
     return browser.page(
         request,
-        "delivery/referral.html",
+        "delivery/_referral_progress.html" if fragment else "delivery/referral.html",
         status_code=status_code,
         title=f"Referral {view.reference}",
         errors=errors or [],
@@ -309,7 +321,8 @@ async def _referral_page(
         hints=STEP_HINTS,
         step=step or {"type": "", "on": DateField("", "", "", None), "note": ""},
         group=group,
-        notice=_notice(request),
+        notice=notice or _notice(request),
+        fragment=fragment,
     )
 
 
@@ -358,7 +371,12 @@ async def record_step(
             problems = _date_errors(_problems(error), "on")
             status_code = error.status_code
         else:
-            _notify(request, f"Recorded: {chosen} on {on.value:%-d %B %Y}")
+            recorded = f"Recorded: {chosen} on {on.value:%-d %B %Y}"
+            if _htmx(request):
+                return await _referral_page(
+                    request, actor, referral_id, state, outcomes, notice={"heading": recorded}
+                )
+            _notify(request, recorded)
             return Redirect(_referral_path(referral_id), status_code=303)
     return await _referral_page(
         request,
@@ -482,6 +500,8 @@ async def _group_page(
     status_code: int = 200,
     errors: list[FieldError] | None = None,
     entered: dict[str, Any] | None = None,
+    notice: dict[str, Any] | None = None,
+    members_only: bool = False,
 ) -> Template:
     await services.require_group_access(actor, group_id)
     group = await services.get_group(group_id)
@@ -490,9 +510,10 @@ async def _group_page(
     if not full:
         waiting = await services.waiting_list(actor, today(), Paging(MAX_LIMIT, 0))
     next_number = max((s.number for s in group.sessions if s.kind == "group"), default=0) + 1
+    fragment = _htmx(request) and members_only
     return browser.page(
         request,
-        "delivery/group.html",
+        "delivery/_members.html" if fragment else "delivery/group.html",
         status_code=status_code,
         title=f"Group {group.name}",
         errors=errors or [],
@@ -509,7 +530,8 @@ async def _group_page(
             "held_on": DateField("", "", "", None),
             "kind": rules.SessionKind.group.value,
         },
-        notice=_notice(request),
+        notice=notice or _notice(request),
+        fragment=fragment,
     )
 
 
@@ -579,10 +601,24 @@ async def add_member(
                 for p in _problems(error)
             ]
         else:
+            if _htmx(request):
+                return await _group_page(
+                    request,
+                    actor,
+                    group_id,
+                    notice={"heading": "Added to the group"},
+                    members_only=True,
+                )
             _notify(request, "Added to the group")
             return Redirect(_group_path(group_id), status_code=303)
     return await _group_page(
-        request, actor, group_id, status_code=status_code, errors=problems, entered=entered
+        request,
+        actor,
+        group_id,
+        status_code=status_code,
+        errors=problems,
+        entered=entered,
+        members_only=True,
     )
 
 
@@ -712,6 +748,215 @@ async def add_session(
     )
 
 
+# --- moving and cancelling a session ---
+
+
+def _session_path(group_id: UUID, session_id: UUID, change: str) -> str:
+    return f"{GROUPS}/{group_id}/sessions/{session_id}/{change}"
+
+
+async def _group_session(
+    actor: Principal, group_id: UUID, session_id: UUID
+) -> tuple[schemas.Group, schemas.SessionSummary]:
+    await services.require_group_access(actor, group_id)
+    group = await services.get_group(group_id)
+    session = next((s for s in group.sessions if s.id == session_id), None)
+    if session is None:
+        raise NotFound("This session is not one of this group's.")
+    return group, session
+
+
+def _change_problems(
+    error: ApplicationError, actor: Principal, date_field: str | None = None
+) -> list[FieldError]:
+    """The service's refusal in a person's words: a locked quarter says who may still change it."""
+    problems: list[FieldError] = []
+    for p in _problems(error):
+        if p.code == "quarter_locked":
+            quarters = ", ".join(error.extra.get("locked_quarters", [])) or "That quarter"
+            if actor.role == Role.admin.value:
+                message = (
+                    f"{quarters} is reported and locked: this would change figures already "
+                    "published. To make the change anyway, say why a reported quarter changes."
+                )
+                p = FieldError(p.code, "override_reason", message)
+            else:
+                message = (
+                    f"{quarters} is reported and locked: this would change figures already "
+                    "published. Only an admin can make this change."
+                )
+                p = FieldError(p.code, "", message)
+        elif date_field and p.field == "held_on":
+            p = FieldError(p.code, date_field, p.message)
+        problems.append(p)
+    return problems
+
+
+def _reason_problems(form: dict[str, str], what: str) -> list[FieldError]:
+    """``referrals.rules.reason_problems``, the rule the service applies, worded for this page."""
+    return [
+        FieldError(p.code, p.field, f"Say why the session is {what}.")
+        if p.code == "required"
+        else p
+        for p in reason_problems(
+            {"reason": form.get("reason", ""), "override_reason": form.get("override_reason")}
+        )
+    ]
+
+
+def _session_change_page(
+    request: Request[Any, Any, Any],
+    template: str,
+    title: str,
+    group: schemas.Group,
+    session: schemas.SessionSummary,
+    entered: dict[str, Any],
+    *,
+    status_code: int = 200,
+    errors: list[FieldError] | None = None,
+) -> Template:
+    actor = browser.signed_in_person(request)
+    return browser.page(
+        request,
+        template,
+        status_code=status_code,
+        title=title,
+        errors=errors or [],
+        group=group,
+        session=session,
+        entered=entered,
+        may_override=actor is not None and actor.role == Role.admin.value,
+    )
+
+
+def _move_title(session: schemas.SessionSummary) -> str:
+    return f"Move session {session.number}"
+
+
+@get(GROUPS + "/{group_id:uuid}/sessions/{session_id:uuid}/move", guards=[STAFF])
+async def move_session_page(
+    request: Request[Any, Any, Any],
+    group_id: FromPath[UUID],
+    session_id: FromPath[UUID],
+    actor: access.SignedIn,
+) -> Template:
+    """Move a session to another day: the new day and why."""
+    group, session = await _group_session(actor, group_id, session_id)
+    entered = {"held_on": DateField("", "", "", None), "reason": "", "override_reason": ""}
+    return _session_change_page(
+        request, "delivery/session_move.html", _move_title(session), group, session, entered
+    )
+
+
+@post(GROUPS + "/{group_id:uuid}/sessions/{session_id:uuid}/move", guards=[STAFF], status_code=303)
+async def move_session(
+    request: Request[Any, Any, Any],
+    group_id: FromPath[UUID],
+    session_id: FromPath[UUID],
+    actor: access.SignedIn,
+) -> Page:
+    """``services.move_session``, as ``PATCH /sessions/{id}``: its 409s and 422s as messages."""
+    form = await _form(request)
+    group, session = await _group_session(actor, group_id, session_id)
+    held_on, date_problem = _date_field(form, "held_on", "new date")
+    override = form.get("override_reason", "").strip()
+    entered = {"held_on": held_on, "reason": form.get("reason", ""), "override_reason": override}
+    problems = [date_problem] if date_problem else []
+    problems += _reason_problems(form, "moved")
+    status_code = 422
+    if not problems:
+        assert held_on.value is not None
+        data = schemas.SessionMove(
+            held_on=held_on.value,
+            reason=form.get("reason", ""),
+            override_reason=override or None,
+        )
+        try:
+            await services.move_session(session_id, data, actor, today())
+        except ApplicationError as error:
+            if error.status_code not in (409, 422):
+                raise
+            status_code = error.status_code
+            problems = _change_problems(error, actor, "held_on-day")
+        else:
+            _notify(
+                request,
+                f"Session {session.number} moved to {held_on.value:%-d %B %Y}",
+            )
+            return Redirect(_group_path(group_id), status_code=303)
+    return _session_change_page(
+        request,
+        "delivery/session_move.html",
+        _move_title(session),
+        group,
+        session,
+        entered,
+        status_code=status_code,
+        errors=problems,
+    )
+
+
+def _cancel_title(session: schemas.SessionSummary) -> str:
+    return f"Cancel session {session.number}"
+
+
+@get(GROUPS + "/{group_id:uuid}/sessions/{session_id:uuid}/cancel", guards=[STAFF])
+async def cancel_session_page(
+    request: Request[Any, Any, Any],
+    group_id: FromPath[UUID],
+    session_id: FromPath[UUID],
+    actor: access.SignedIn,
+) -> Template:
+    """Cancelling a session asks why first: it stays listed, its marks count for nothing."""
+    group, session = await _group_session(actor, group_id, session_id)
+    entered = {"reason": "", "override_reason": ""}
+    return _session_change_page(
+        request, "delivery/session_cancel.html", _cancel_title(session), group, session, entered
+    )
+
+
+@post(
+    GROUPS + "/{group_id:uuid}/sessions/{session_id:uuid}/cancel", guards=[STAFF], status_code=303
+)
+async def cancel_session(
+    request: Request[Any, Any, Any],
+    group_id: FromPath[UUID],
+    session_id: FromPath[UUID],
+    actor: access.SignedIn,
+) -> Page:
+    """``services.cancel_session``, as ``POST /sessions/{id}/cancel``: refusals as messages."""
+    form = await _form(request)
+    group, session = await _group_session(actor, group_id, session_id)
+    override = form.get("override_reason", "").strip()
+    entered = {"reason": form.get("reason", ""), "override_reason": override}
+    problems = _reason_problems(form, "cancelled")
+    status_code = 422
+    if not problems:
+        data = schemas.SessionCancel(
+            reason=form.get("reason", ""), override_reason=override or None
+        )
+        try:
+            await services.cancel_session(session_id, data, actor)
+        except ApplicationError as error:
+            if error.status_code not in (409, 422):
+                raise
+            status_code = error.status_code
+            problems = _change_problems(error, actor)
+        else:
+            _notify(request, f"Session {session.number} cancelled")
+            return Redirect(_group_path(group_id), status_code=303)
+    return _session_change_page(
+        request,
+        "delivery/session_cancel.html",
+        _cancel_title(session),
+        group,
+        session,
+        entered,
+        status_code=status_code,
+        errors=problems,
+    )
+
+
 # --- the register ---
 
 
@@ -738,8 +983,13 @@ async def _register_page(
     status_code: int = 200,
     errors: list[FieldError] | None = None,
     entered: dict[str, str] | None = None,
+    notice: dict[str, Any] | None = None,
+    saved: schemas.Register | None = None,
 ) -> Template:
-    group, session, register = await _session_of(actor, group_id, session_id)
+    if saved is None:
+        group, session, register = await _session_of(actor, group_id, session_id)
+    else:  # just saved (access checked): only the statuses it changed are read again
+        group, session, register = await _group_and_session(group_id, session_id, saved)
     marks = {line.referral_id: line for line in register.marks}
     statuses = {m.referral_id: m.status for m in group.members}
     rows = [
@@ -756,9 +1006,10 @@ async def _register_page(
     ]
     # Someone marked here who has since left the group keeps their line, unchangeable here.
     left = [line for line in register.marks if line.referral_id not in statuses]
+    fragment = _htmx(request)
     return browser.page(
         request,
-        "delivery/register.html",
+        "delivery/_register.html" if fragment else "delivery/register.html",
         status_code=status_code,
         title=f"Register: {group.name}, session {session.number}",
         errors=errors or [],
@@ -769,7 +1020,8 @@ async def _register_page(
         left=left,
         marks=MARKS,
         mark_labels=MARK_LABELS,
-        notice=_notice(request),
+        notice=notice or _notice(request),
+        fragment=fragment,
     )
 
 
@@ -777,6 +1029,12 @@ async def _session_of(
     actor: Principal, group_id: UUID, session_id: UUID
 ) -> tuple[schemas.Group, schemas.SessionSummary, schemas.Register]:
     register = await services.get_register(session_id, actor)  # checks access to its group
+    return await _group_and_session(group_id, session_id, register)
+
+
+async def _group_and_session(
+    group_id: UUID, session_id: UUID, register: schemas.Register
+) -> tuple[schemas.Group, schemas.SessionSummary, schemas.Register]:
     group = await services.get_group(group_id)
     session = next((s for s in group.sessions if s.id == session_id), None)
     if session is None:
@@ -845,6 +1103,11 @@ async def save_register(
                 if line.referral_id in before and before[line.referral_id] != line.status
             ]
             heading = "Register corrected" if corrected else "Register saved"
+            if _htmx(request):
+                notice = {"heading": heading, "lines": corrected}
+                return await _register_page(
+                    request, actor, group_id, session_id, notice=notice, saved=saved
+                )
             _notify(request, heading, corrected)
             return Redirect(_register_path(group_id, session_id), status_code=303)
     return await _register_page(
@@ -905,6 +1168,10 @@ PAGES = [
     remove_member_page,
     remove_member,
     add_session,
+    move_session_page,
+    move_session,
+    cancel_session_page,
+    cancel_session,
     register_page,
     save_register,
     at_risk_page,

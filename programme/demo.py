@@ -341,7 +341,9 @@ async def fill(settings: Settings, today: date, seed: int = 2021, count: int = 9
     )
     assert facilitator is not None
     content, _ = _referral_rows(rng, count)
-    imported = await import_referrals(content.encode(), actor, settings, today, skip_invalid=True)
+    imported = await import_referrals(
+        content.encode(), actor, settings, today, skip_invalid=True, create_agencies=True
+    )
     groups, registers, attendance = await _programme(rng, actor, today)
     victims, feedback = await _victims(rng, actor, today, attendance)
     incidents = await _incidents(rng, actor, settings, today, attendance)

@@ -10,17 +10,23 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
+import msgspec
+
 from outcomes.tables import Reoffence
 from programme.imports import queries
+from programme.imports import rules as import_rules
 from programme.imports.rules import (
     AcceptedRow,
+    ImportKind,
     IncidentRow,
     Plan,
+    check_agencies,
     check_overlaps,
     final_status,
     keyed_digest,
@@ -28,14 +34,16 @@ from programme.imports.rules import (
     plan_import,
     plan_incidents,
 )
-from programme.imports.schemas import ImportReport, RowProblem
+from programme.imports.schemas import DataDictionary, ImportReport, ReturnedRowReport, RowProblem
 from programme.platform import database
 from programme.platform.accounts.schemas import Principal
 from programme.platform.accounts.services import get_or_create_agency
 from programme.platform.audit import services as audit
 from programme.platform.crypto import KeyPurpose, purpose_key
 from programme.platform.database import engine
-from programme.platform.locked_quarters.services import require_unlocked
+from programme.platform.errors import Conflict
+from programme.platform.locked_quarters.rules import quarters_of
+from programme.platform.locked_quarters.services import locked_quarters, require_unlocked
 from programme.platform.settings import Settings
 from programme.platform.tables import Agency, AuditAction, RecordType
 from programme.platform.threads import collector_paused, off_loop
@@ -118,17 +126,32 @@ async def import_referrals(
     *,
     skip_invalid: bool,
     override_reason: str | None = None,
+    create_agencies: bool = False,
+    dry_run: bool = False,
+    expected: ImportReport | None = None,
+    progress: Progress | None = None,
 ) -> ImportReport:
     """Check the whole file, then write all of it (or, with ``skip_invalid``, its good rows).
 
     Unlike a referral submitted over the API, an imported one may be received
     any time back; the report counts those older than ``INSPIRE_BACKDATE_DAYS``.
     A file with rows dated in a reported (locked) quarter needs ``override_reason``.
+    An agency not yet known is an error unless ``create_agencies``.
+
+    ``dry_run`` checks everything and writes nothing: the report says what the
+    import would do (``checked_only``). Given the report of such a check,
+    ``expected``, the import writes only if it would still do exactly that
+    (else ``Conflict``): what a person confirmed is what goes in.
     """
     with collector_paused():
         return await _import_referrals(
-            content, actor, settings, today, skip_invalid, override_reason
-        )
+            content, actor, settings, today, skip_invalid, override_reason,
+            create_agencies, dry_run, expected, progress,
+        )  # fmt: skip
+
+
+Progress = Callable[[str, int, int], None]
+"""Told the stage (``checking``, ``writing``) and, while checking, rows done of the total."""
 
 
 async def _import_referrals(
@@ -138,6 +161,10 @@ async def _import_referrals(
     today: date,
     skip_invalid: bool,
     override_reason: str | None,
+    create_agencies: bool,
+    dry_run: bool,
+    expected: ImportReport | None,
+    progress: Progress | None,
 ) -> ImportReport:
     plan = await off_loop(
         plan_import,
@@ -146,15 +173,35 @@ async def _import_referrals(
         commissioned_areas=settings.commissioned_areas,
         fingerprint_key=purpose_key(settings, KeyPurpose.import_fingerprint),
         reference_key=purpose_key(settings, KeyPurpose.generated_reference),
+        progress=(lambda done, total: progress("checking", done, total)) if progress else None,
     )
+    known = [row["name"] for row in await Agency.select(Agency.name)]
+    new_agencies = await off_loop(check_agencies, plan, known, create=create_agencies)
     already = await _drop_already_imported(plan)
     identity = await _existing_people(plan.accepted)
     open_elsewhere = await _open_referrals(await off_loop(set, identity.values()))
     await off_loop(check_overlaps, plan, identity, open_elsewhere)
     refused = len(plan.error_lines)
     if plan.errors and not skip_invalid:
-        return _report(plan, 0, 0, already, refused, [])
+        return _report(plan, 0, 0, already, refused, [], checked_only=dry_run)
     touched, older = await off_loop(_good_rows_and_their_days, plan, today, settings.backdate_days)
+    would_create = sorted(
+        ({r.agency for r in plan.accepted} | {r.agency for r in plan.returned}) & set(new_agencies),
+        key=str.casefold,
+    )
+    would = _report(
+        plan, len(plan.accepted), len(plan.returned), already, refused, would_create, older,
+        checked_only=True, locked=await _locked_among(touched),
+    )  # fmt: skip
+    if dry_run:
+        return would
+    if expected is not None and import_rules.outcome(would) != import_rules.outcome(expected):
+        raise Conflict(
+            "The records have changed since the file was checked, so it would not import "
+            "what was shown. Check the file again."
+        )
+    if progress:
+        progress("writing", 0, 0)
     async with engine().transaction() as transaction:
         await require_unlocked(
             touched,
@@ -165,6 +212,11 @@ async def _import_referrals(
         )
         created = await _write(transaction.connection, plan, identity, actor)
     return _report(plan, len(plan.accepted), len(plan.returned), already, refused, created, older)
+
+
+async def _locked_among(days: list[date]) -> list[str]:
+    touched = {quarter.label for quarter in quarters_of(days)}
+    return [q.quarter for q in await locked_quarters() if q.quarter in touched]
 
 
 def _good_rows_and_their_days(
@@ -190,6 +242,9 @@ def _report(
     refused: int,
     created: list[str],
     older: int = 0,
+    *,
+    checked_only: bool = False,
+    locked: list[str] | None = None,
 ) -> ImportReport:
     return ImportReport(
         imported=imported,
@@ -200,18 +255,28 @@ def _report(
         warnings=plan.warnings,
         errors=plan.errors,
         older_than_backdate_limit=older,
+        returned_rows=[
+            ReturnedRowReport(
+                line=r.line, reasons=[reason.value for reason in r.reasons], problems=r.problems
+            )
+            for r in sorted(plan.returned, key=lambda r: r.line)
+        ]
+        if returned
+        else [],
+        checked_only=checked_only,
+        locked_quarters=locked or [],
     )
 
 
 async def _agencies(names: set[str], actor: Principal) -> tuple[dict[str, UUID], list[str]]:
     rows = await Agency.select(Agency.id, Agency.name)
-    by_name = {row["name"].lower(): row["id"] for row in rows}
+    by_name = {import_rules.normal_agency(row["name"]).casefold(): row["id"] for row in rows}
     created = []
     for name in sorted(names):
-        if name.lower() not in by_name:
-            by_name[name.lower()], _ = await get_or_create_agency(name, actor)
+        if name.casefold() not in by_name:
+            by_name[name.casefold()], _ = await get_or_create_agency(name, actor)
             created.append(name)
-    return {name: by_name[name.lower()] for name in names}, created
+    return {name: by_name[name.casefold()] for name in names}, created
 
 
 _EVENT_COLUMNS = ["referral", "type", "occurred_on", "recorded_by", "recorded_at", "source"]
@@ -308,14 +373,28 @@ async def _write(
 
 
 async def import_reoffending(
-    content: bytes, actor: Principal, fingerprint_key: str, today: date, *, skip_invalid: bool
+    content: bytes,
+    actor: Principal,
+    fingerprint_key: str,
+    today: date,
+    *,
+    skip_invalid: bool,
+    dry_run: bool = False,
+    expected: ImportReport | None = None,
+    progress: Progress | None = None,
 ) -> ImportReport:
     """Police-recorded incidents: every row matched to one referred person, or nothing written.
 
     Importing the same file again adds nothing. Incidents before a referral are
     kept as prior history; the analysis counts only those after the referral date.
+    ``dry_run`` and ``expected`` as for ``import_referrals``.
     """
-    plan = await off_loop(plan_incidents, content, today=today)
+    plan = await off_loop(
+        plan_incidents,
+        content,
+        today=today,
+        progress=(lambda done, total: progress("checking", done, total)) if progress else None,
+    )
     errors = plan.errors
     by_reference = {
         row["reference"]: row["person"]
@@ -363,7 +442,12 @@ async def import_reoffending(
     bad_lines = {e.line for e in errors}
     if errors and not skip_invalid:
         return ImportReport(
-            imported=0, already_present=0, refused=len(bad_lines), warnings=[], errors=errors
+            imported=0,
+            already_present=0,
+            refused=len(bad_lines),
+            warnings=[],
+            errors=errors,
+            checked_only=dry_run,
         )
     # The n-th identical incident of a person on a day is told apart by its count,
     # so a file listing two same-day incidents imports both, and only once.
@@ -383,6 +467,32 @@ async def import_reoffending(
         )
     }
     new = [entry for entry in fingerprinted if entry[2] not in known]
+    first_referral = {
+        row["person"]: row["received_on"]
+        for row in await database.fetch(
+            queries.FIRST_REFERRAL_OF, list({person for _, person, _ in new})
+        )
+    }
+    report = ImportReport(
+        imported=len(new),
+        already_present=len(fingerprinted) - len(new),
+        refused=len(bad_lines),
+        warnings=[],
+        errors=errors,
+        after_referral=sum(
+            1 for item, person, _ in new if item.offence_on > first_referral[person]
+        ),
+        checked_only=True,
+    )
+    if dry_run:
+        return report
+    if expected is not None and import_rules.outcome(report) != import_rules.outcome(expected):
+        raise Conflict(
+            "The records have changed since the file was checked, so it would not import "
+            "what was shown. Check the file again."
+        )
+    if progress:
+        progress("writing", 0, 0)
     now = datetime.now(UTC)
     async with engine().transaction() as transaction:
         # COPY, not INSERT: one parameter per value would pass PostgreSQL's limit.
@@ -399,19 +509,12 @@ async def import_reoffending(
         await audit.record(
             actor, AuditAction.create, RecordType.reoffence_import, None, {"rows": len(new)}
         )
-    first_referral = {
-        row["person"]: row["received_on"]
-        for row in await database.fetch(
-            queries.FIRST_REFERRAL_OF, list({person for _, person, _ in new})
-        )
-    }
-    return ImportReport(
-        imported=len(new),
-        already_present=len(fingerprinted) - len(new),
-        refused=len(bad_lines),
-        warnings=[],
-        errors=errors,
-        after_referral=sum(
-            1 for item, person, _ in new if item.offence_on > first_referral[person]
-        ),
-    )
+    return msgspec.structs.replace(report, checked_only=False)
+
+
+async def dictionary(kind: ImportKind, settings: Settings) -> DataDictionary:
+    """The columns a file of ``kind`` may have, from the specs its import checks by."""
+    if kind is ImportKind.reoffending:
+        return import_rules.incident_dictionary()
+    known = [row["name"] for row in await Agency.select(Agency.name)]
+    return import_rules.referral_dictionary(settings.commissioned_areas, known)

@@ -19,7 +19,7 @@ from programme.platform.errors import Conflict, ErrorBody
 from programme.platform.openapi import docs
 from programme.platform.tables import Role
 
-MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+MAX_UPLOAD_BYTES = rules.MAX_UPLOAD_BYTES
 NOTHING_IMPORTED = {
     422: ResponseSpec(
         ImportReport | ErrorBody,  # type: ignore[arg-type]

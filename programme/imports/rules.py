@@ -68,6 +68,9 @@ def nothing_imported(report: ImportReport, *, skip_invalid: bool) -> bool:
     return report.imported + report.returned + report.already_present == 0
 
 
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+"""The largest file an import takes, over the API or from the web page."""
+
 MAX_CELL = 131_072
 """Longer cells are refused with their line number."""
 

@@ -7,12 +7,19 @@ half-imported file never happens.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import secrets
+import time
+import traceback
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from enum import StrEnum
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -41,7 +48,7 @@ from programme.platform.accounts.services import get_or_create_agency
 from programme.platform.audit import services as audit
 from programme.platform.crypto import KeyPurpose, purpose_key
 from programme.platform.database import engine
-from programme.platform.errors import Conflict
+from programme.platform.errors import ApplicationError, Conflict, NotFound, QuarterLocked
 from programme.platform.locked_quarters.rules import quarters_of
 from programme.platform.locked_quarters.services import locked_quarters, require_unlocked
 from programme.platform.settings import Settings
@@ -50,6 +57,8 @@ from programme.platform.threads import collector_paused, off_loop
 from referrals import rules
 from referrals.rules import OPEN, Status
 from referrals.tables import Person, Referral, ReferralEvent, ReturnedReferral
+
+logger = logging.getLogger(__name__)
 
 # The Python around each look-up below runs in a worker thread (``off_loop``): each
 # is a pass over every row of the file, a tenth of a second or more at 200,000
@@ -518,3 +527,289 @@ async def dictionary(kind: ImportKind, settings: Settings) -> DataDictionary:
         return import_rules.incident_dictionary()
     known = [row["name"] for row in await Agency.select(Agency.name)]
     return import_rules.referral_dictionary(settings.commissioned_areas, known)
+
+
+# Imports in the browser: the file is checked, shown, and only imported when the person
+# confirms. What they confirm must be what they saw, so the uploaded bytes are kept
+# here (in the data directory, readable by the service alone) under a random token
+# with their SHA-256, and the confirmed import re-runs the same all-or-nothing import
+# on those bytes, refusing to write if it would now do anything else (``expected``).
+# Each job's state is a small JSON file beside them, so every ``--workers`` process
+# can show a job's progress, whichever process runs it.
+
+JOB_HOURS = 2
+"""An unconfirmed upload, and a finished job's result, are kept this long."""
+STALLED_MINUTES = 30
+"""A job whose state has not moved for this long has stopped (its process ended)."""
+PROGRESS_ABOVE_ROWS = 2000
+"""Files with more lines than this are checked and imported in the background, with progress."""
+
+
+class JobStage(StrEnum):
+    checking = "checking"
+    checked = "checked"
+    importing = "importing"
+    imported = "imported"
+    failed = "failed"
+
+
+class ImportJob(msgspec.Struct, kw_only=True):
+    """One uploaded file on its way in: what it is, how far it has gone, what it did."""
+
+    token: str
+    kind: ImportKind
+    account: str
+    sha256: str
+    created_at: datetime
+    updated_at: datetime
+    lines: int
+    skip_invalid: bool
+    create_agencies: bool
+    stage: JobStage = JobStage.checking
+    done: int = 0
+    total: int = 0
+    check: ImportReport | None = None
+    result: ImportReport | None = None
+    problem: str = ""
+    """Why the last step did not go ahead, in words (no personal data)."""
+
+    @property
+    def running(self) -> bool:
+        return self.stage in (JobStage.checking, JobStage.importing)
+
+    @property
+    def background(self) -> bool:
+        return self.lines > PROGRESS_ABOVE_ROWS
+
+
+def _jobs_dir(settings: Settings) -> Path:
+    folder = settings.data_dir / "imports-pending"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return folder
+
+
+def _token_ok(token: str) -> bool:
+    return len(token) == 43 and all(c.isalnum() or c in "-_" for c in token)
+
+
+def _save(folder: Path, job: ImportJob) -> None:
+    job.updated_at = datetime.now(UTC)
+    part = folder / f"{job.token}.json.part"
+    part.write_bytes(msgspec.json.encode(job))
+    part.chmod(0o600)
+    part.replace(folder / f"{job.token}.json")
+
+
+def _read(folder: Path, token: str) -> ImportJob | None:
+    try:
+        return msgspec.json.decode((folder / f"{token}.json").read_bytes(), type=ImportJob)
+    except (FileNotFoundError, msgspec.DecodeError):
+        return None
+
+
+def _sweep(folder: Path, now: datetime) -> None:
+    """Forget uploads and results older than ``JOB_HOURS``: the files hold people's details."""
+    for path in folder.iterdir():
+        age = now.timestamp() - path.stat().st_mtime
+        if age > JOB_HOURS * 3600:
+            path.unlink(missing_ok=True)
+
+
+def _store_upload(
+    folder: Path, content: bytes, kind: ImportKind, actor: Principal, options: dict[str, bool]
+) -> ImportJob:
+    now = datetime.now(UTC)
+    _sweep(folder, now)
+    token = secrets.token_urlsafe(32)
+    path = folder / f"{token}.csv"
+    path.touch(mode=0o600)
+    path.write_bytes(content)
+    job = ImportJob(
+        token=token,
+        kind=kind,
+        account=str(actor.id),
+        sha256=hashlib.sha256(content).hexdigest(),
+        created_at=now,
+        updated_at=now,
+        lines=content.count(b"\n"),
+        skip_invalid=options["skip_invalid"],
+        create_agencies=options["create_agencies"],
+    )
+    _save(folder, job)
+    return job
+
+
+async def upload(
+    content: bytes,
+    kind: ImportKind,
+    actor: Principal,
+    settings: Settings,
+    *,
+    skip_invalid: bool,
+    create_agencies: bool,
+) -> ImportJob:
+    """Keep an uploaded file, unchecked, for ``check`` and then ``confirm``."""
+    options = {"skip_invalid": skip_invalid, "create_agencies": create_agencies}
+    return await off_loop(_store_upload, _jobs_dir(settings), content, kind, actor, options)
+
+
+async def job(token: str, actor: Principal, settings: Settings) -> ImportJob:
+    """The job, to the account that uploaded it only; any other (or a lapsed one) is not found."""
+    found = await off_loop(_read, _jobs_dir(settings), token) if _token_ok(token) else None
+    now = datetime.now(UTC)
+    if found is None or found.account != str(actor.id):
+        raise NotFound("No such upload: it may have expired. Upload the file again.")
+    if (now - found.created_at).total_seconds() > JOB_HOURS * 3600:
+        raise NotFound("No such upload: it may have expired. Upload the file again.")
+    if found.running and (now - found.updated_at).total_seconds() > STALLED_MINUTES * 60:
+        found.stage = JobStage.failed
+        found.problem = (
+            "The work stopped before it finished (the service was restarted). Imports are "
+            "all or nothing and adding a file again adds nothing twice: upload it again."
+        )
+    return found
+
+
+def _content(folder: Path, found: ImportJob, suffix: str = ".csv") -> bytes:
+    content = (folder / f"{found.token}{suffix}").read_bytes()
+    if hashlib.sha256(content).hexdigest() != found.sha256:
+        raise Conflict("The kept file is not the one uploaded. Upload it again.")
+    return content
+
+
+def _progress(folder: Path, found: ImportJob) -> Progress:
+    """Saves the job's progress now and then (every save is a file write)."""
+    last = [0.0]
+
+    def tell(stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if stage == "checking" and now - last[0] < 0.5 and done < total:
+            return
+        last[0] = now
+        found.done, found.total = done, total
+        _save(folder, found)
+
+    return tell
+
+
+async def _run(
+    found: ImportJob,
+    content: bytes,
+    actor: Principal,
+    settings: Settings,
+    today: date,
+    *,
+    dry_run: bool,
+    override_reason: str | None,
+    progress: Progress,
+) -> ImportReport:
+    if found.kind is ImportKind.referrals:
+        return await import_referrals(
+            content, actor, settings, today,
+            skip_invalid=found.skip_invalid, create_agencies=found.create_agencies,
+            override_reason=override_reason, dry_run=dry_run,
+            expected=None if dry_run else found.check, progress=progress,
+        )  # fmt: skip
+    return await import_reoffending(
+        content, actor, purpose_key(settings, KeyPurpose.import_fingerprint), today,
+        skip_invalid=found.skip_invalid, dry_run=dry_run,
+        expected=None if dry_run else found.check, progress=progress,
+    )  # fmt: skip
+
+
+async def check(found: ImportJob, actor: Principal, settings: Settings, today: date) -> None:
+    """Check the kept file as the import would, writing nothing; the job keeps the report."""
+    folder = _jobs_dir(settings)
+    try:
+        content = await off_loop(_content, folder, found)
+        found.check = await _run(
+            found, content, actor, settings, today,
+            dry_run=True, override_reason=None, progress=_progress(folder, found),
+        )  # fmt: skip
+        found.stage = JobStage.checked
+    except ApplicationError as error:
+        found.stage, found.problem = JobStage.failed, error.message
+    except Exception as unexpected:
+        _log_unexpected("checking", found, unexpected)
+        found.stage, found.problem = JobStage.failed, "The check could not be finished."
+    await off_loop(_save, folder, found)
+
+
+def _log_unexpected(doing: str, found: ImportJob, exc: Exception) -> None:
+    """The kind of error and where, never its message: it may quote a cell of the file."""
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    logger.error(
+        "unexpected %s %s an uploaded %s file\n%s",
+        type(exc).__name__, doing, found.kind.value, frames,
+    )  # fmt: skip
+
+
+def _claim(folder: Path, found: ImportJob) -> bool:
+    """Only one confirmation of a file runs: the first to rename it has it."""
+    try:
+        (folder / f"{found.token}.csv").rename(folder / f"{found.token}.importing")
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def confirmable(found: ImportJob) -> bool:
+    """Whether the check found something to import and nothing that keeps the file out."""
+    report = found.check
+    if found.stage is not JobStage.checked or report is None:
+        return False
+    if import_rules.nothing_imported(report, skip_invalid=found.skip_invalid):
+        return False
+    return report.imported + report.returned > 0
+
+
+async def start_import(found: ImportJob, settings: Settings) -> None:
+    """Claim a checked job for importing, or refuse (already confirmed, nothing to import)."""
+    if not confirmable(found):
+        raise Conflict("This file has nothing to import, or is already being imported.")
+    folder = _jobs_dir(settings)
+    if not await off_loop(_claim, folder, found):
+        raise Conflict("This file is already being imported.")
+    found.stage, found.done, found.total, found.problem = JobStage.importing, 0, 0, ""
+    await off_loop(_save, folder, found)
+
+
+async def confirm(
+    found: ImportJob,
+    actor: Principal,
+    settings: Settings,
+    today: date,
+    override_reason: str | None,
+) -> None:
+    """Import the claimed file: the same all-or-nothing import, and only what was checked."""
+    folder = _jobs_dir(settings)
+    claimed = folder / f"{found.token}.importing"
+    try:
+        content = await off_loop(_content, folder, found, ".importing")
+        found.result = await _run(
+            found, content, actor, settings, today,
+            dry_run=False, override_reason=override_reason, progress=_progress(folder, found),
+        )  # fmt: skip
+        found.stage = JobStage.imported
+        claimed.unlink(missing_ok=True)
+    except ApplicationError as error:
+        # Nothing was written (one transaction): the file may be confirmed again.
+        claimed.rename(folder / f"{found.token}.csv")
+        found.stage, found.problem = JobStage.checked, error.message
+        if isinstance(error, QuarterLocked):
+            found.problem += " Give the reason below to import it anyway."
+    except Exception as unexpected:
+        _log_unexpected("importing", found, unexpected)
+        claimed.unlink(missing_ok=True)
+        found.stage = JobStage.failed
+        found.problem = "The import could not be finished; nothing was written. Upload it again."
+    await off_loop(_save, folder, found)
+
+
+async def discard(found: ImportJob, settings: Settings) -> None:
+    """Forget an upload the person does not want imported."""
+    if found.stage is JobStage.importing:
+        raise Conflict("This file is being imported.")
+    folder = _jobs_dir(settings)
+    for suffix in (".csv", ".json"):
+        (folder / f"{found.token}{suffix}").unlink(missing_ok=True)

@@ -532,7 +532,7 @@ SUBMISSION_SPECS = (
               "referral; one is generated when left blank.", max_length=40,
               example="SYP-2024-0001"),
     FieldSpec("received_on", FieldKind.date, False, "The day the referral was received "
-              "(today when left out of an API submission).", earliest=EARLIEST_RECORD,
+              "(an API submission without it is received today).", earliest=EARLIEST_RECORD,
               example="2024-05-01"),
     FieldSpec("first_name", FieldKind.text, True, "The person's first name.",
               max_length=MAX_NAME, example="Alex"),

@@ -615,7 +615,7 @@ def _definition(
         allowed_values=list(allowed) if allowed is not None else _allowed(spec),
         max_length=spec.max_length,
         earliest=spec.earliest.isoformat() if spec.earliest else None,
-        if_missing=if_missing or ("" if must else "Left blank: not known."),
+        if_missing=if_missing or ("" if must else "The row is imported without it."),
         if_unreadable=if_unreadable,
         returned_when=spec.returned_when,
         meaning=spec.meaning,

@@ -262,3 +262,24 @@ async def test_the_kind_is_recorded_with_the_upload(alice):
     token = job_path.rsplit("/", 1)[1]
     job = await services.job(token, await _alice(), get_settings())
     assert job.kind is ImportKind.reoffending
+
+
+async def test_rows_in_a_reported_quarter_need_a_reason_given_on_the_page(alice):
+    from programme.platform.locked_quarters.services import lock_quarter
+
+    await lock_quarter("Q2 2026-27", ADMIN, date(2026, 11, 27))
+    text = csv_text([csv_person(1, received_on="2026-09-10", consent_obtained_on="2026-09-10")])
+    job_path = (await upload(alice, text)).headers["location"]
+    page = await alice.get(job_path)
+    assert "Reported quarters" in page.text and "Q2 2026-27" in page.text
+    assert 'name="override_reason"' in page.text
+    await alice.post(job_path + "/confirm", data={"_csrf_token": csrf_from(page.text)})
+    refused = await alice.get(job_path)
+    assert "reported and locked" in refused.text and "Give the reason below" in refused.text
+    assert await stored() == (0, 0, 1)
+    await alice.post(
+        job_path + "/confirm",
+        data={"_csrf_token": csrf_from(refused.text), "override_reason": "Late police return."},
+    )
+    assert "1 referral imported" in (await alice.get(job_path)).text
+    assert await stored() == (1, 0, 1)

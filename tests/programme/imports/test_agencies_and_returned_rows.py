@@ -161,3 +161,25 @@ async def test_a_dry_run_says_what_it_would_do_and_writes_nothing(tmp_path, clie
     )
     assert (done.json()["imported"], done.json()["returned"]) == (1, 1)
     assert done.json()["checked_only"] is False
+
+
+async def test_a_dry_run_of_police_incidents_writes_nothing(tmp_path, client, admin):
+    from outcomes.tables import Reoffence
+
+    referrals = csv_text([csv_person(1, reference="SYP-1")])
+    done = await client.post("/imports/referrals", content=referrals.encode(), headers=admin)
+    assert done.status_code == 200, done.text
+    incidents = "reference,offence_date,offence_type\nSYP-1,2026-11-01,assault\n"
+    checked = await client.post(
+        "/imports/reoffending?dry_run=true", content=incidents.encode(), headers=admin
+    )
+    assert checked.status_code == 200, checked.text
+    assert (checked.json()["imported"], checked.json()["checked_only"]) == (1, True)
+    assert await Reoffence.count() == 0
+    cli = run_import(tmp_path, "reoffending", incidents, "--dry-run")
+    assert cli.returncode == 0, cli.stderr
+    assert "would import 1 (1 after a referral)" in cli.stdout
+    assert await Reoffence.count() == 0
+    imported = await client.post("/imports/reoffending", content=incidents.encode(), headers=admin)
+    assert (imported.json()["imported"], imported.json()["checked_only"]) == (1, False)
+    assert await Reoffence.count() == 1

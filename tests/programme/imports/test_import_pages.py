@@ -283,3 +283,25 @@ async def test_rows_in_a_reported_quarter_need_a_reason_given_on_the_page(alice)
     )
     assert "1 referral imported" in (await alice.get(job_path)).text
     assert await stored() == (1, 0, 1)
+
+
+@pytest.mark.parametrize("role", [r for r in Role if r is not Role.admin])
+async def test_no_other_role_opens_an_import_page(app, alice, role):
+    job_path = (await upload(alice, csv_text([csv_person(1)]))).headers["location"]
+    await make_account("someone", role)
+    async with browser(app) as http:
+        await sign_in(http, "someone")
+        home = await http.get("/")
+        assert "/data-imports" not in home.text  # not in their navigation
+        token = {"_csrf_token": csrf_from(home.text)}
+        for path in (
+            "/data-imports",
+            "/data-imports/columns/referrals",
+            "/data-imports/template/referrals",
+            job_path,
+            job_path + "/problems.csv",
+        ):
+            assert (await http.get(path)).status_code == 403, path
+        for path in ("/data-imports", job_path + "/confirm", job_path + "/discard"):
+            assert (await http.post(path, data=token)).status_code == 403, path
+    assert await stored() == (0, 0, 1)

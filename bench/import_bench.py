@@ -135,7 +135,7 @@ async def run_import(
     now = today()
     with instrumented(times or PhaseTimes()), stopwatch() as watch:
         report = await import_service.import_referrals(
-            content, ACTOR, settings, now, skip_invalid=False
+            content, ACTOR, settings, now, skip_invalid=False, create_agencies=True
         )
     accepted, returned = expected_outcome(rows)
     problems = []

@@ -200,7 +200,7 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
                 started = time.perf_counter()
                 importing = asyncio.create_task(
                     client.post(
-                        "/imports/referrals",
+                        "/imports/referrals?create_agencies=true",
                         content=content,
                         params={"skip_invalid": "true"},
                         headers={**headers, "Content-Type": "text/csv"},

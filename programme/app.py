@@ -15,6 +15,7 @@ from outcomes import services as outcomes
 from outcomes.controllers import VictimController
 from programme.delivery import pages as delivery_pages
 from programme.delivery.controllers import GroupController, ProgrammeController, SessionController
+from programme.imports import pages as import_pages
 from programme.imports.controllers import ImportController
 from programme.platform import database, openapi
 from programme.platform.access_log import AccessLog
@@ -93,12 +94,18 @@ def create_app(
             *extra_routes,
             browser.pages_router(
                 settings,
-                [*PAGES, *referral_pages.PAGES, *delivery_pages.PAGES, *extra_pages],
+                [
+                    *PAGES,
+                    *referral_pages.PAGES,
+                    *delivery_pages.PAGES,
+                    *import_pages.PAGES,
+                    *extra_pages,
+                ],
             ),
             browser.static_files_router(),
         ],
         template_config=browser.template_config(
-            [referral_pages.TEMPLATES, delivery_pages.TEMPLATES]
+            [referral_pages.TEMPLATES, delivery_pages.TEMPLATES, import_pages.TEMPLATES]
         ),
         plugins=[HTMXPlugin()],
         stores={browser.SESSION_STORE: browser.session_store(settings)},

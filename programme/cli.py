@@ -124,15 +124,46 @@ def import_() -> None:
     """Import data from CSV files."""
 
 
+DRY_RUN = click.option(
+    "--dry-run", is_flag=True, help="Check the whole file and say what it would do; write nothing."
+)
+
+
+def _echo_rows(report: Any) -> None:
+    """Every row's problem and every returned row, by line: field and rule, never the value."""
+    for problem in report.warnings:
+        click.echo(f"warning: line {problem.line}: {problem.field}: {problem.message}", err=True)
+    for problem in report.errors:
+        where = f"{problem.field}: " if problem.field else ""
+        click.echo(
+            f"error: line {problem.line}: {where}{problem.message} [{problem.code}]", err=True
+        )
+    for row in report.returned_rows:
+        why = "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in row.problems)
+        click.echo(f"returned: line {row.line}: {', '.join(row.reasons)} ({why})")
+
+
 @import_.command("referrals")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True))
 @click.option("--skip-invalid", is_flag=True, help="Import the good rows even if some are bad.")
+@click.option(
+    "--create-agencies",
+    is_flag=True,
+    help="Add agencies the file names that are not yet known (else each is an error).",
+)
+@DRY_RUN
 @click.option(
     "--override-reason",
     default=None,
     help="Why rows dated in a reported (locked) quarter are imported; kept in the audit trail.",
 )
-def import_referrals(file: str, skip_invalid: bool, override_reason: str | None) -> None:
+def import_referrals(
+    file: str,
+    skip_invalid: bool,
+    create_agencies: bool,
+    dry_run: bool,
+    override_reason: str | None,
+) -> None:
     """Import referrals from FILE (CSV, first line naming the columns)."""
     from pathlib import Path
 
@@ -150,19 +181,19 @@ def import_referrals(file: str, skip_invalid: bool, override_reason: str | None)
             today(),
             skip_invalid=skip_invalid,
             override_reason=override_reason,
+            create_agencies=create_agencies,
+            dry_run=dry_run,
         )
     )
-    for problem in report.warnings:
-        click.echo(f"warning: line {problem.line}: {problem.field}: {problem.message}", err=True)
-    for problem in report.errors:
-        where = f"{problem.field}: " if problem.field else ""
-        click.echo(
-            f"error: line {problem.line}: {where}{problem.message} [{problem.code}]", err=True
-        )
+    _echo_rows(report)
+    would = "would be " if report.checked_only else ""
     if report.agencies_created:
-        click.echo("agencies created: " + ", ".join(report.agencies_created))
+        click.echo(f"agencies {would}created: " + ", ".join(report.agencies_created))
+    if report.checked_only:
+        click.echo("checked only: nothing was written")
     click.echo(
-        f"imported {report.imported}, returned {report.returned}, "
+        f"{'would import' if report.checked_only else 'imported'} {report.imported}, "
+        f"returned {report.returned}, "
         f"already present {report.already_present}, refused {report.refused}, "
         f"warnings {len(report.warnings)}"
     )
@@ -184,7 +215,10 @@ def import_referrals(file: str, skip_invalid: bool, override_reason: str | None)
     help="The day the police took the extract (YYYY-MM-DD); default the latest offence "
     "date in the file. The reoffending analysis follows people no further than it.",
 )
-def import_reoffending(file: str, skip_invalid: bool, extracted_on: str | None) -> None:
+@DRY_RUN
+def import_reoffending(
+    file: str, skip_invalid: bool, extracted_on: str | None, dry_run: bool
+) -> None:
     """Import police-recorded incidents from FILE (CSV)."""
     from datetime import date
     from pathlib import Path
@@ -203,20 +237,62 @@ def import_reoffending(file: str, skip_invalid: bool, extracted_on: str | None) 
     secret = purpose_key(get_settings(), KeyPurpose.import_fingerprint)
     report = run_with_database(
         lambda: run_import(
-            content, CLI_ACTOR, secret, today(), skip_invalid=skip_invalid, extracted_on=extract
+            content,
+            CLI_ACTOR,
+            secret,
+            today(),
+            skip_invalid=skip_invalid,
+            extracted_on=extract,
+            dry_run=dry_run,
         )
     )
-    for problem in report.errors:
-        where = f"{problem.field}: " if problem.field else ""
-        click.echo(f"error: line {problem.line}: {where}{problem.message}", err=True)
+    _echo_rows(report)
+    if report.checked_only:
+        click.echo("checked only: nothing was written")
     click.echo(
-        f"imported {report.imported} ({report.after_referral} after a referral), "
+        f"{'would import' if report.checked_only else 'imported'} {report.imported} "
+        f"({report.after_referral} after a referral), "
         f"already present {report.already_present}, refused {report.refused}"
     )
     if report.extracted_on is not None:
         click.echo(f"extract taken on {report.extracted_on.isoformat()}")
     if nothing_imported(report, skip_invalid=skip_invalid):
         raise _fail(f"{report.refused} rows could not be matched or read: nothing was imported")
+
+
+@import_.command("dictionary")
+@click.argument("kind", type=click.Choice(["referrals", "reoffending"]))
+@click.option("--format", "format_", type=click.Choice(["table", "json", "template"]),
+              default="table", show_default=True,
+              help="template: the first line of a CSV file to fill in.")  # fmt: skip
+def import_dictionary(kind: str, format_: str) -> None:
+    """The columns a KIND file may have: type, allowed values, which are required."""
+    import msgspec
+
+    from programme.imports import rules, services
+    from programme.platform.settings import get_settings
+
+    dictionary = run_with_database(
+        lambda: services.dictionary(rules.ImportKind(kind), get_settings())
+    )
+    if format_ == "json":
+        click.echo(msgspec.json.format(msgspec.json.encode(dictionary)).decode())
+        return
+    if format_ == "template":
+        click.echo(rules.template_csv(dictionary), nl=False)
+        return
+    for column in dictionary.columns:
+        needed = "required" if column.required else "optional"
+        click.echo(f"{column.name} ({column.type}, {needed}): {column.meaning}")
+        click.echo(f"    format: {column.format}")
+        if column.allowed_values:
+            click.echo("    allowed: " + ", ".join(column.allowed_values))
+        if column.if_missing:
+            click.echo(f"    if missing: {column.if_missing}")
+        if column.returned_when:
+            click.echo(f"    returned when: {column.returned_when}")
+    for note in dictionary.notes:
+        click.echo(f"- {note}")
 
 
 @cli.group()

@@ -489,34 +489,100 @@ def check_victims(raw: Any, *, today: date) -> tuple[list[VictimDetails], list[F
 
 E = TypeVar("E", bound=StrEnum)
 
-SUBMISSION_FIELDS = (
-    "reference",
-    "received_on",
-    "first_name",
-    "last_name",
-    "date_of_birth",
-    "gender",
-    "phone",
-    "local_authority",
-    "relationship",
-    "risk_level",
-    "prior_incidents",
-    "substance_misuse",
-    "mental_health",
-    "children_in_household",
-    "on_probation_programme",
-    "consent_given",
-    "consent_obtained_on",
-    "consent_method",
-    "notes",
-    "victims",
-)
 
-REFERENCE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/_-]{2,39}$")
+class FieldKind(StrEnum):
+    """What a field of a referral holds, as intake reads it."""
+
+    text = "text"
+    date = "date"
+    choice = "choice"
+    yes_no = "yes_no"
+    whole_number = "whole_number"
+    phone = "phone"
+    people = "people"
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """How intake reads one field: ``check`` reads each field by its spec, and the
+    import's data dictionary is made from the same specs, so the two cannot disagree."""
+
+    name: str
+    kind: FieldKind
+    required: bool
+    meaning: str
+    reason: ReturnReason = ReturnReason.incomplete
+    """Why the referral is returned when a required value is missing or unreadable."""
+    choices: type[StrEnum] | None = None
+    offered: tuple[str, ...] | None = None
+    """The choices shown (all of ``choices`` when None); others may be read but returned."""
+    max_length: int | None = None
+    earliest: date | None = None
+    returned_when: str = ""
+    """A readable value that still returns the referral, in words."""
+    example: str = ""
+
+
+REFERENCE_RULE = "Use 3-40 letters, digits, '-', '_' or '/'."
 MAX_NAME = 100
 MAX_NOTES = 4000
-_TRUE = {"true", "yes", "y", "1"}
-_FALSE = {"false", "no", "n", "0"}
+
+SUBMISSION_SPECS = (
+    FieldSpec("reference", FieldKind.text, False, "The referrer's own reference for the "
+              "referral; one is generated when left blank.", max_length=40,
+              example="SYP-2024-0001"),
+    FieldSpec("received_on", FieldKind.date, False, "The day the referral was received "
+              "(an API submission without it is received today).", earliest=EARLIEST_RECORD,
+              example="2024-05-01"),
+    FieldSpec("first_name", FieldKind.text, True, "The person's first name.",
+              max_length=MAX_NAME, example="Alex"),
+    FieldSpec("last_name", FieldKind.text, True, "The person's last name.",
+              max_length=MAX_NAME, example="Example"),
+    FieldSpec("date_of_birth", FieldKind.date, True, "The person's date of birth.",
+              earliest=EARLIEST_BIRTH, returned_when=f"under {MINIMUM_AGE} on the received date "
+              "(under_16)", example="1985-03-27"),
+    FieldSpec("gender", FieldKind.choice, True, "The person's gender.", choices=Gender,
+              example="male"),
+    FieldSpec("phone", FieldKind.phone, True, "A UK landline or mobile number the programme "
+              "can ring.", reason=ReturnReason.no_contact_number, example="0114 496 0123"),
+    FieldSpec("local_authority", FieldKind.text, True, "The area the person lives in.",
+              max_length=MAX_NAME, returned_when="not an area the programme is commissioned "
+              "in (out_of_area)", example="Sheffield"),
+    FieldSpec("relationship", FieldKind.choice, True, "The person's relationship to the "
+              "victim.", choices=Relationship, offered=OFFERED_RELATIONSHIPS,
+              returned_when="other (not_domestic_abuse)", example="partner"),
+    FieldSpec("risk_level", FieldKind.choice, False, "The DASH risk level.", choices=RiskLevel,
+              example="medium"),
+    FieldSpec("prior_incidents", FieldKind.whole_number, False, "How many prior "
+              "police-recorded incidents.", example="2"),
+    FieldSpec("substance_misuse", FieldKind.yes_no, False, "Substance misuse.", example="no"),
+    FieldSpec("mental_health", FieldKind.yes_no, False, "Mental health needs.", example="no"),
+    FieldSpec("children_in_household", FieldKind.yes_no, False, "Children in the household.",
+              example="yes"),
+    FieldSpec("on_probation_programme", FieldKind.yes_no, True, "Whether the person is on a "
+              "probation programme.", returned_when="yes (on_mandated_programme)", example="no"),
+    FieldSpec("consent_given", FieldKind.yes_no, True, "Whether the person agreed to be "
+              "referred.", reason=ReturnReason.consent_missing,
+              returned_when="no (consent_missing)", example="yes"),
+    FieldSpec("consent_obtained_on", FieldKind.date, True, "The day the person agreed.",
+              reason=ReturnReason.consent_missing, earliest=EARLIEST_RECORD,
+              returned_when="after the received date (consent_missing)", example="2024-04-30"),
+    FieldSpec("consent_method", FieldKind.choice, True, "How the person agreed.",
+              reason=ReturnReason.consent_missing, choices=ConsentMethod, example="verbal"),
+    FieldSpec("notes", FieldKind.text, False, "Context for the first contact.",
+              max_length=MAX_NOTES, example=""),
+    FieldSpec("victims", FieldKind.people, False, "Victims/survivors named by the referrer "
+              "(the API only: a list of people)."),
+)  # fmt: skip
+SPEC = {spec.name: spec for spec in SUBMISSION_SPECS}
+SUBMISSION_FIELDS = tuple(SPEC)
+
+REFERENCE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/_-]{2,39}$")
+_TRUE = ("yes", "true", "y", "1")
+_FALSE = ("no", "false", "n", "0")
+YES_NO = (*_TRUE, *_FALSE)
+"""Every way a yes-or-no value may be written."""
+MAX_COUNT = 999_999
 
 
 @dataclass(frozen=True)
@@ -699,7 +765,7 @@ class _Reader:
             return None
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+        if isinstance(value, str) and value.lower() in YES_NO:
             return value.lower() in _TRUE
         self.bad_value(name, "Expected yes or no (true or false).", reason)
         return None
@@ -710,10 +776,29 @@ class _Reader:
             return None
         if isinstance(value, str) and re.fullmatch(r"\d{1,6}", value):
             return int(value)
-        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1_000_000:
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT:
             return value
-        self.bad_value(name, "Expected a whole number from 0 to 999999.")
+        self.bad_value(name, f"Expected a whole number from 0 to {MAX_COUNT}.")
         return None
+
+    def read(self, spec: FieldSpec, *, required: bool | None = None) -> Any:
+        """The field's value read as its spec says (``required`` overrides the spec's)."""
+        must = spec.required if required is None else required
+        if spec.kind is FieldKind.text:
+            return self.text(spec.name, required=must, max_length=spec.max_length or MAX_NAME)
+        if spec.kind is FieldKind.date:
+            assert spec.earliest is not None
+            return self.day(spec.name, required=must, earliest=spec.earliest, reason=spec.reason)
+        if spec.kind is FieldKind.choice:
+            assert spec.choices is not None
+            return self.choice(
+                spec.name, spec.choices, required=must, reason=spec.reason, offered=spec.offered
+            )
+        if spec.kind is FieldKind.yes_no:
+            return self.flag(spec.name, required=must, reason=spec.reason)
+        if spec.kind is FieldKind.whole_number:
+            return self.count(spec.name)
+        raise ValueError(f"{spec.name} is not read by a plain reader")
 
 
 def whole_years(born_year: Any, born_month_day: Any, on_year: Any, on_month_day: Any) -> Any:
@@ -752,24 +837,20 @@ def check(
             read.malformed = True
             read.problem("unknown_field", str(name), UNKNOWN_FIELD, None)
 
-    reference = read.text("reference", required=False, max_length=40)
+    reference = read.read(SPEC["reference"])
     if reference is not None and not REFERENCE_PATTERN.match(reference):
-        read.bad_value("reference", "Use 3-40 letters, digits, '-', '_' or '/'.")
+        read.bad_value("reference", REFERENCE_RULE)
         reference = None
 
     # Left out, a referral is received today; given, it must be a date (an explicit
     # null or blank is a mistake, not a request for today).
-    received_on = (
-        read.day("received_on", required=True, earliest=EARLIEST_RECORD)
-        if "received_on" in raw
-        else today
-    )
+    received_on = read.read(SPEC["received_on"], required=True) if "received_on" in raw else today
     if received_on is not None and received_on > today:
         read.bad_value("received_on", FUTURE, code="future_date")
 
-    first_name = read.text("first_name", required=True)
-    last_name = read.text("last_name", required=True)
-    born = read.day("date_of_birth", required=True, earliest=EARLIEST_BIRTH)
+    first_name = read.read(SPEC["first_name"])
+    last_name = read.read(SPEC["last_name"])
+    born = read.read(SPEC["date_of_birth"])
     if born is not None and born > today:
         read.bad_value("date_of_birth", FUTURE, code="future_date")
     elif born is not None and received_on is not None and age_on(born, received_on) < MINIMUM_AGE:
@@ -778,17 +859,17 @@ def check(
             "date_of_birth",
             f"The programme is for people aged {MINIMUM_AGE} and over on the day of referral.",
         )
-    gender = read.choice("gender", Gender, required=True)
+    gender = read.read(SPEC["gender"])
 
     # Missing or unreadable, the programme cannot ring them: one reason, two problems.
     phone_raw = read.present("phone")
     phone = dialable_uk_number(phone_raw) if isinstance(phone_raw, str) else None
     if phone_raw is None:
-        read.missing("phone", ReturnReason.no_contact_number, PHONE_NEEDED)
+        read.missing("phone", SPEC["phone"].reason, PHONE_NEEDED)
     elif phone is None:
-        read.problem("invalid", "phone", PHONE_INVALID, ReturnReason.no_contact_number)
+        read.problem("invalid", "phone", PHONE_INVALID, SPEC["phone"].reason)
 
-    area = read.text("local_authority", required=True)
+    area = read.read(SPEC["local_authority"])
     if area is not None:
         known = {a.lower(): a for a in commissioned_areas}
         if area.lower() in known:
@@ -800,9 +881,7 @@ def check(
                 "The programme is commissioned in: " + ", ".join(commissioned_areas) + ".",
             )
 
-    relationship = read.choice(
-        "relationship", Relationship, required=True, offered=OFFERED_RELATIONSHIPS
-    )
+    relationship = read.read(SPEC["relationship"])
     if relationship is not None and relationship not in DOMESTIC_RELATIONSHIPS:
         read.refuse(
             ReturnReason.not_domestic_abuse,
@@ -811,12 +890,12 @@ def check(
             "choose one of: " + ", ".join(OFFERED_RELATIONSHIPS) + ".",
         )
 
-    risk_level = read.choice("risk_level", RiskLevel, required=False)
-    prior_incidents = read.count("prior_incidents")
-    substance_misuse = read.flag("substance_misuse", required=False)
-    mental_health = read.flag("mental_health", required=False)
-    children = read.flag("children_in_household", required=False)
-    on_probation = read.flag("on_probation_programme", required=True)
+    risk_level = read.read(SPEC["risk_level"])
+    prior_incidents = read.read(SPEC["prior_incidents"])
+    substance_misuse = read.read(SPEC["substance_misuse"])
+    mental_health = read.read(SPEC["mental_health"])
+    children = read.read(SPEC["children_in_household"])
+    on_probation = read.read(SPEC["on_probation_programme"])
     if on_probation:
         read.refuse(
             ReturnReason.on_mandated_programme,
@@ -825,19 +904,14 @@ def check(
         )
 
     # Consent not given, not dated or not said how: each a different problem, one reason.
-    consent = read.flag("consent_given", required=True, reason=ReturnReason.consent_missing)
+    consent = read.read(SPEC["consent_given"])
     if consent is False:
         read.refuse(
             ReturnReason.consent_missing,
             "consent_given",
             "The programme is voluntary: the person must agree to be referred.",
         )
-    consent_on = read.day(
-        "consent_obtained_on",
-        required=True,
-        earliest=EARLIEST_RECORD,
-        reason=ReturnReason.consent_missing,
-    )
+    consent_on = read.read(SPEC["consent_obtained_on"])
     if consent_on is not None and consent_on > today:
         read.problem("future_date", "consent_obtained_on", FUTURE, ReturnReason.consent_missing)
     elif consent_on is not None and received_on is not None and consent_on > received_on:
@@ -846,11 +920,9 @@ def check(
             "consent_obtained_on",
             "Consent must be obtained before the referral is made.",
         )
-    method = read.choice(
-        "consent_method", ConsentMethod, required=True, reason=ReturnReason.consent_missing
-    )
+    method = read.read(SPEC["consent_method"])
 
-    notes = read.text("notes", required=False, max_length=MAX_NOTES)
+    notes = read.read(SPEC["notes"])
     victims, victim_problems = check_victims(raw.get("victims"), today=today)
     read.errors.extend(victim_problems)
 

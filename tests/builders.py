@@ -36,11 +36,22 @@ def inspire(
 
 
 def run_import(
-    tmp_path: Path, kind: str, text: str, *extra: str, env: dict[str, str] | None = None
+    tmp_path: Path,
+    kind: str,
+    text: str,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    create_agencies: bool = True,
 ) -> subprocess.CompletedProcess[str]:
-    """``inspire import <kind>`` (referrals, reoffending) of ``text`` saved as a file."""
+    """``inspire import <kind>`` (referrals, reoffending) of ``text`` saved as a file.
+
+    Referrals files add the agencies they name (``--create-agencies``) unless told not
+    to: most tests start from an empty database, where every agency is new.
+    """
     path = tmp_path / f"{kind}.csv"
     path.write_text(text)
+    if kind == "referrals" and create_agencies:
+        extra = ("--create-agencies", *extra)
     return inspire("import", kind, str(path), *extra, env=env)
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, post
+from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.openapi import ResponseSpec
-from litestar.params import FromQuery, QueryParameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from programme.imports import rules, services
-from programme.imports.schemas import ImportReport
+from programme.imports.rules import ImportKind
+from programme.imports.schemas import DataDictionary, ImportReport
 from programme.platform.accounts import access
 from programme.platform.clock import today
 from programme.platform.crypto import KeyPurpose, purpose_key
@@ -19,7 +20,7 @@ from programme.platform.errors import Conflict, ErrorBody
 from programme.platform.openapi import docs
 from programme.platform.tables import Role
 
-MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+MAX_UPLOAD_BYTES = rules.MAX_UPLOAD_BYTES
 NOTHING_IMPORTED = {
     422: ResponseSpec(
         ImportReport | ErrorBody,  # type: ignore[arg-type]
@@ -62,6 +63,16 @@ class ImportController(Controller):
         actor: access.SignedIn,
         state: State,
         skip_invalid: FromQuery[bool] = False,
+        create_agencies: Annotated[
+            bool,
+            QueryParameter(
+                description="Add agencies the file names that are not yet known; without it "
+                "such a name is an error naming the closest known agencies."
+            ),
+        ] = False,
+        dry_run: Annotated[
+            bool, QueryParameter(description="Check the whole file and write nothing.")
+        ] = False,
         override_reason: Annotated[
             str | None,
             QueryParameter(
@@ -76,6 +87,7 @@ class ImportController(Controller):
         report = await services.import_referrals(
             await request.body(), actor, state.settings, today(),
             skip_invalid=skip_invalid, override_reason=override_reason,
+            create_agencies=create_agencies, dry_run=dry_run,
         )  # fmt: skip
         return _answer(report, skip_invalid)
 
@@ -100,11 +112,34 @@ class ImportController(Controller):
                 "people no further than the latest extract."
             ),
         ] = None,
+        dry_run: Annotated[
+            bool, QueryParameter(description="Check the whole file and write nothing.")
+        ] = False,
     ) -> Response[ImportReport]:
         """Import police-recorded incidents (CSV body); 422 listing every row if none imported."""
         report = await services.import_reoffending(
             await request.body(), actor,
             purpose_key(state.settings, KeyPurpose.import_fingerprint), today(),
-            skip_invalid=skip_invalid, extracted_on=extracted_on,
+            skip_invalid=skip_invalid, extracted_on=extracted_on, dry_run=dry_run,
         )  # fmt: skip
         return _answer(report, skip_invalid)
+
+    @get("/{kind:str}/dictionary")
+    async def data_dictionary(self, kind: FromPath[ImportKind], state: State) -> DataDictionary:
+        """The columns a file of this kind may have: type, allowed values, which are required,
+        and what happens to a row without them; made from the checks the import runs."""
+        return await services.dictionary(kind, state.settings)
+
+    @get(
+        "/{kind:str}/template",
+        media_type="text/csv",
+        opt=docs(also_answers={"text/csv": "the first line of a file to fill in"}),
+    )
+    async def template(self, kind: FromPath[ImportKind], state: State) -> Response[str]:
+        """A CSV file to fill in: its first line names every column the import takes."""
+        dictionary = await services.dictionary(kind, state.settings)
+        return Response(
+            rules.template_csv(dictionary),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{kind.value}-template.csv"'},
+        )

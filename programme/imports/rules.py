@@ -20,21 +20,29 @@ of birth; the matching itself needs the database and happens in the service.
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import hmac
 import io
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from enum import StrEnum
 
-from programme.imports.schemas import ImportReport, RowProblem
+from programme.imports.schemas import ColumnDefinition, DataDictionary, ImportReport, RowProblem
 from programme.platform.errors import FieldError, InvalidInput
 from programme.platform.validation import DATE, FUTURE
 from referrals import rules
 from referrals.rules import (
     EARLIEST_BIRTH,
     ENDED,
+    MAX_COUNT,
+    MAX_NAME,
+    PHONE_INVALID,
+    YES_NO,
+    FieldKind,
+    FieldSpec,
     ReturnReason,
     Status,
     in_lifecycle_order,
@@ -60,6 +68,9 @@ def nothing_imported(report: ImportReport, *, skip_invalid: bool) -> bool:
         return True
     return report.imported + report.returned + report.already_present == 0
 
+
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+"""The largest file an import takes, over the API or from the web page."""
 
 MAX_CELL = 131_072
 """Longer cells are refused with their line number."""
@@ -161,6 +172,15 @@ def keyed_digest(secret: str, text: str) -> str:
 
 
 AGENCY = "agency"
+MAX_AGENCY = 200
+AGENCY_SPEC = FieldSpec(
+    AGENCY,
+    FieldKind.text,
+    True,
+    "The referring agency, as the tracker names it.",
+    max_length=MAX_AGENCY,
+    example="South Yorkshire Police",
+)
 MILESTONES: dict[str, Status] = {
     "contacted_on": Status.contacted,
     "engaged_on": Status.engaged,
@@ -170,7 +190,13 @@ MILESTONES: dict[str, Status] = {
     "withdrawn_on": Status.withdrawn,
     "closed_on": Status.closed,
 }
-COLUMNS = frozenset({*rules.SUBMISSION_FIELDS, AGENCY, *MILESTONES})
+IMPORTED_FIELDS = tuple(
+    spec.name for spec in rules.SUBMISSION_SPECS if spec.kind is not FieldKind.people
+)
+"""The submission's fields a CSV cell can hold (victims are a list: the API only)."""
+COLUMNS = frozenset({*IMPORTED_FIELDS, AGENCY, *MILESTONES})
+REQUIRED_COLUMNS = (AGENCY, "received_on")
+"""Without these columns a referrals file is refused."""
 
 
 @dataclass
@@ -190,6 +216,8 @@ class ReturnedRow:
     received_on: date
     reasons: list[ReturnReason]
     fingerprint: str
+    problems: list[RowProblem] = field(default_factory=list)
+    """What in the row failed intake: field and rule, never the value."""
 
 
 @dataclass
@@ -245,18 +273,24 @@ def plan_import(
     commissioned_areas: tuple[str, ...],
     fingerprint_key: str,
     reference_key: str,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Plan:
-    """Check every row of a file; the database is not touched."""
+    """Check every row of a file; the database is not touched.
+
+    ``progress(done, total)`` is told how far the check has gone, now and then.
+    """
     plan = Plan()
     seen_references: dict[str, int] = {}
-    rows = read_csv(content, COLUMNS, (AGENCY, "received_on"), plan.errors)
+    rows = read_csv(content, COLUMNS, REQUIRED_COLUMNS, plan.errors)
     plan.error_lines.update(problem.line for problem in plan.errors)
-    for line, row in rows:
-        agency = " ".join((row.get(AGENCY) or "").split())
+    for done, (line, row) in enumerate(rows):
+        if progress is not None and done % PROGRESS_EVERY == 0:
+            progress(done, len(rows))
+        agency = normal_agency(row.get(AGENCY) or "")
         if not agency:
             plan.error(line, "required", AGENCY, "Name the referring agency.")
-        elif len(agency) > 200:
-            plan.error(line, "invalid", AGENCY, "Expected text of up to 200 characters.")
+        elif len(agency) > MAX_AGENCY:
+            plan.error(line, "invalid", AGENCY, f"Expected text of up to {MAX_AGENCY} characters.")
         raw = {k: v for k, v in row.items() if k in rules.SUBMISSION_FIELDS and v.strip()}
         if "received_on" not in raw:
             plan.error(
@@ -282,6 +316,10 @@ def plan_import(
                     received_on=received_on,
                     reasons=checked.reasons,
                     fingerprint=keyed_digest(fingerprint_key, "returned|" + content_key),
+                    problems=[
+                        RowProblem(line=line, code=p.code, field=p.field, message=p.message)
+                        for p in checked.errors
+                    ],
                 )
             )
             continue
@@ -309,7 +347,67 @@ def plan_import(
                 person_key=person_key,
             )
         )
+    if progress is not None:
+        progress(len(rows), len(rows))
     return plan
+
+
+PROGRESS_EVERY = 500
+"""Rows checked between two reports of progress."""
+
+
+def normal_agency(name: str) -> str:
+    """An agency's name with its spaces tidied: how a file's name is compared with the known."""
+    return " ".join(name.split())
+
+
+def check_agencies(plan: Plan, known: Collection[str], *, create: bool) -> list[str]:
+    """The names in the file that are not known agencies: errors naming the closest known
+    ones, or, when the import is told to ``create`` them, the agencies to add.
+
+    A misspelt agency ("South Yorks Police") silently made into a new one splits an
+    agency's referrals in two and every per-agency figure with them; so a name not
+    yet known is a mistake until the person importing says it is new. Names are
+    compared as people read them: case and spacing aside.
+    """
+    by_folded = {normal_agency(name).casefold(): name for name in known}
+    unknown: dict[str, list[int]] = defaultdict(list)
+    named = [(r.agency, r.line) for r in plan.accepted] + [
+        (r.agency, r.line) for r in plan.returned
+    ]
+    for agency, line in named:
+        if agency.casefold() not in by_folded:
+            unknown[agency].append(line)
+    if create:
+        return sorted(unknown, key=str.casefold)
+    for name, lines in unknown.items():
+        close = difflib.get_close_matches(name.casefold(), list(by_folded), n=3, cutoff=0.6)
+        if close:
+            hint = "Closest known: " + "; ".join(by_folded[c] for c in close) + "."
+        else:
+            hint = "No known agency is close."
+        for line in lines:
+            plan.error(
+                line,
+                "unknown_agency",
+                AGENCY,
+                f"No agency is called {name!r}. {hint} Correct the name, or import with "
+                "create_agencies to add it as a new agency.",
+            )
+    return []
+
+
+def outcome(report: ImportReport) -> tuple[object, ...]:
+    """What a report says the import does: a confirmed import must do what its check said."""
+    return (
+        report.imported,
+        report.returned,
+        report.already_present,
+        report.refused,
+        sorted(report.agencies_created),
+        sorted({e.line for e in report.errors}),
+        sorted(r.line for r in report.returned_rows),
+    )
 
 
 def check_overlaps(plan: Plan, identity: dict[int, str], open_elsewhere: dict[str, str]) -> None:
@@ -355,11 +453,28 @@ def final_status(milestones: list[tuple[Status, date]], received_on: date) -> tu
     return milestones[-1] if milestones else (Status.accepted, received_on)
 
 
-INCIDENT_COLUMNS = frozenset(
-    {"reference", "first_name", "last_name", "date_of_birth", "offence_date", "offence_type"}
-)
-PERSON_COLUMNS = frozenset({"first_name", "last_name", "date_of_birth"})
 MAX_OFFENCE_TYPE = 100
+INCIDENT_SPECS = (
+    FieldSpec("reference", FieldKind.text, False, "The referral's reference: the person is "
+              "matched by it. Leave blank to match by name and date of birth instead.",
+              max_length=40, example="SYP-2024-0001"),
+    FieldSpec("first_name", FieldKind.text, False, "The person's first name (matched with "
+              "last_name and date_of_birth when there is no reference).", max_length=MAX_NAME,
+              example="Alex"),
+    FieldSpec("last_name", FieldKind.text, False, "The person's last name.",
+              max_length=MAX_NAME, example="Example"),
+    FieldSpec("date_of_birth", FieldKind.date, False, "The person's date of birth.",
+              earliest=EARLIEST_BIRTH, example="1985-03-27"),
+    FieldSpec("offence_date", FieldKind.date, True, "The day of the police-recorded incident.",
+              earliest=EARLIEST_BIRTH, example="2024-09-14"),
+    FieldSpec("offence_type", FieldKind.text, False, "The kind of incident, as the police "
+              "record it.", max_length=MAX_OFFENCE_TYPE, example="domestic assault"),
+)  # fmt: skip
+INCIDENT_SPEC = {spec.name: spec for spec in INCIDENT_SPECS}
+OFFENCES_FROM = INCIDENT_SPEC["offence_date"].earliest or EARLIEST_BIRTH
+INCIDENT_COLUMNS = frozenset(INCIDENT_SPEC)
+INCIDENT_REQUIRED_COLUMNS = ("offence_date",)
+PERSON_COLUMNS = frozenset({"first_name", "last_name", "date_of_birth"})
 
 
 @dataclass
@@ -388,10 +503,12 @@ def _day(value: str) -> date | None:
         return None
 
 
-def plan_incidents(content: bytes, *, today: date) -> IncidentPlan:
+def plan_incidents(
+    content: bytes, *, today: date, progress: Callable[[int, int], None] | None = None
+) -> IncidentPlan:
     """Check every row of a police incident file; matching people is the service's job."""
     plan = IncidentPlan()
-    rows = read_csv(content, INCIDENT_COLUMNS, ("offence_date",), plan.errors)
+    rows = read_csv(content, INCIDENT_COLUMNS, INCIDENT_REQUIRED_COLUMNS, plan.errors)
     if plan.errors:
         return plan
     named_by = set(rows[0][1]) if rows else set()
@@ -403,15 +520,17 @@ def plan_incidents(content: bytes, *, today: date) -> IncidentPlan:
             "Give reference, or first_name, last_name and date_of_birth, to match people.",
         )
         return plan
-    for line, row in rows:
+    for done, (line, row) in enumerate(rows):
+        if progress is not None and done % PROGRESS_EVERY == 0:
+            progress(done, len(rows))
         errors_before = len(plan.errors)
         offence_on = _day(row.get("offence_date", ""))
         if offence_on is None:
             plan.error(line, "invalid", "offence_date", DATE)
         elif offence_on > today:
             plan.error(line, "future_date", "offence_date", FUTURE)
-        elif offence_on < EARLIEST_BIRTH:
-            plan.error(line, "too_early", "offence_date", too_early(EARLIEST_BIRTH))
+        elif offence_on < OFFENCES_FROM:
+            plan.error(line, "too_early", "offence_date", too_early(OFFENCES_FROM))
         kind = row.get("offence_type") or None
         if kind and len(kind) > MAX_OFFENCE_TYPE:
             plan.error(
@@ -471,3 +590,173 @@ def extract_date(
     if problems:
         raise InvalidInput(errors=problems)
     return extracted_on, True
+
+
+class ImportKind(StrEnum):
+    """The files an admin can import."""
+
+    referrals = "referrals"
+    reoffending = "reoffending"
+
+
+ROW_REFUSED = (
+    "The row is an error: nothing in the file is imported (with skip_invalid, the other rows are)."
+)
+
+
+def _format(spec: FieldSpec) -> str:
+    if spec.kind is FieldKind.date:
+        earliest = f", not before {spec.earliest.isoformat()}" if spec.earliest else ""
+        return f"A date as YYYY-MM-DD{earliest}, not in the future."
+    if spec.kind is FieldKind.choice:
+        return "One of the allowed values (in any case)."
+    if spec.kind is FieldKind.yes_no:
+        return "yes or no (or one of the allowed values)."
+    if spec.kind is FieldKind.whole_number:
+        return f"A whole number from 0 to {MAX_COUNT}."
+    if spec.kind is FieldKind.phone:
+        return PHONE_INVALID.replace("Expected a", "A")
+    if spec.name == "reference":
+        return rules.REFERENCE_RULE
+    return f"Text of up to {spec.max_length} characters."
+
+
+def _allowed(spec: FieldSpec) -> list[str]:
+    if spec.kind is FieldKind.yes_no:
+        return list(YES_NO)
+    if spec.kind is FieldKind.choice and spec.choices is not None:
+        return list(spec.offered or [member.value for member in spec.choices])
+    return []
+
+
+def _definition(
+    spec: FieldSpec,
+    *,
+    required: bool | None = None,
+    required_column: bool = False,
+    if_missing: str = "",
+    if_unreadable: str = ROW_REFUSED,
+    allowed: Sequence[str] | None = None,
+    format_: str | None = None,
+) -> ColumnDefinition:
+    must = spec.required if required is None else required
+    return ColumnDefinition(
+        name=spec.name,
+        type=spec.kind.value,
+        format=format_ or _format(spec),
+        required=must,
+        required_column=required_column,
+        allowed_values=list(allowed) if allowed is not None else _allowed(spec),
+        max_length=spec.max_length,
+        earliest=spec.earliest.isoformat() if spec.earliest else None,
+        if_missing=if_missing or ("" if must else "The row is imported without it."),
+        if_unreadable=if_unreadable,
+        returned_when=spec.returned_when,
+        meaning=spec.meaning,
+        example=spec.example,
+    )
+
+
+def referral_dictionary(
+    commissioned_areas: Sequence[str], known_agencies: Sequence[str]
+) -> DataDictionary:
+    """The referrals file's columns, made from the specs ``plan_import`` and intake read."""
+    columns = [
+        _definition(
+            AGENCY_SPEC,
+            required_column=True,
+            if_missing=ROW_REFUSED,
+            if_unreadable="A name that is not a known agency is an error naming the closest "
+            "known ones, unless the import is told to create agencies (create_agencies).",
+            allowed=sorted(known_agencies, key=str.casefold),
+        )
+    ]
+    for name in IMPORTED_FIELDS:
+        spec = rules.SPEC[name]
+        if name == "received_on":
+            columns.append(
+                _definition(spec, required=True, required_column=True, if_missing=ROW_REFUSED)
+            )
+            continue
+        returned = f"The referral is recorded as returned ({spec.reason.value})."
+        columns.append(
+            _definition(
+                spec,
+                if_missing=returned if spec.required else "",
+                if_unreadable=returned if spec.kind is FieldKind.phone else ROW_REFUSED,
+                allowed=list(commissioned_areas) if name == "local_authority" else None,
+                format_="One of the allowed values (in any case)."
+                if name == "local_authority"
+                else None,
+            )
+        )
+    for column, status in MILESTONES.items():
+        columns.append(
+            _definition(
+                FieldSpec(
+                    column,
+                    FieldKind.date,
+                    False,
+                    f"The day the referral became {status.value}.",
+                ),
+                format_="A date as YYYY-MM-DD, not before received_on, not in the future.",
+                if_missing="Left blank: not reached (a gap before a later milestone is a warning).",
+            )
+        )
+    return DataDictionary(
+        kind=ImportKind.referrals.value,
+        columns=columns,
+        notes=[
+            "The first line names the columns, in any order; a column not listed here, or "
+            "one given twice, refuses the file.",
+            f"UTF-8 text; no cell longer than {MAX_CELL} characters.",
+            "A row that breaks a rule (required and missing, or unreadable, as each column "
+            "says) is an error: nothing is imported unless skip_invalid, which imports the "
+            "other rows.",
+            "A readable referral that fails an intake check is recorded as returned, with "
+            "its reasons, as it would have been at the door.",
+            "Milestones go in order: contacted, engaged, started, completed; disengaged, "
+            "withdrawn or closed end a referral. A returned referral has none.",
+            "A person has one open referral at a time, in the file and beside what is stored.",
+            "Importing the same file again adds nothing.",
+        ],
+    )
+
+
+def incident_dictionary() -> DataDictionary:
+    """The police incidents file's columns, made from the specs ``plan_incidents`` reads."""
+    matched_by = (
+        "Give reference, or first_name, last_name and date_of_birth: a row naming nobody "
+        "is an error."
+    )
+    columns = [
+        _definition(
+            spec,
+            required_column=spec.name in INCIDENT_REQUIRED_COLUMNS,
+            if_missing=ROW_REFUSED if spec.required else matched_by if spec.name in
+            {"reference", *PERSON_COLUMNS} else "",
+        )
+        for spec in INCIDENT_SPECS
+    ]  # fmt: skip
+    return DataDictionary(
+        kind=ImportKind.reoffending.value,
+        columns=columns,
+        notes=[
+            "The first line names the columns, in any order; a column not listed here, or "
+            "one given twice, refuses the file. It needs reference, or all of first_name, "
+            "last_name and date_of_birth.",
+            f"UTF-8 text; no cell longer than {MAX_CELL} characters.",
+            "Every row must match one referred person, by reference or by name and date of "
+            "birth; a row that matches nobody, or more than one person, is an error.",
+            "Nothing is imported while any row has an error, unless skip_invalid.",
+            "Incidents before a referral are kept as prior history; importing the same file "
+            "again adds nothing.",
+        ],
+    )
+
+
+def template_csv(dictionary: DataDictionary) -> str:
+    """A file to fill in: the first line naming every column, in the dictionary's order."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerow([c.name for c in dictionary.columns])
+    return out.getvalue()

@@ -7,20 +7,33 @@ half-imported file never happens.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import secrets
+import time
+import traceback
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from enum import StrEnum
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import msgspec
+
 from outcomes.tables import IncidentExtract, Reoffence
 from programme.imports import queries
+from programme.imports import rules as import_rules
 from programme.imports.rules import (
     AcceptedRow,
+    ImportKind,
     IncidentRow,
     Plan,
+    check_agencies,
     check_overlaps,
     extract_date,
     final_status,
@@ -29,20 +42,24 @@ from programme.imports.rules import (
     plan_import,
     plan_incidents,
 )
-from programme.imports.schemas import ImportReport, RowProblem
+from programme.imports.schemas import DataDictionary, ImportReport, ReturnedRowReport, RowProblem
 from programme.platform import database
 from programme.platform.accounts.schemas import Principal
 from programme.platform.accounts.services import get_or_create_agency
 from programme.platform.audit import services as audit
 from programme.platform.crypto import KeyPurpose, purpose_key
 from programme.platform.database import engine
-from programme.platform.locked_quarters.services import require_unlocked
+from programme.platform.errors import ApplicationError, Conflict, NotFound, QuarterLocked
+from programme.platform.locked_quarters.rules import quarters_of
+from programme.platform.locked_quarters.services import locked_quarters, require_unlocked
 from programme.platform.settings import Settings
 from programme.platform.tables import Agency, AuditAction, RecordType
 from programme.platform.threads import collector_paused, off_loop
 from referrals import rules
 from referrals.rules import OPEN, Status
 from referrals.tables import Person, Referral, ReferralEvent, ReturnedReferral
+
+logger = logging.getLogger(__name__)
 
 # The Python around each look-up below runs in a worker thread (``off_loop``): each
 # is a pass over every row of the file, a tenth of a second or more at 200,000
@@ -119,17 +136,32 @@ async def import_referrals(
     *,
     skip_invalid: bool,
     override_reason: str | None = None,
+    create_agencies: bool = False,
+    dry_run: bool = False,
+    expected: ImportReport | None = None,
+    progress: Progress | None = None,
 ) -> ImportReport:
     """Check the whole file, then write all of it (or, with ``skip_invalid``, its good rows).
 
     Unlike a referral submitted over the API, an imported one may be received
     any time back; the report counts those older than ``INSPIRE_BACKDATE_DAYS``.
     A file with rows dated in a reported (locked) quarter needs ``override_reason``.
+    An agency not yet known is an error unless ``create_agencies``.
+
+    ``dry_run`` checks everything and writes nothing: the report says what the
+    import would do (``checked_only``). Given the report of such a check,
+    ``expected``, the import writes only if it would still do exactly that
+    (else ``Conflict``): what a person confirmed is what goes in.
     """
     with collector_paused():
         return await _import_referrals(
-            content, actor, settings, today, skip_invalid, override_reason
-        )
+            content, actor, settings, today, skip_invalid, override_reason,
+            create_agencies, dry_run, expected, progress,
+        )  # fmt: skip
+
+
+Progress = Callable[[str, int, int], None]
+"""Told the stage (``checking``, ``writing``) and, while checking, rows done of the total."""
 
 
 async def _import_referrals(
@@ -139,6 +171,10 @@ async def _import_referrals(
     today: date,
     skip_invalid: bool,
     override_reason: str | None,
+    create_agencies: bool,
+    dry_run: bool,
+    expected: ImportReport | None,
+    progress: Progress | None,
 ) -> ImportReport:
     plan = await off_loop(
         plan_import,
@@ -147,15 +183,35 @@ async def _import_referrals(
         commissioned_areas=settings.commissioned_areas,
         fingerprint_key=purpose_key(settings, KeyPurpose.import_fingerprint),
         reference_key=purpose_key(settings, KeyPurpose.generated_reference),
+        progress=(lambda done, total: progress("checking", done, total)) if progress else None,
     )
+    known = [row["name"] for row in await Agency.select(Agency.name)]
+    new_agencies = await off_loop(check_agencies, plan, known, create=create_agencies)
     already = await _drop_already_imported(plan)
     identity = await _existing_people(plan.accepted)
     open_elsewhere = await _open_referrals(await off_loop(set, identity.values()))
     await off_loop(check_overlaps, plan, identity, open_elsewhere)
     refused = len(plan.error_lines)
     if plan.errors and not skip_invalid:
-        return _report(plan, 0, 0, already, refused, [])
+        return _report(plan, 0, 0, already, refused, [], checked_only=dry_run)
     touched, older = await off_loop(_good_rows_and_their_days, plan, today, settings.backdate_days)
+    would_create = sorted(
+        ({r.agency for r in plan.accepted} | {r.agency for r in plan.returned}) & set(new_agencies),
+        key=str.casefold,
+    )
+    would = _report(
+        plan, len(plan.accepted), len(plan.returned), already, refused, would_create, older,
+        checked_only=True, locked=await _locked_among(touched),
+    )  # fmt: skip
+    if dry_run:
+        return would
+    if expected is not None and import_rules.outcome(would) != import_rules.outcome(expected):
+        raise Conflict(
+            "The records have changed since the file was checked, so it would not import "
+            "what was shown. Check the file again."
+        )
+    if progress:
+        progress("writing", 0, 0)
     async with engine().transaction() as transaction:
         await require_unlocked(
             touched,
@@ -166,6 +222,11 @@ async def _import_referrals(
         )
         created = await _write(transaction.connection, plan, identity, actor)
     return _report(plan, len(plan.accepted), len(plan.returned), already, refused, created, older)
+
+
+async def _locked_among(days: list[date]) -> list[str]:
+    touched = {quarter.label for quarter in quarters_of(days)}
+    return [q.quarter for q in await locked_quarters() if q.quarter in touched]
 
 
 def _good_rows_and_their_days(
@@ -191,6 +252,9 @@ def _report(
     refused: int,
     created: list[str],
     older: int = 0,
+    *,
+    checked_only: bool = False,
+    locked: list[str] | None = None,
 ) -> ImportReport:
     return ImportReport(
         imported=imported,
@@ -201,18 +265,28 @@ def _report(
         warnings=plan.warnings,
         errors=plan.errors,
         older_than_backdate_limit=older,
+        returned_rows=[
+            ReturnedRowReport(
+                line=r.line, reasons=[reason.value for reason in r.reasons], problems=r.problems
+            )
+            for r in sorted(plan.returned, key=lambda r: r.line)
+        ]
+        if returned
+        else [],
+        checked_only=checked_only,
+        locked_quarters=locked or [],
     )
 
 
 async def _agencies(names: set[str], actor: Principal) -> tuple[dict[str, UUID], list[str]]:
     rows = await Agency.select(Agency.id, Agency.name)
-    by_name = {row["name"].lower(): row["id"] for row in rows}
+    by_name = {import_rules.normal_agency(row["name"]).casefold(): row["id"] for row in rows}
     created = []
     for name in sorted(names):
-        if name.lower() not in by_name:
-            by_name[name.lower()], _ = await get_or_create_agency(name, actor)
+        if name.casefold() not in by_name:
+            by_name[name.casefold()], _ = await get_or_create_agency(name, actor)
             created.append(name)
-    return {name: by_name[name.lower()] for name in names}, created
+    return {name: by_name[name.casefold()] for name in names}, created
 
 
 _EVENT_COLUMNS = ["referral", "type", "occurred_on", "recorded_by", "recorded_at", "source"]
@@ -316,6 +390,9 @@ async def import_reoffending(
     *,
     skip_invalid: bool,
     extracted_on: date | None = None,
+    dry_run: bool = False,
+    expected: ImportReport | None = None,
+    progress: Progress | None = None,
 ) -> ImportReport:
     """Police-recorded incidents: every row matched to one referred person, or nothing written.
 
@@ -324,8 +401,14 @@ async def import_reoffending(
     The day the extract was taken (``extracted_on``, by default the latest offence
     date in the file: ``rules.extract_date``) is recorded with the incidents: the
     reoffending analysis follows people no further than the latest extract.
+    ``dry_run`` and ``expected`` as for ``import_referrals``.
     """
-    plan = await off_loop(plan_incidents, content, today=today)
+    plan = await off_loop(
+        plan_incidents,
+        content,
+        today=today,
+        progress=(lambda done, total: progress("checking", done, total)) if progress else None,
+    )
     extract, stated = extract_date([r.offence_on for r in plan.rows], extracted_on, today)
     errors = plan.errors
     by_reference = {
@@ -374,7 +457,13 @@ async def import_reoffending(
     bad_lines = {e.line for e in errors}
     if errors and not skip_invalid:
         return ImportReport(
-            imported=0, already_present=0, refused=len(bad_lines), warnings=[], errors=errors
+            imported=0,
+            already_present=0,
+            refused=len(bad_lines),
+            warnings=[],
+            errors=errors,
+            checked_only=dry_run,
+            extracted_on=extract,
         )
     # The n-th identical incident of a person on a day is told apart by its count,
     # so a file listing two same-day incidents imports both, and only once.
@@ -394,6 +483,33 @@ async def import_reoffending(
         )
     }
     new = [entry for entry in fingerprinted if entry[2] not in known]
+    first_referral = {
+        row["person"]: row["received_on"]
+        for row in await database.fetch(
+            queries.FIRST_REFERRAL_OF, list({person for _, person, _ in new})
+        )
+    }
+    report = ImportReport(
+        imported=len(new),
+        already_present=len(fingerprinted) - len(new),
+        refused=len(bad_lines),
+        warnings=[],
+        errors=errors,
+        after_referral=sum(
+            1 for item, person, _ in new if item.offence_on > first_referral[person]
+        ),
+        checked_only=True,
+        extracted_on=extract,
+    )
+    if dry_run:
+        return report
+    if expected is not None and import_rules.outcome(report) != import_rules.outcome(expected):
+        raise Conflict(
+            "The records have changed since the file was checked, so it would not import "
+            "what was shown. Check the file again."
+        )
+    if progress:
+        progress("writing", 0, 0)
     now = datetime.now(UTC)
     async with engine().transaction() as transaction:
         # COPY, not INSERT: one parameter per value would pass PostgreSQL's limit.
@@ -423,20 +539,298 @@ async def import_reoffending(
             None,
             {"rows": len(new), "extracted_on": None if extract is None else extract.isoformat()},
         )
-    first_referral = {
-        row["person"]: row["received_on"]
-        for row in await database.fetch(
-            queries.FIRST_REFERRAL_OF, list({person for _, person, _ in new})
-        )
-    }
-    return ImportReport(
-        imported=len(new),
-        already_present=len(fingerprinted) - len(new),
-        refused=len(bad_lines),
-        warnings=[],
-        errors=errors,
-        after_referral=sum(
-            1 for item, person, _ in new if item.offence_on > first_referral[person]
-        ),
-        extracted_on=extract,
+    return msgspec.structs.replace(report, checked_only=False)
+
+
+async def dictionary(kind: ImportKind, settings: Settings) -> DataDictionary:
+    """The columns a file of ``kind`` may have, from the specs its import checks by."""
+    if kind is ImportKind.reoffending:
+        return import_rules.incident_dictionary()
+    known = [row["name"] for row in await Agency.select(Agency.name)]
+    return import_rules.referral_dictionary(settings.commissioned_areas, known)
+
+
+# Imports in the browser: the file is checked, shown, and only imported when the person
+# confirms. What they confirm must be what they saw, so the uploaded bytes are kept
+# here (in the data directory, readable by the service alone) under a random token
+# with their SHA-256, and the confirmed import re-runs the same all-or-nothing import
+# on those bytes, refusing to write if it would now do anything else (``expected``).
+# Each job's state is a small JSON file beside them, so every ``--workers`` process
+# can show a job's progress, whichever process runs it.
+
+JOB_HOURS = 2
+"""An unconfirmed upload, and a finished job's result, are kept this long."""
+STALLED_MINUTES = 30
+"""A job whose state has not moved for this long has stopped (its process ended)."""
+PROGRESS_ABOVE_ROWS = 2000
+"""Files with more lines than this are checked and imported in the background, with progress."""
+
+
+class JobStage(StrEnum):
+    checking = "checking"
+    checked = "checked"
+    importing = "importing"
+    imported = "imported"
+    failed = "failed"
+
+
+class ImportJob(msgspec.Struct, kw_only=True):
+    """One uploaded file on its way in: what it is, how far it has gone, what it did."""
+
+    token: str
+    kind: ImportKind
+    account: str
+    sha256: str
+    created_at: datetime
+    updated_at: datetime
+    lines: int
+    skip_invalid: bool
+    create_agencies: bool
+    stage: JobStage = JobStage.checking
+    done: int = 0
+    total: int = 0
+    check: ImportReport | None = None
+    result: ImportReport | None = None
+    problem: str = ""
+    """Why the last step did not go ahead, in words (no personal data)."""
+
+    @property
+    def running(self) -> bool:
+        return self.stage in (JobStage.checking, JobStage.importing)
+
+    @property
+    def background(self) -> bool:
+        return self.lines > PROGRESS_ABOVE_ROWS
+
+
+def _jobs_dir(settings: Settings) -> Path:
+    folder = settings.data_dir / "imports-pending"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return folder
+
+
+def _token_ok(token: str) -> bool:
+    return len(token) == 43 and all(c.isalnum() or c in "-_" for c in token)
+
+
+def _save(folder: Path, job: ImportJob) -> None:
+    job.updated_at = datetime.now(UTC)
+    part = folder / f"{job.token}.json.part"
+    part.write_bytes(msgspec.json.encode(job))
+    part.chmod(0o600)
+    part.replace(folder / f"{job.token}.json")
+
+
+def _read(folder: Path, token: str) -> ImportJob | None:
+    try:
+        return msgspec.json.decode((folder / f"{token}.json").read_bytes(), type=ImportJob)
+    except (FileNotFoundError, msgspec.DecodeError):
+        return None
+
+
+def _sweep(folder: Path, now: datetime) -> None:
+    """Forget uploads and results older than ``JOB_HOURS``: the files hold people's details."""
+    for path in folder.iterdir():
+        age = now.timestamp() - path.stat().st_mtime
+        if age > JOB_HOURS * 3600:
+            path.unlink(missing_ok=True)
+
+
+def _store_upload(
+    folder: Path, content: bytes, kind: ImportKind, actor: Principal, options: dict[str, bool]
+) -> ImportJob:
+    now = datetime.now(UTC)
+    _sweep(folder, now)
+    token = secrets.token_urlsafe(32)
+    path = folder / f"{token}.csv"
+    path.touch(mode=0o600)
+    path.write_bytes(content)
+    job = ImportJob(
+        token=token,
+        kind=kind,
+        account=str(actor.id),
+        sha256=hashlib.sha256(content).hexdigest(),
+        created_at=now,
+        updated_at=now,
+        lines=content.count(b"\n"),
+        skip_invalid=options["skip_invalid"],
+        create_agencies=options["create_agencies"],
     )
+    _save(folder, job)
+    return job
+
+
+async def upload(
+    content: bytes,
+    kind: ImportKind,
+    actor: Principal,
+    settings: Settings,
+    *,
+    skip_invalid: bool,
+    create_agencies: bool,
+) -> ImportJob:
+    """Keep an uploaded file, unchecked, for ``check`` and then ``confirm``."""
+    options = {"skip_invalid": skip_invalid, "create_agencies": create_agencies}
+    return await off_loop(_store_upload, _jobs_dir(settings), content, kind, actor, options)
+
+
+async def job(token: str, actor: Principal, settings: Settings) -> ImportJob:
+    """The job, to the account that uploaded it only; any other (or a lapsed one) is not found."""
+    found = await off_loop(_read, _jobs_dir(settings), token) if _token_ok(token) else None
+    now = datetime.now(UTC)
+    if found is None or found.account != str(actor.id):
+        raise NotFound("No such upload: it may have expired. Upload the file again.")
+    if (now - found.created_at).total_seconds() > JOB_HOURS * 3600:
+        raise NotFound("No such upload: it may have expired. Upload the file again.")
+    if found.running and (now - found.updated_at).total_seconds() > STALLED_MINUTES * 60:
+        found.stage = JobStage.failed
+        found.problem = (
+            "The work stopped before it finished (the service was restarted). Imports are "
+            "all or nothing and adding a file again adds nothing twice: upload it again."
+        )
+    return found
+
+
+def _content(folder: Path, found: ImportJob, suffix: str = ".csv") -> bytes:
+    content = (folder / f"{found.token}{suffix}").read_bytes()
+    if hashlib.sha256(content).hexdigest() != found.sha256:
+        raise Conflict("The kept file is not the one uploaded. Upload it again.")
+    return content
+
+
+def _progress(folder: Path, found: ImportJob) -> Progress:
+    """Saves the job's progress now and then (every save is a file write)."""
+    last = [0.0]
+
+    def tell(stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if stage == "checking" and now - last[0] < 0.5 and done < total:
+            return
+        last[0] = now
+        found.done, found.total = done, total
+        _save(folder, found)
+
+    return tell
+
+
+async def _run(
+    found: ImportJob,
+    content: bytes,
+    actor: Principal,
+    settings: Settings,
+    today: date,
+    *,
+    dry_run: bool,
+    override_reason: str | None,
+    progress: Progress,
+) -> ImportReport:
+    if found.kind is ImportKind.referrals:
+        return await import_referrals(
+            content, actor, settings, today,
+            skip_invalid=found.skip_invalid, create_agencies=found.create_agencies,
+            override_reason=override_reason, dry_run=dry_run,
+            expected=None if dry_run else found.check, progress=progress,
+        )  # fmt: skip
+    return await import_reoffending(
+        content, actor, purpose_key(settings, KeyPurpose.import_fingerprint), today,
+        skip_invalid=found.skip_invalid, dry_run=dry_run,
+        expected=None if dry_run else found.check, progress=progress,
+    )  # fmt: skip
+
+
+async def check(found: ImportJob, actor: Principal, settings: Settings, today: date) -> None:
+    """Check the kept file as the import would, writing nothing; the job keeps the report."""
+    folder = _jobs_dir(settings)
+    try:
+        content = await off_loop(_content, folder, found)
+        found.check = await _run(
+            found, content, actor, settings, today,
+            dry_run=True, override_reason=None, progress=_progress(folder, found),
+        )  # fmt: skip
+        found.stage = JobStage.checked
+    except ApplicationError as error:
+        found.stage, found.problem = JobStage.failed, error.message
+    except Exception as unexpected:
+        _log_unexpected("checking", found, unexpected)
+        found.stage, found.problem = JobStage.failed, "The check could not be finished."
+    await off_loop(_save, folder, found)
+
+
+def _log_unexpected(doing: str, found: ImportJob, exc: Exception) -> None:
+    """The kind of error and where, never its message: it may quote a cell of the file."""
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    logger.error(
+        "unexpected %s %s an uploaded %s file\n%s",
+        type(exc).__name__, doing, found.kind.value, frames,
+    )  # fmt: skip
+
+
+def _claim(folder: Path, found: ImportJob) -> bool:
+    """Only one confirmation of a file runs: the first to rename it has it."""
+    try:
+        (folder / f"{found.token}.csv").rename(folder / f"{found.token}.importing")
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def confirmable(found: ImportJob) -> bool:
+    """Whether the check found something to import and nothing that keeps the file out."""
+    report = found.check
+    if found.stage is not JobStage.checked or report is None:
+        return False
+    if import_rules.nothing_imported(report, skip_invalid=found.skip_invalid):
+        return False
+    return report.imported + report.returned > 0
+
+
+async def start_import(found: ImportJob, settings: Settings) -> None:
+    """Claim a checked job for importing, or refuse (already confirmed, nothing to import)."""
+    if not confirmable(found):
+        raise Conflict("This file has nothing to import, or is already being imported.")
+    folder = _jobs_dir(settings)
+    if not await off_loop(_claim, folder, found):
+        raise Conflict("This file is already being imported.")
+    found.stage, found.done, found.total, found.problem = JobStage.importing, 0, 0, ""
+    await off_loop(_save, folder, found)
+
+
+async def confirm(
+    found: ImportJob,
+    actor: Principal,
+    settings: Settings,
+    today: date,
+    override_reason: str | None,
+) -> None:
+    """Import the claimed file: the same all-or-nothing import, and only what was checked."""
+    folder = _jobs_dir(settings)
+    claimed = folder / f"{found.token}.importing"
+    try:
+        content = await off_loop(_content, folder, found, ".importing")
+        found.result = await _run(
+            found, content, actor, settings, today,
+            dry_run=False, override_reason=override_reason, progress=_progress(folder, found),
+        )  # fmt: skip
+        found.stage = JobStage.imported
+        claimed.unlink(missing_ok=True)
+    except ApplicationError as error:
+        # Nothing was written (one transaction): the file may be confirmed again.
+        claimed.rename(folder / f"{found.token}.csv")
+        found.stage, found.problem = JobStage.checked, error.message
+        if isinstance(error, QuarterLocked):
+            found.problem += " Give the reason below to import it anyway."
+    except Exception as unexpected:
+        _log_unexpected("importing", found, unexpected)
+        claimed.unlink(missing_ok=True)
+        found.stage = JobStage.failed
+        found.problem = "The import could not be finished; nothing was written. Upload it again."
+    await off_loop(_save, folder, found)
+
+
+async def discard(found: ImportJob, settings: Settings) -> None:
+    """Forget an upload the person does not want imported."""
+    if found.stage is JobStage.importing:
+        raise Conflict("This file is being imported.")
+    folder = _jobs_dir(settings)
+    for suffix in (".csv", ".json"):
+        (folder / f"{found.token}{suffix}").unlink(missing_ok=True)

@@ -96,11 +96,13 @@ async def test_an_over_long_cell_refuses_its_line_and_the_others_still_import(
         + referral_line(2, notes="n" * (MAX_CELL + 1))
         + referral_line(3)
     ).encode()
-    refused = await client.post("/imports/referrals", content=content, headers=admin)
+    refused = await client.post(
+        "/imports/referrals?create_agencies=true", content=content, headers=admin
+    )
     assert refused.status_code == 422, refused.text
     assert lines_of(refused.json()) == [(3, "invalid")]
 
-    result = run(tmp_path, "referrals", content, "--skip-invalid")
+    result = run(tmp_path, "referrals", content, "--skip-invalid", "--create-agencies")
     assert result.returncode == 0, result.stderr
     assert "error: line 3: " in result.stderr
     assert "imported 2," in result.stdout
@@ -113,7 +115,10 @@ async def test_an_over_long_quoted_cell_never_becomes_rows_of_its_own(client, ad
     long_notes = "n" * MAX_CELL + "\n" + hidden + "\nend of the notes"
     content = (referrals_header() + referral_line(1) + referral_line(3, notes=long_notes)).encode()
     response = await client.post(
-        "/imports/referrals", params={"skip_invalid": "true"}, content=content, headers=admin
+        "/imports/referrals",
+        params={"skip_invalid": "true", "create_agencies": "true"},
+        content=content,
+        headers=admin,
     )
     assert response.status_code == 200, response.text
     report = response.json()

@@ -114,7 +114,7 @@ async def test_the_import_is_not_bounded_and_counts_the_older_rows(bounded, sign
         csv_person(3, received_on=days_ago(3), consent_obtained_on=days_ago(3)),
     ]
     response = await bounded.post(
-        "/imports/referrals", content=csv_text(rows).encode(), headers=admin
+        "/imports/referrals?create_agencies=true", content=csv_text(rows).encode(), headers=admin
     )
     assert response.status_code == 200, response.text
     body = response.json()

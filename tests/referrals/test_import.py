@@ -70,7 +70,9 @@ async def test_changing_the_signing_key_does_not_make_an_imported_file_new(
     await sign_in(Role.admin, "alice")
     after_change = client_after_new_signing_key
     over_http = await after_change.post(
-        "/imports/referrals", content=text.encode(), headers=await log_in(after_change, "alice")
+        "/imports/referrals?create_agencies=true",
+        content=text.encode(),
+        headers=await log_in(after_change, "alice"),
     )
     assert over_http.status_code == 200, over_http.text
     body = over_http.json()
@@ -185,7 +187,9 @@ async def test_admins_import_over_http(client, sign_in):
     admin = await sign_in(Role.admin, "alice")
     text = csv_text([csv_person(1), csv_person(2)])
     response = await client.post(
-        "/imports/referrals", content=text.encode(), headers={**admin, "Content-Type": "text/csv"}
+        "/imports/referrals?create_agencies=true",
+        content=text.encode(),
+        headers={**admin, "Content-Type": "text/csv"},
     )
     assert response.status_code == 200, response.text
     body = response.json()
@@ -197,7 +201,9 @@ async def test_admins_import_over_http(client, sign_in):
 async def test_a_bad_file_over_http_is_422_listing_every_row(client, sign_in):
     admin = await sign_in(Role.admin, "alice")
     text = csv_text([csv_person(1, gender="?"), csv_person(2), csv_person(3, date_of_birth="x")])
-    response = await client.post("/imports/referrals", content=text.encode(), headers=admin)
+    response = await client.post(
+        "/imports/referrals?create_agencies=true", content=text.encode(), headers=admin
+    )
     assert response.status_code == 422
     assert {(e["line"], e["field"]) for e in response.json()["errors"]} == {
         (2, "gender"), (4, "date_of_birth"),
@@ -207,5 +213,7 @@ async def test_a_bad_file_over_http_is_422_listing_every_row(client, sign_in):
 
 async def test_only_admins_import(client, sign_in):
     facilitator = await sign_in(Role.facilitator, "fran")
-    response = await client.post("/imports/referrals", content=b"agency\n", headers=facilitator)
+    response = await client.post(
+        "/imports/referrals?create_agencies=true", content=b"agency\n", headers=facilitator
+    )
     assert response.status_code == 403

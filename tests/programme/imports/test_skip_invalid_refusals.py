@@ -45,7 +45,9 @@ async def test_a_file_that_cannot_be_read_is_422_even_when_skipping_invalid_rows
 async def test_a_file_whose_every_row_is_bad_is_422_even_when_skipping_invalid_rows(client, admin):
     text = csv_text([csv_person(1, gender="?"), csv_person(2, date_of_birth="x")])
     response = await client.post(
-        "/imports/referrals?skip_invalid=true", content=text.encode(), headers=admin
+        "/imports/referrals?skip_invalid=true&create_agencies=true",
+        content=text.encode(),
+        headers=admin,
     )
     assert response.status_code == 422, response.text
     assert {(e["line"], e["field"]) for e in response.json()["errors"]} == {
@@ -57,7 +59,9 @@ async def test_a_file_whose_every_row_is_bad_is_422_even_when_skipping_invalid_r
 async def test_skipping_invalid_rows_still_imports_the_good_ones_with_200(client, admin):
     text = csv_text([csv_person(1, gender="?"), csv_person(2)])
     response = await client.post(
-        "/imports/referrals?skip_invalid=true", content=text.encode(), headers=admin
+        "/imports/referrals?skip_invalid=true&create_agencies=true",
+        content=text.encode(),
+        headers=admin,
     )
     assert response.status_code == 200, response.text
     assert (response.json()["imported"], response.json()["refused"]) == (1, 1)
@@ -66,11 +70,15 @@ async def test_skipping_invalid_rows_still_imports_the_good_ones_with_200(client
 
 async def test_a_file_imported_before_is_not_a_failure_when_skipping_invalid_rows(client, admin):
     good = csv_text([csv_person(1)])
-    first = await client.post("/imports/referrals", content=good.encode(), headers=admin)
+    first = await client.post(
+        "/imports/referrals?create_agencies=true", content=good.encode(), headers=admin
+    )
     assert first.status_code == 200, first.text
     again = csv_text([csv_person(1), csv_person(2, gender="?")])
     response = await client.post(
-        "/imports/referrals?skip_invalid=true", content=again.encode(), headers=admin
+        "/imports/referrals?skip_invalid=true&create_agencies=true",
+        content=again.encode(),
+        headers=admin,
     )
     assert response.status_code == 200, response.text
     assert (response.json()["already_present"], response.json()["refused"]) == (1, 1)

@@ -81,6 +81,7 @@ async def test_an_import_of_referrals_runs_with_the_collector_paused(
         get_settings(),
         TODAY,
         skip_invalid=False,
+        create_agencies=True,
     )
     assert report.imported == 2
     assert during == [False]

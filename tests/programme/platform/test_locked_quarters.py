@@ -196,13 +196,18 @@ async def test_an_import_into_a_locked_quarter_needs_a_reason(client, alice, loc
     text = csv_text(
         [csv_person(1, received_on=IN_IT, consent_obtained_on=IN_IT), csv_person(2)]
     ).encode()
-    refused = await client.post("/imports/referrals", content=text, headers=alice)
+    refused = await client.post(
+        "/imports/referrals?create_agencies=true", content=text, headers=alice
+    )
     assert refused.status_code == 409, refused.text
     assert refused.json()["locked_quarters"] == [REPORTED]
     assert await Referral.count() == 0
     imported = await client.post(
         "/imports/referrals",
-        params={"override_reason": "Late return from the police, agreed."},
+        params={
+            "override_reason": "Late return from the police, agreed.",
+            "create_agencies": "true",
+        },
         content=text,
         headers=alice,
     )

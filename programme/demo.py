@@ -479,7 +479,12 @@ async def fill(settings: Settings, today: date, seed: int = 2021, count: int = 9
     assert facilitator is not None
     data = simulate(rng, count, ENGAGEMENT_HR, min(today, LAST_DAY))
     imported = await import_referrals(
-        data.referrals_csv().encode(), actor, settings, today, skip_invalid=True, create_agencies=True
+        data.referrals_csv().encode(),
+        actor,
+        settings,
+        today,
+        skip_invalid=True,
+        create_agencies=True,
     )
     groups, registers, attendance = await _programme(rng, actor, today)
     victims, feedback = await _victims(rng, actor, today, attendance)

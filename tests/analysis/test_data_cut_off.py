@@ -56,7 +56,9 @@ LATEST_OFFENCE = (EARLY + timedelta(days=105)).isoformat()
 @pytest.fixture
 async def admin(client, sign_in):
     headers = await sign_in(Role.admin, "ada")
-    response = await client.post("/imports/referrals", content=referrals(), headers=headers)
+    response = await client.post(
+        "/imports/referrals?create_agencies=true", content=referrals(), headers=headers
+    )
     assert response.status_code == 200, response.text
     assert response.json()["imported"] == 24
     return headers

@@ -58,7 +58,12 @@ async def analysed(engagement_hr: float) -> ReoffendingOut:
         settings = get_settings()
         data = simulate(random.Random(SEED), REFERRALS, engagement_hr)
         referrals = await import_referrals(
-            data.referrals_csv().encode(), ADMIN, settings, today(), skip_invalid=True
+            data.referrals_csv().encode(),
+            ADMIN,
+            settings,
+            today(),
+            skip_invalid=True,
+            create_agencies=True,
         )
         assert referrals.imported > 0.8 * REFERRALS and not referrals.errors
         incidents = await import_reoffending(

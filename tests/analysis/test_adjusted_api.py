@@ -59,7 +59,7 @@ async def selected(tmp_path, clean_database):
         "reference,offence_date\n"
         + "".join(f"{r},{d.isoformat()}\n" for r, d in incidents if d.isoformat() <= AS_OF)
     )
-    assert inspire("import", "referrals", str(referral_file)).returncode == 0
+    assert inspire("import", "referrals", str(referral_file), "--create-agencies").returncode == 0
     result = inspire("import", "reoffending", str(incident_file))
     assert result.returncode == 0, result.stderr
 

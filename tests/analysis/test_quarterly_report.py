@@ -21,7 +21,7 @@ RANGE = ["--from", "Q3 2021-22", "--to", "Q2 2023-24"]
 async def test_the_seed_table_is_reproduced_exactly(tmp_path, clean_database):
     source = tmp_path / "seed-referrals.csv"
     source.write_text(build_csv())
-    imported = inspire("import", "referrals", str(source))
+    imported = inspire("import", "referrals", str(source), "--create-agencies")
     assert imported.returncode == 0, imported.stderr
     quarters = [row for row in published() if row["quarter"] != "Total"]
     returned = sum(

@@ -72,7 +72,7 @@ def cohort_files(tmp_path: Path) -> tuple[Path, Path, dict[str, int]]:
 @pytest.fixture
 async def cohort(tmp_path, clean_database):
     referral_file, incident_file, expected = cohort_files(tmp_path)
-    assert inspire("import", "referrals", str(referral_file)).returncode == 0
+    assert inspire("import", "referrals", str(referral_file), "--create-agencies").returncode == 0
     result = inspire("import", "reoffending", str(incident_file))
     assert result.returncode == 0, result.stderr
     return expected

@@ -38,17 +38,19 @@ WHERE r.status = '{Status.engaged}'
 ORDER BY e.engaged_on, r.reference
 """  # noqa: S608 - constants only
 
+
 # The one definition of "consecutive unexcused absences": the run of absent marks
 # at the end of a person's register, in session order. The register raises its
-# at-risk alert from it and the at-risk list reads it. $1: the referrals, or NULL
-# for everyone.
-ABSENCE_RUNS = f"""
+# at-risk alert from it (for the referrals it changed, ``MILESTONE_FACTS``) and the
+# at-risk list reads it (``ABSENCE_RUNS``, $1: one referral, or NULL for everyone).
+def _absence_runs(whose: str) -> str:
+    return f"""
 WITH ranked AS (
     SELECT a.referral, a.status, s.held_on,
            row_number() OVER (PARTITION BY a.referral
                               ORDER BY s.held_on DESC, s.number DESC) AS n
     FROM attendance a JOIN programme_session s ON s.id = a.session
-    WHERE ($1::uuid[] IS NULL OR a.referral = ANY($1::uuid[])) AND s.cancelled_at IS NULL
+    WHERE {whose} AND s.cancelled_at IS NULL
 ), runs AS (
     SELECT referral, max(held_on) AS last_marked_on,
            coalesce(min(n) FILTER (WHERE status <> '{Mark.absent}'), count(*) + 1) - 1 AS run
@@ -57,6 +59,9 @@ WITH ranked AS (
 SELECT runs.*, ranked.held_on AS run_began
 FROM runs LEFT JOIN ranked ON ranked.referral = runs.referral AND ranked.n = runs.run
 """  # noqa: S608 - constants only
+
+
+ABSENCE_RUNS = _absence_runs("($1::uuid IS NULL OR a.referral = $1::uuid)")
 
 AT_RISK = f"""
 WITH absence_runs AS ({ABSENCE_RUNS})
@@ -156,8 +161,11 @@ ORDER BY r.reference
 # rows the caller has locked): status, marks that count in session order, lifecycle
 # steps that count, exit review, the run of absences at the end of the register, and
 # the latest at-risk alert.
+# (The runs with a condition of their own: in a generic plan, ``ABSENCE_RUNS``'s "or
+# NULL for everyone" cannot use the attendance index, so PostgreSQL would have to plan
+# this statement afresh on every save.)
 MILESTONE_FACTS = f"""
-WITH absence_runs AS ({ABSENCE_RUNS})
+WITH absence_runs AS ({_absence_runs("a.referral = ANY($1::uuid[])")})
 SELECT r.id, r.status, r.status_on,
        marks.marks, marks.held_on, marks.kinds,
        steps.ids AS step_ids, steps.types AS step_types, steps.occurred_on AS step_on,

@@ -11,16 +11,20 @@ only its scratch table is dropped).
 
 Setup goes through the real interfaces: ``inspire user add`` for a referrer and
 a facilitator, ``inspire serve`` on a free port of 127.0.0.1, then HTTP for the
-12 referrals (moved to engaged), the group, its members and its sessions.
+12 referrals (moved to engaged), the group, its members and its sessions (and as
+many more groups of 12 as the highest concurrency, less one).
 
 Each case PUTs /sessions/{id}/attendance with a 12-person register, at a fixed
 concurrency, either on ONE session (concurrent saves of one session queue on
-its row lock by design) or spread over one session per client. ``identical``
-re-saves the same register (the idempotent path); ``changing`` alternates two
-registers that differ in every line, so each save is a correction (updates,
-audit rows, milestone derivation). Each session gets its first register
-(the insert) one at a time before the clients start, then a warm-up, then the
-measured saves. The same traffic then goes to two baselines in the same run:
+its row lock by design), spread over one session per client (all in one group:
+the same 12 people, whose referral rows the saves then queue on, by design too),
+or one session in each of as many groups of 12 people of their own (facilitators
+of different groups). ``identical`` re-saves the same register (the idempotent
+path); ``changing`` alternates two registers that differ in every line, so each
+save is a correction (updates, audit rows, milestone derivation). Each session
+gets its first register (the insert) one at a time before the clients start,
+then a warm-up, then the measured saves. The same traffic then goes to two
+baselines in the same run:
 
 - ``bare HTTP``: bench/register_bare_app.py, a Litestar app served by uvicorn
   like the service, that decodes the same JSON and does one executemany;
@@ -79,7 +83,14 @@ from register_load import (
     measure_http,
 )
 from register_report import print_report
-from register_setup import REGISTER_A, REGISTER_B, build_setup, new_sessions, register_json
+from register_setup import (
+    REGISTER_A,
+    REGISTER_B,
+    REGISTER_SIZE,
+    build_setup,
+    new_sessions,
+    register_json,
+)
 
 TABLE = "bench_register_attendance"
 
@@ -144,6 +155,13 @@ async def run(
     results["machine"]["service_pool"] = int(os.environ.get("INSPIRE_DB_POOL_SIZE") or 10)
     setup = await build_setup(service, bare, users, tag)
     log(f"set up {len(setup.referrals)} engaged referrals in group {setup.group_id}")
+    # Groups of their own for the "c groups" cases: 12 other people each.
+    others = [
+        await build_setup(service, bare, users, f"{tag}-{k}", first=k * REGISTER_SIZE)
+        for k in range(1, max(args.concurrency))
+    ]
+    if others:
+        log(f"set up {len(others)} more groups of {REGISTER_SIZE}")
     upsert = upsert_sql(TABLE)
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max(args.concurrency) + 1)
     try:
@@ -163,7 +181,15 @@ async def run(
             return [(session_id, *row) for row in row_sets[which]]
 
         for case in cases(args.concurrency):
-            sessions = await new_sessions(setup, case.sessions)
+            by_session: dict[str, list[bytes]] = {}
+            if case.groups:
+                sessions = []
+                for group in [setup, *others][: case.sessions]:
+                    (session,) = await new_sessions(group, 1)
+                    sessions.append(session)
+                    by_session[session] = register_json(group.referrals)
+            else:
+                sessions = await new_sessions(setup, case.sessions)
             log(f"case {case.label}: service")
             before = 0
 
@@ -182,6 +208,7 @@ async def run(
                     setup.facilitator_headers,
                     args,
                     count_before,
+                    by_session,
                 )
             ]
             async with pool.acquire() as connection:

@@ -113,6 +113,7 @@ class Case:
     mode: str  # "identical" or "changing"
     concurrency: int
     spread: bool  # one session per client, or all clients on one session
+    groups: bool = False  # each client's session in a group (and people) of its own
 
     @property
     def sessions(self) -> int:
@@ -120,17 +121,24 @@ class Case:
 
     @property
     def label(self) -> str:
-        where = f"{self.sessions} sessions" if self.spread else "1 session"
+        if self.groups:
+            where = f"{self.sessions} groups"
+        else:
+            where = f"{self.sessions} sessions" if self.spread else "1 session"
         return f"{self.mode}, c={self.concurrency}, {where}"
 
 
 def cases(concurrencies: Sequence[int]) -> list[Case]:
+    """Concurrent saves on one session, on sessions of one group (the same 12 people,
+    so they queue on those people's rows), and on one session in each of as many
+    groups (facilitators of different groups, who never wait for each other)."""
     found = []
     for mode in ("identical", "changing"):
         for c in concurrencies:
             found.append(Case(mode, c, spread=False))
             if c > 1:
                 found.append(Case(mode, c, spread=True))
+                found.append(Case(mode, c, spread=True, groups=True))
     return found
 
 
@@ -167,6 +175,7 @@ async def measure_http(
     headers: dict[str, str],
     args: argparse.Namespace,
     measuring: Callable[[], Awaitable[None]] | None = None,
+    bodies_by_session: dict[str, list[bytes]] | None = None,
 ) -> Measured:
     """One first save per session (one at a time), a warm-up, ``measuring()``, the saves.
 
@@ -181,10 +190,15 @@ async def measure_http(
     all_headers = {**headers, "Content-Type": "application/json"}
     async with httpx.AsyncClient(base_url=base, timeout=HTTP_TIMEOUT, limits=limits) as http:
 
+        def body(session_id: str, which: int) -> bytes:
+            return (bodies_by_session or {}).get(session_id, bodies)[which]
+
         async def send(worker: int) -> str | None:
             session_id, which = turns.next(worker)
             response = await http.put(
-                f"/sessions/{session_id}/attendance", content=bodies[which], headers=all_headers
+                f"/sessions/{session_id}/attendance",
+                content=body(session_id, which),
+                headers=all_headers,
             )
             if response.status_code != 200:
                 return f"HTTP {response.status_code}: {response.text[:200]}"
@@ -192,7 +206,9 @@ async def measure_http(
 
         for session_id in turns.prime():
             response = await http.put(
-                f"/sessions/{session_id}/attendance", content=bodies[0], headers=all_headers
+                f"/sessions/{session_id}/attendance",
+                content=body(session_id, 0),
+                headers=all_headers,
             )
             expect(response, 200, f"{target}: first save of session {session_id}")
         if args.warm_up:

@@ -75,9 +75,10 @@ class Setup:
 
 
 async def build_setup(
-    service: str, bare: str | None, users: dict[str, tuple[str, str]], tag: str
+    service: str, bare: str | None, users: dict[str, tuple[str, str]], tag: str, first: int = 0
 ) -> Setup:
-    """Sign in, then 12 engaged referrals in one group of 12, all over HTTP."""
+    """Sign in, then 12 engaged referrals in one group of 12, all over HTTP (people
+    ``first`` to ``first + 11``: another group's set-up starts where this one ends)."""
     now = today()
     received_on = now - timedelta(days=HISTORY_DAYS + 10)
     engaged_on = now - timedelta(days=HISTORY_DAYS)
@@ -92,7 +93,7 @@ async def build_setup(
             headers[role] = {"Authorization": f"Bearer {token['access_token']}"}
         me = expect(await http.get("/auth/me", headers=headers["facilitator"]), 200, "me")
         referrals: list[UUID] = []
-        for n in range(REGISTER_SIZE):
+        for n in range(first, first + REGISTER_SIZE):
             body = referral_body(n, f"Bench{tag}", received_on)
             accepted = expect(
                 await http.post("/referrals", json=body, headers=headers["referrer"]),

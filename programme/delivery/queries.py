@@ -7,7 +7,8 @@ leaves both out.
 
 from __future__ import annotations
 
-from programme.delivery.rules import ON_THE_COURSE, Mark
+from programme.delivery.rules import ON_THE_COURSE, REGISTER_SOURCE, Mark
+from programme.platform.audit.queries import insert_entries
 from referrals.rules import Status
 
 CREATE_PROGRAMME = """
@@ -24,11 +25,6 @@ SELECT r.id, r.status,
 FROM referral r WHERE r.id = ANY($1::uuid[])
 """  # noqa: S608 - constants only; values are bound
 
-MARKS_OF_REFERRAL = """
-SELECT a.status, s.held_on, s.kind FROM attendance a
-JOIN programme_session s ON s.id = a.session
-WHERE a.referral = $1 AND s.cancelled_at IS NULL ORDER BY s.held_on, s.number
-"""
 
 WAITING_LIST = f"""
 SELECT r.id, r.reference, e.engaged_on
@@ -42,17 +38,19 @@ WHERE r.status = '{Status.engaged}'
 ORDER BY e.engaged_on, r.reference
 """  # noqa: S608 - constants only
 
+
 # The one definition of "consecutive unexcused absences": the run of absent marks
 # at the end of a person's register, in session order. The register raises its
-# at-risk alert from it and the at-risk list reads it. $1: one referral, or NULL
-# for everyone.
-ABSENCE_RUNS = f"""
+# at-risk alert from it (for the referrals it changed, ``MILESTONE_FACTS``) and the
+# at-risk list reads it (``ABSENCE_RUNS``, $1: one referral, or NULL for everyone).
+def _absence_runs(whose: str) -> str:
+    return f"""
 WITH ranked AS (
     SELECT a.referral, a.status, s.held_on,
            row_number() OVER (PARTITION BY a.referral
                               ORDER BY s.held_on DESC, s.number DESC) AS n
     FROM attendance a JOIN programme_session s ON s.id = a.session
-    WHERE ($1::uuid IS NULL OR a.referral = $1::uuid) AND s.cancelled_at IS NULL
+    WHERE {whose} AND s.cancelled_at IS NULL
 ), runs AS (
     SELECT referral, max(held_on) AS last_marked_on,
            coalesce(min(n) FILTER (WHERE status <> '{Mark.absent}'), count(*) + 1) - 1 AS run
@@ -61,6 +59,9 @@ WITH ranked AS (
 SELECT runs.*, ranked.held_on AS run_began
 FROM runs LEFT JOIN ranked ON ranked.referral = runs.referral AND ranked.n = runs.run
 """  # noqa: S608 - constants only
+
+
+ABSENCE_RUNS = _absence_runs("($1::uuid IS NULL OR a.referral = $1::uuid)")
 
 AT_RISK = f"""
 WITH absence_runs AS ({ABSENCE_RUNS})
@@ -91,3 +92,130 @@ SELECT max(s.held_on) AS last_marked_on FROM attendance a
 JOIN programme_session s ON s.id = a.session
 WHERE a.referral = $1 AND s."group" = $2 AND s.cancelled_at IS NULL
 """
+
+# Saving a register, in as few round trips as its locks allow (``services.save_register``
+# says why each is a statement of its own).
+
+# The session, locked, and all that checking a register needs: who may mark it, the
+# programme's rule, and for each person named ($3) their status, when they engaged and
+# whether they ever had a place in the session's group. $2: the account saving it; $4:
+# the programme's name.
+REGISTER_CONTEXT = f"""
+SELECT s.id, s."group", s.held_on, s.cancelled_at,
+       EXISTS (SELECT 1 FROM group_facilitator f
+               WHERE f."group" = s."group" AND f.account = $2::uuid) AS facilitates,
+       p.id AS programme_id, p.weeks, p.core_sessions, p.completion_min_sessions,
+       p.exit_review_required, p.at_risk_absences,
+       people.ids, people.statuses, people.engaged_on, people.members
+FROM programme_session s
+LEFT JOIN programme p ON p.name = $4
+CROSS JOIN LATERAL (
+    SELECT array_agg(r.id) AS ids, array_agg(r.status) AS statuses,
+           array_agg((SELECT max(occurred_on) FROM referral_event
+                      WHERE referral = r.id AND type = '{Status.engaged}'
+                        AND voided_at IS NULL)) AS engaged_on,
+           array_agg(EXISTS (SELECT 1 FROM group_member m
+                             WHERE m."group" = s."group" AND m.referral = r.id)) AS members
+    FROM referral r WHERE r.id = ANY($3::uuid[])
+) people
+WHERE s.id = $1
+FOR UPDATE OF s
+"""  # noqa: S608 - constants only; values are bound
+
+# The register's marks ($2 referrals, $3 marks) written on session $1 by account $4 at
+# $5: new marks inserted, changed ones corrected, the same ones left alone; the changed
+# people's referrals locked in id order first (see ``services.save_register``). Answers
+# the session's whole register as it now stands, by reference, with each changed line's
+# earlier mark (``was``, NULL for a new one).
+SAVE_MARKS = """
+WITH given AS (
+    SELECT * FROM unnest($2::uuid[], $3::text[]) AS g(referral, status)
+), existing AS (
+    SELECT id, referral, status, marked_by FROM attendance WHERE session = $1
+), changed AS (
+    SELECT g.referral, g.status, e.id AS attendance, e.status AS was
+    FROM given g LEFT JOIN existing e ON e.referral = g.referral
+    WHERE e.status IS DISTINCT FROM g.status
+), locked AS (
+    SELECT id FROM referral WHERE id IN (SELECT referral FROM changed)
+    ORDER BY id FOR UPDATE
+), added AS (
+    INSERT INTO attendance (session, referral, status, marked_by, marked_at)
+    SELECT $1, referral, status, $4::uuid, $5::timestamptz FROM changed WHERE attendance IS NULL
+), corrected AS (
+    UPDATE attendance a SET status = c.status, marked_by = $4::uuid, marked_at = $5::timestamptz
+    FROM changed c WHERE a.id = c.attendance
+)
+SELECT r.id AS referral_id, r.reference, coalesce(c.status, e.status) AS status,
+       m.username AS marked_by, c.referral IS NOT NULL AS changed, c.was,
+       (SELECT count(*) FROM locked) AS locked
+FROM (SELECT referral FROM existing UNION SELECT referral FROM changed) l
+JOIN referral r ON r.id = l.referral
+LEFT JOIN existing e ON e.referral = l.referral
+LEFT JOIN changed c ON c.referral = l.referral
+LEFT JOIN account m ON m.id = CASE WHEN c.referral IS NULL THEN e.marked_by ELSE $4::uuid END
+ORDER BY r.reference
+"""
+
+# What deciding the register's milestones reads, for each of the referrals $1 (whose
+# rows the caller has locked): status, marks that count in session order, lifecycle
+# steps that count, exit review, the run of absences at the end of the register, and
+# the latest at-risk alert.
+# (The runs with a condition of their own: in a generic plan, ``ABSENCE_RUNS``'s "or
+# NULL for everyone" cannot use the attendance index, so PostgreSQL would have to plan
+# this statement afresh on every save.)
+MILESTONE_FACTS = f"""
+WITH absence_runs AS ({_absence_runs("a.referral = ANY($1::uuid[])")})
+SELECT r.id, r.status, r.status_on,
+       marks.marks, marks.held_on, marks.kinds,
+       steps.ids AS step_ids, steps.types AS step_types, steps.occurred_on AS step_on,
+       steps.sources AS step_sources,
+       (SELECT x.held_on FROM exit_review x WHERE x.referral = r.id) AS exit_review_on,
+       runs.run, runs.run_began, runs.last_marked_on,
+       (SELECT max(p.raised_on) FROM participant_alert p
+        WHERE p.referral = r.id AND p.kind = 'at_risk') AS alerted_on
+FROM referral r
+CROSS JOIN LATERAL (
+    SELECT array_agg(a.status ORDER BY s.held_on, s.number) AS marks,
+           array_agg(s.held_on ORDER BY s.held_on, s.number) AS held_on,
+           array_agg(s.kind ORDER BY s.held_on, s.number) AS kinds
+    FROM attendance a JOIN programme_session s ON s.id = a.session
+    WHERE a.referral = r.id AND s.cancelled_at IS NULL
+) marks
+CROSS JOIN LATERAL (
+    SELECT array_agg(e.id ORDER BY e.id) AS ids, array_agg(e.type ORDER BY e.id) AS types,
+           array_agg(e.occurred_on ORDER BY e.id) AS occurred_on,
+           array_agg(e.source ORDER BY e.id) AS sources
+    FROM referral_event e WHERE e.referral = r.id AND e.voided_at IS NULL
+) steps
+LEFT JOIN absence_runs runs ON runs.referral = r.id
+WHERE r.id = ANY($1::uuid[])
+ORDER BY r.id
+"""  # noqa: S608 - constants only
+
+# What the register decided, written at once with every audit row of the save: steps
+# added ($4-$6) by account $1 at $2, removed ($7) and re-dated ($8, $9); referrals'
+# new status ($10-$12); at-risk alerts ($13, $14, each with detail $15); audit rows $3.
+SAVE_MILESTONES = f"""
+WITH added AS (
+    INSERT INTO referral_event (referral, type, occurred_on, recorded_by, recorded_at, source)
+    SELECT referral, type, occurred_on, $1::uuid, $2::timestamptz, '{REGISTER_SOURCE}'
+    FROM unnest($4::uuid[], $5::text[], $6::date[]) AS x(referral, type, occurred_on)
+), removed AS (
+    DELETE FROM referral_event WHERE id = ANY($7::bigint[])
+), moved AS (
+    UPDATE referral_event e SET occurred_on = x.occurred_on
+    FROM unnest($8::bigint[], $9::date[]) AS x(id, occurred_on) WHERE e.id = x.id
+), progressed AS (
+    UPDATE referral r SET status = x.status, status_on = x.status_on, version = r.version + 1
+    FROM unnest($10::uuid[], $11::text[], $12::date[]) AS x(id, status, status_on)
+    WHERE r.id = x.id
+), alerted AS (
+    INSERT INTO participant_alert (referral, kind, raised_on, detail, created_at)
+    SELECT referral, 'at_risk', raised_on, $15::jsonb, $2::timestamptz
+    FROM unnest($13::uuid[], $14::date[]) AS x(referral, raised_on)
+), audited AS (
+    {insert_entries(3)}
+)
+SELECT 1
+"""  # noqa: S608 - constants only; values are bound

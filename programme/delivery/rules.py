@@ -26,7 +26,7 @@ from enum import StrEnum
 from typing import Any
 
 from programme.platform.errors import FieldError
-from referrals.rules import EARLIEST_RECORD, ENDED, OPEN, Status, too_early
+from referrals.rules import EARLIEST_RECORD, ENDED, OPEN, Status, allowed_next, too_early
 
 
 class SessionKind(StrEnum):
@@ -110,6 +110,121 @@ def completion_met_on(
             return None
         met_on = max(met_on, exit_review_on)
     return met_on
+
+
+REGISTER_SOURCE = "register"
+"""The source of the lifecycle steps the register derives: the only ones it moves or undoes."""
+
+
+@dataclass(frozen=True)
+class MilestoneChange:
+    """What a referral's marks change in its lifecycle, as ``milestone_change`` decides it."""
+
+    status: Status
+    status_on: date
+    added: tuple[tuple[Status, date], ...] = ()
+    """Steps to add, each dated."""
+    removed: tuple[int, ...] = ()
+    """Steps (their ids) to undo."""
+    moved: tuple[tuple[int, date], ...] = ()
+    """Steps (their ids) to re-date, each to its new day."""
+    touched: tuple[date, ...] = ()
+    """Days whose figures change: each step added or undone, a moved step's old and new day."""
+
+
+def milestone_change(
+    *,
+    status: Status,
+    status_on: date,
+    marks: Sequence[Mapping[str, Any]],
+    steps: Mapping[str, Mapping[str, Any]],
+    rule: Mapping[str, Any],
+    exit_review_on: date | None,
+) -> MilestoneChange:
+    """Bring a referral's started and completed milestones in line with its register.
+
+    ``marks`` are the marks that count, in session order (``status``, ``held_on``,
+    ``kind``); ``steps`` its lifecycle steps that count, by type (``id``,
+    ``occurred_on``, ``source``). The first attended session starts an engaged
+    referral; meeting ``completion_met_on`` completes a started one. Only steps the
+    register derived itself (``REGISTER_SOURCE``) are re-dated or undone when the marks
+    no longer bear them out: undoing the start takes the referral back to engaged (on
+    the day it engaged), undoing the completion back to started.
+    """
+    added: list[tuple[Status, date]] = []
+    removed: list[int] = []
+    moved: list[tuple[int, date]] = []
+    touched: list[date] = []
+    present = [m for m in marks if m["status"] in PRESENT]
+    new_status, new_on = status, status_on
+
+    started = steps.get(Status.started.value)
+    if present and Status.started in allowed_next(status):
+        first = present[0]["held_on"]
+        added.append((Status.started, first))
+        touched.append(first)
+        new_status, new_on = Status.started, first
+    elif started and started["source"] == REGISTER_SOURCE and status == Status.started:
+        if not present:
+            removed.append(started["id"])
+            touched.append(started["occurred_on"])
+            engaged = steps[Status.engaged.value]
+            new_status, new_on = Status.engaged, engaged["occurred_on"]
+        elif present[0]["held_on"] != started["occurred_on"]:
+            moved.append((started["id"], present[0]["held_on"]))
+            touched += [started["occurred_on"], present[0]["held_on"]]
+            new_on = present[0]["held_on"]
+
+    if new_status in (Status.started, Status.completed):
+        met_on = completion_met_on(present, rule, exit_review_on)
+        completed = steps.get(Status.completed.value)
+        if met_on is not None and Status.completed in allowed_next(new_status):
+            added.append((Status.completed, met_on))
+            touched.append(met_on)
+            new_status, new_on = Status.completed, met_on
+        elif completed and completed["source"] == REGISTER_SOURCE:
+            if met_on is None:
+                removed.append(completed["id"])
+                touched.append(completed["occurred_on"])
+                first = present[0]["held_on"] if present else status_on
+                new_status, new_on = Status.started, first
+            elif met_on != completed["occurred_on"]:
+                moved.append((completed["id"], met_on))
+                touched += [completed["occurred_on"], met_on]
+                new_on = met_on
+
+    return MilestoneChange(
+        status=new_status,
+        status_on=new_on,
+        added=tuple(added),
+        removed=tuple(removed),
+        moved=tuple(moved),
+        touched=tuple(touched),
+    )
+
+
+def at_risk_on(
+    *,
+    status: Status,
+    limit: int,
+    run: int | None,
+    run_began: date | None,
+    last_marked_on: date | None,
+    alerted_on: date | None,
+) -> date | None:
+    """The day to raise an at-risk alert for partner support on, or None.
+
+    Someone on the course (``ON_THE_COURSE``) whose latest marks are ``limit`` or more
+    unexcused absences in a row (``run``, counted by ``queries.ABSENCE_RUNS``, which
+    began on ``run_began``) is at risk, raised on the last marked session; once for
+    each run: an alert raised on or after the run began (``alerted_on``, the latest)
+    already covers it.
+    """
+    if status not in ON_THE_COURSE or run is None or run < limit:
+        return None
+    if alerted_on is not None and run_began is not None and alerted_on >= run_began:
+        return None
+    return last_marked_on
 
 
 def reschedule_problem(

@@ -11,6 +11,8 @@ facilitator's decision).
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 from typing import Any
@@ -19,7 +21,13 @@ from uuid import UUID
 from asyncpg.exceptions import UniqueViolationError
 
 from programme.delivery import queries, rules, schemas
-from programme.delivery.rules import DEFAULT_RULE, JOINABLE, PRESENT, SessionKind
+from programme.delivery.rules import (
+    DEFAULT_RULE,
+    JOINABLE,
+    PRESENT,
+    REGISTER_SOURCE,
+    SessionKind,
+)
 from programme.delivery.tables import (
     Attendance,
     DeliveryChange,
@@ -38,8 +46,8 @@ from programme.platform.errors import Conflict, FieldError, InvalidInput, NotFou
 from programme.platform.locked_quarters.services import require_unlocked
 from programme.platform.paging import Page, Paging
 from programme.platform.tables import Account, AuditAction, RecordType, Role
-from referrals.rules import Status, affected_days, allowed_next, day_problem, reason_problems
-from referrals.tables import ParticipantAlert, Referral, ReferralEvent
+from referrals.rules import Status, affected_days, day_problem, reason_problems
+from referrals.tables import Referral
 
 DEFAULT_PROGRAMME = "Inspire to Change"
 
@@ -351,9 +359,6 @@ async def at_risk(actor: Principal, consecutive: int, paging: Paging) -> Page[sc
     return page
 
 
-REGISTER_SOURCE = "register"
-
-
 async def _register(session_id: UUID) -> schemas.Register:
     session = (
         await ProgrammeSession.select(ProgrammeSession.held_on, ProgrammeSession.cancelled_at)
@@ -392,10 +397,17 @@ async def get_register(session_id: UUID, actor: Principal) -> schemas.Register:
     return await _register(session_id)
 
 
-async def _check_marks(
-    session: dict[str, Any], marks: list[schemas.AttendanceMark], today: date
+def _check_marks(
+    session: Mapping[str, Any],
+    marks: list[schemas.AttendanceMark],
+    people: Mapping[UUID, Sequence[Any]],
+    today: date,
 ) -> None:
-    """Every problem with a register, all at once."""
+    """Every problem with a register, all at once.
+
+    ``people``: each referral named that exists, as ``(id, status, engaged_on,
+    member)``, ``member`` saying whether it ever had a place in the session's group.
+    """
     problems: list[FieldError] = []
     if session["cancelled_at"] is not None:
         problems.append(
@@ -409,27 +421,21 @@ async def _check_marks(
                 "The session is dated in the future; mark it once held.",
             )
         )
-    ids = [mark.referral_id for mark in marks]
-    members = await GroupMember.select(GroupMember.referral, GroupMember.joined_on).where(
-        (GroupMember.group == session["group"]) & GroupMember.referral.is_in(ids or [None])
-    )
-    member_ids = {m["referral"] for m in members}
-    referrals = {r["id"]: r for r in await database.fetch(queries.STATUS_AND_ENGAGED_ON, ids)}
     seen: set[UUID] = set()
     for i, mark in enumerate(marks):
         where = f"[{i}].referral_id"
         if mark.referral_id in seen:
             problems.append(FieldError("duplicate", where, "Marked twice in one register."))
         seen.add(mark.referral_id)
-        if mark.referral_id not in member_ids:
+        person = people.get(mark.referral_id)
+        if person is None or not person[3]:
             problems.append(FieldError("not_a_member", where, "Not a member of this group."))
             continue
-        referral = referrals[mark.referral_id]
-        if referral["status"] == Status.withdrawn.value:
+        _, status, engaged_on, _ = person
+        if status == Status.withdrawn.value:
             problems.append(
                 FieldError("withdrawn", where, "Consent was withdrawn: nothing more is recorded.")
             )
-        engaged_on = referral["engaged_on"]
         if mark.status in PRESENT and engaged_on and session["held_on"] < engaged_on:
             problems.append(
                 FieldError(
@@ -440,6 +446,9 @@ async def _check_marks(
             )
     if problems:
         raise InvalidInput(errors=problems)
+
+
+_RULE_COLUMNS = tuple(asdict(DEFAULT_RULE))
 
 
 async def save_register(
@@ -453,73 +462,81 @@ async def save_register(
 
     A changed mark touches the session's day and any milestone it moves: in a
     reported quarter that needs an admin's ``override_reason`` (``require_unlocked``).
+
+    A save is a handful of statements whatever the size of the register (a 12-person
+    correction: BEGIN, the four below, the two of ``require_unlocked``, COMMIT), each
+    one needing the locks the one before it took:
+
+    1. ``REGISTER_CONTEXT`` locks the session's row and reads what the checks need.
+       One register save at a time per session: a second one waits here, and its
+       next statement (a new snapshot, taken once it holds the lock) finds the first
+       one's marks, so nothing is lost or duplicated. The checks read what every
+       save reads before it writes, and a rejected save only rolls back.
+    2. ``SAVE_MARKS`` finds the changed marks and locks the changed people's
+       referrals in id order, then writes the marks. An attendance row's foreign key
+       takes a share lock on its referral, and deriving milestones then needs the
+       update lock, so two registers for the same people (two sessions saved at
+       once) would deadlock if either took a share lock first: the foreign key
+       checks run at the end of the statement, after its ``FOR UPDATE``.
+    3. ``MILESTONE_FACTS`` reads the changed people's registers and lifecycle
+       steps, in a statement after the one that locked them, so it sees what any
+       save that held them before committed.
+    4. ``SAVE_MILESTONES`` writes what the register decided and every audit row.
+
+    Lock order, the same in every write of the register and of the corrections of
+    delivery (``move_session``, ``cancel_session``): the session, the referrals
+    concerned in id order, then the reported quarters' shared locks.
     """
-    session = await _session(session_id, actor)
-    await _check_marks(session, marks, today)
-    programme = await current_programme()
+    ids = [mark.referral_id for mark in marks]
     async with engine().transaction():
-        # One register save at a time per session: the second waits and then
-        # finds the first one's marks, so nothing is lost or duplicated.
-        await (
-            ProgrammeSession.select(ProgrammeSession.id)
-            .where(ProgrammeSession.id == session_id)
-            .lock_rows()
+        found = await database.fetch(
+            queries.REGISTER_CONTEXT, session_id, actor.id, ids, DEFAULT_PROGRAMME
         )
-        existing = {
-            row["referral"]: row
-            for row in await Attendance.select(
-                Attendance.id, Attendance.referral, Attendance.status
-            ).where(Attendance.session == session_id)
-        }
-        changed = sorted(
-            {
-                mark.referral_id
-                for mark in marks
-                if existing.get(mark.referral_id, {}).get("status") != mark.status.value
-            }
+        if not found:
+            raise NotFound("No such session.")
+        session = found[0]
+        # The session's group exists (a foreign key), so what is left of
+        # ``require_group_access`` is who may work with it.
+        if actor.role != Role.admin.value and not session["facilitates"]:
+            raise NotPermitted("You do not facilitate this group.")
+        people = zip(
+            session["ids"] or (),
+            session["statuses"] or (),
+            session["engaged_on"] or (),
+            session["members"] or (),
+            strict=True,
         )
-        # Lock the changed people's referrals, in one order, before writing marks: an
-        # attendance row's foreign key takes a share lock on its referral, and deriving
-        # milestones then needs the update lock, so two registers for the same people
-        # (two sessions saved at once) would otherwise deadlock.
-        if changed:
-            await (
-                Referral.select(Referral.id)
-                .where(Referral.id.is_in(changed))
-                .order_by(Referral.id)
-                .lock_rows()
-            )
+        _check_marks(session, marks, {person[0]: person for person in people}, today)
+        programme: dict[str, Any]
+        if session["programme_id"] is None:
+            programme = await current_programme()
+        else:
+            programme = {name: session[name] for name in _RULE_COLUMNS}
+        lines = await database.fetch(
+            queries.SAVE_MARKS,
+            session_id,
+            ids,
+            [mark.status.value for mark in marks],
+            actor.id,
+            datetime.now(UTC),
+        )
+        was = {line["referral_id"]: line["was"] for line in lines if line["changed"]}
+        entries = []
         for mark in marks:
-            before = existing.get(mark.referral_id)
-            if before is None:
-                await Attendance.insert(
-                    Attendance(
-                        session=session_id,
-                        referral=mark.referral_id,
-                        status=mark.status.value,
-                        marked_by=actor.id,
-                    )
-                )
-                action = AuditAction.create
-            elif before["status"] != mark.status.value:
-                await Attendance.update(
-                    {
-                        Attendance.status: mark.status.value,
-                        Attendance.marked_by: actor.id,
-                        Attendance.marked_at: Attendance.marked_at.default.python(),
-                    }
-                ).where(Attendance.id == before["id"])
-                action = AuditAction.update
-            else:
+            if mark.referral_id not in was:
                 continue
             detail = {"session": str(session_id), "mark": mark.status.value}
+            before = was[mark.referral_id]
             if before is not None:
-                detail["was"] = before["status"]
-            await audit.record(actor, action, RecordType.attendance, mark.referral_id, detail)
+                detail["was"] = before
+            action = AuditAction.create if before is None else AuditAction.update
+            entries.append(
+                audit.entry(actor, action, RecordType.attendance, mark.referral_id, detail)
+            )
         # Unchanged marks leave the derived milestones as they are.
+        changed = sorted(was)
         touched: list[date] = [session["held_on"]] if changed else []
-        for referral_id in changed:
-            touched += await derive_milestones(referral_id, programme, actor)
+        touched += await _derive_milestones(changed, programme, actor, entries)
         await require_unlocked(
             touched,
             actor=actor,
@@ -527,7 +544,20 @@ async def save_register(
             record_type=RecordType.attendance,
             record_id=session_id,
         )
-    return await _register(session_id)
+    return schemas.Register(
+        session_id=session_id,
+        held_on=session["held_on"],
+        marks=[
+            schemas.RegisterLine(
+                referral_id=line["referral_id"],
+                reference=line["reference"],
+                status=line["status"],
+                marked_by=line["marked_by"],
+            )
+            for line in lines
+        ],
+        cancelled=session["cancelled_at"] is not None,
+    )
 
 
 async def derive_milestones(
@@ -535,136 +565,91 @@ async def derive_milestones(
 ) -> list[date]:
     """Bring a referral's started/completed milestones and alerts in line with the register.
 
-    Returns the days of the milestones added, removed or moved (old and new day),
-    whose quarters' figures change.
+    The caller holds the referral's row lock. Returns the days of the milestones
+    added, removed or moved (old and new day), whose quarters' figures change.
     """
+    return await _derive_milestones([referral_id], programme, actor, [])
+
+
+async def _derive_milestones(
+    referral_ids: Sequence[UUID],
+    programme: Mapping[str, Any],
+    actor: Principal,
+    entries: list[dict[str, Any]],
+) -> list[date]:
+    """``derive_milestones`` for several referrals in two statements, writing ``entries``
+    (audit rows of the caller's own work) with its own; the caller holds the rows' locks."""
+    facts = await database.fetch(queries.MILESTONE_FACTS, referral_ids) if referral_ids else []
+    added: list[tuple[UUID, str, date]] = []
+    removed: list[int] = []
+    moved: list[tuple[int, date]] = []
+    progressed: list[tuple[UUID, str, date]] = []
+    alerts: list[tuple[UUID, date]] = []
     touched: list[date] = []
-    referral = (
-        await Referral.select(Referral.status, Referral.status_on)
-        .where(Referral.id == referral_id)
-        .lock_rows()
-        .first()
-    )
-    assert referral is not None
-    status = Status(referral["status"])
-    marks = await database.fetch(queries.MARKS_OF_REFERRAL, referral_id)
-    events = {
-        e["type"]: e
-        for e in await ReferralEvent.select(
-            ReferralEvent.id, ReferralEvent.type, ReferralEvent.occurred_on, ReferralEvent.source
-        ).where((ReferralEvent.referral == referral_id) & ReferralEvent.voided_at.is_null())
-    }
-    present = [m for m in marks if m["status"] in PRESENT]
-    new_status, new_on = status, referral["status_on"]
-
-    started = events.get(Status.started.value)
-    if present and Status.started in allowed_next(status):
-        started_on = present[0]["held_on"]
-        await _add_event(referral_id, Status.started, started_on, actor)
-        touched.append(started_on)
-        new_status, new_on = Status.started, started_on
-    elif started and started["source"] == REGISTER_SOURCE and status == Status.started:
-        if not present:
-            await _remove_event(started["id"])
-            touched.append(started["occurred_on"])
-            engaged = events[Status.engaged.value]
-            new_status, new_on = Status.engaged, engaged["occurred_on"]
-        elif present[0]["held_on"] != started["occurred_on"]:
-            await _move_event(started["id"], present[0]["held_on"])
-            touched += [started["occurred_on"], present[0]["held_on"]]
-            new_on = present[0]["held_on"]
-
-    if new_status in (Status.started, Status.completed):
-        met_on = await _completion_met_on(referral_id, present, programme)
-        completed = events.get(Status.completed.value)
-        if met_on is not None and Status.completed in allowed_next(new_status):
-            await _add_event(referral_id, Status.completed, met_on, actor)
-            touched.append(met_on)
-            new_status, new_on = Status.completed, met_on
-        elif completed and completed["source"] == REGISTER_SOURCE:
-            if met_on is None:
-                await _remove_event(completed["id"])
-                touched.append(completed["occurred_on"])
-                first = present[0]["held_on"] if present else referral["status_on"]
-                new_status, new_on = Status.started, first
-            elif met_on != completed["occurred_on"]:
-                await _move_event(completed["id"], met_on)
-                touched += [completed["occurred_on"], met_on]
-                new_on = met_on
-
-    if (new_status, new_on) != (status, referral["status_on"]):
-        await Referral.update(
-            {
-                Referral.status: new_status.value,
-                Referral.status_on: new_on,
-                Referral.version: Referral.version + 1,
-            }
-        ).where(Referral.id == referral_id)
-    await _raise_at_risk(referral_id, programme["at_risk_absences"], new_status)
+    for row in facts:
+        referral_id, status = row["id"], Status(row["status"])
+        change = rules.milestone_change(
+            status=status,
+            status_on=row["status_on"],
+            marks=[
+                {"status": mark, "held_on": held_on, "kind": kind}
+                for mark, held_on, kind in zip(
+                    row["marks"] or (), row["held_on"] or (), row["kinds"] or (), strict=True
+                )
+            ],
+            steps={
+                kind: {"id": step_id, "occurred_on": on, "source": source}
+                for step_id, kind, on, source in zip(
+                    row["step_ids"] or (),
+                    row["step_types"] or (),
+                    row["step_on"] or (),
+                    row["step_sources"] or (),
+                    strict=True,
+                )
+            },
+            rule=programme,
+            exit_review_on=row["exit_review_on"],
+        )
+        for step, on in change.added:
+            added.append((referral_id, step.value, on))
+            detail = {"event": step.value, "source": REGISTER_SOURCE}
+            entries.append(
+                audit.entry(actor, AuditAction.update, RecordType.referral, referral_id, detail)
+            )
+        removed += change.removed
+        moved += change.moved
+        if (change.status, change.status_on) != (status, row["status_on"]):
+            progressed.append((referral_id, change.status.value, change.status_on))
+        alert_on = rules.at_risk_on(
+            status=change.status,
+            limit=programme["at_risk_absences"],
+            run=row["run"],
+            run_began=row["run_began"],
+            last_marked_on=row["last_marked_on"],
+            alerted_on=row["alerted_on"],
+        )
+        if alert_on is not None:
+            alerts.append((referral_id, alert_on))
+        touched += change.touched
+    if entries or added or removed or moved or progressed or alerts:
+        await database.fetch(
+            queries.SAVE_MILESTONES,
+            actor.id,
+            datetime.now(UTC),
+            audit.entries_json(entries),
+            *_columns(added, 3),
+            removed,
+            *_columns(moved, 2),
+            *_columns(progressed, 3),
+            *_columns(alerts, 2),
+            json.dumps({"consecutive_absences": programme["at_risk_absences"]}),
+        )
     return touched
 
 
-async def _completion_met_on(
-    referral_id: UUID, present: list[Any], programme: dict[str, Any]
-) -> date | None:
-    review = None
-    if programme["exit_review_required"] and present:
-        review = (
-            await ExitReview.select(ExitReview.held_on)
-            .where(ExitReview.referral == referral_id)
-            .first()
-        )
-    return rules.completion_met_on(present, programme, review["held_on"] if review else None)
-
-
-async def _add_event(referral_id: UUID, status: Status, on: date, actor: Principal) -> None:
-    await ReferralEvent.insert(
-        ReferralEvent(
-            referral=referral_id,
-            type=status.value,
-            occurred_on=on,
-            recorded_by=actor.id,
-            source=REGISTER_SOURCE,
-        )
-    )
-    await audit.record(
-        actor,
-        AuditAction.update,
-        RecordType.referral,
-        referral_id,
-        {"event": status.value, "source": REGISTER_SOURCE},
-    )
-
-
-async def _remove_event(event_id: int) -> None:
-    await ReferralEvent.delete().where(ReferralEvent.id == event_id)
-
-
-async def _move_event(event_id: int, on: date) -> None:
-    await ReferralEvent.update({ReferralEvent.occurred_on: on}).where(ReferralEvent.id == event_id)
-
-
-async def _raise_at_risk(referral_id: UUID, limit: int, status: Status) -> None:
-    """Alert partner support when the latest marks are ``limit`` unexcused absences."""
-    if status not in (Status.engaged, Status.started):
-        return
-    runs = await database.fetch(queries.ABSENCE_RUNS, referral_id)
-    if not runs or runs[0]["run"] < limit:
-        return
-    already = await ParticipantAlert.exists().where(
-        (ParticipantAlert.referral == referral_id)
-        & (ParticipantAlert.kind == "at_risk")
-        & (ParticipantAlert.raised_on >= runs[0]["run_began"])
-    )
-    if not already:
-        await ParticipantAlert.insert(
-            ParticipantAlert(
-                referral=referral_id,
-                kind="at_risk",
-                raised_on=runs[0]["last_marked_on"],
-                detail={"consecutive_absences": limit},
-            )
-        )
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as columns, for ``unnest``: ``width`` lists, empty when there are no rows."""
+    return [[row[i] for row in rows] for i in range(width)]
 
 
 async def record_exit_review(
@@ -757,8 +742,7 @@ async def _rederive_register(session_id: UUID, actor: Principal) -> list[date]:
     )
     programme = await current_programme()
     before = await _counting_steps(marked)
-    for referral_id in marked:
-        await derive_milestones(referral_id, programme, actor)
+    await _derive_milestones(marked, programme, actor, [])
     after = await _counting_steps(marked)
     return [on for _, _, on in before ^ after]
 

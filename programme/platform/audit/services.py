@@ -17,6 +17,7 @@ from uuid import UUID
 import asyncpg
 
 from programme.platform import database
+from programme.platform.audit.queries import ENTRY_COLUMNS
 from programme.platform.audit.schemas import Actor, AuditEntry
 from programme.platform.errors import FieldError, InvalidInput
 from programme.platform.paging import Page, Paging
@@ -51,6 +52,28 @@ async def record(
     detail: dict[str, Any] | None = None,
 ) -> None:
     await AuditEvent.insert(_row(actor, action, record_type, record_id, json.dumps(detail or {})))
+
+
+def entry(
+    actor: Actor,
+    action: AuditAction,
+    record_type: RecordType,
+    record_id: str | UUID | None = None,
+    detail: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One audit row made by ``_row``, as JSON for ``queries.insert_entries``: for a
+    service that writes its work and its audit rows in one statement."""
+    made = _row(actor, action, record_type, record_id, "{}")
+    values = {name: getattr(made, name) for name in ENTRY_COLUMNS}
+    values["occurred_at"] = made.occurred_at.isoformat()
+    values["account_id"] = None if made.account_id is None else str(made.account_id)
+    values["detail"] = detail or {}
+    return values
+
+
+def entries_json(entries: Sequence[dict[str, Any]]) -> str:
+    """The parameter ``queries.insert_entries`` takes."""
+    return json.dumps(list(entries))
 
 
 async def record_many(

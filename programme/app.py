@@ -11,6 +11,7 @@ from litestar.plugins.htmx import HTMXPlugin
 from litestar.types import ControllerRouterHandler
 
 from analysis.controllers import AnalysisController, ReportController
+from outcomes import pages as outcome_pages
 from outcomes import services as outcomes
 from outcomes.controllers import VictimController
 from programme.delivery import pages as delivery_pages
@@ -93,12 +94,18 @@ def create_app(
             *extra_routes,
             browser.pages_router(
                 settings,
-                [*PAGES, *referral_pages.PAGES, *delivery_pages.PAGES, *extra_pages],
+                [
+                    *PAGES,
+                    *referral_pages.PAGES,
+                    *delivery_pages.PAGES,
+                    *outcome_pages.PAGES,
+                    *extra_pages,
+                ],
             ),
             browser.static_files_router(),
         ],
         template_config=browser.template_config(
-            [referral_pages.TEMPLATES, delivery_pages.TEMPLATES]
+            [referral_pages.TEMPLATES, delivery_pages.TEMPLATES, outcome_pages.TEMPLATES]
         ),
         plugins=[HTMXPlugin()],
         stores={browser.SESSION_STORE: browser.session_store(settings)},

@@ -101,8 +101,14 @@ def account_problems(data: schemas.AccountCreate) -> list[FieldError]:
     return problems
 
 
-async def create_account(data: schemas.AccountCreate, actor: schemas.Principal) -> schemas.Account:
-    """Add an account; a referrer's agency is created if it is new."""
+async def create_account(
+    data: schemas.AccountCreate, actor: schemas.Principal, *, temporary: bool = False
+) -> schemas.Account:
+    """Add an account; a referrer's agency is created if it is new.
+
+    ``temporary``: the password is one the admin passes on (the pages make one),
+    so its owner must choose their own at the first sign-in.
+    """
     problems = account_problems(data)
     if problems:
         raise InvalidInput(errors=problems)
@@ -119,6 +125,7 @@ async def create_account(data: schemas.AccountCreate, actor: schemas.Principal) 
                     password_hash=password_hash,
                     role=data.role.value,
                     agency=agency_id,
+                    must_change_password=temporary,
                 )
             ).returning(Account.id)
         except UniqueViolationError:

@@ -210,13 +210,8 @@ async def _victim_page(
 
 
 def _alert_now(progress: schemas.PerpetratorProgress) -> schemas.Alert | None:
-    """The latest alert, while the perpetrator's status still says it is current."""
-    if not progress.alerts:
-        return None
-    latest = progress.alerts[-1]
-    if latest.kind == "disengaged" or progress.status in ("engaged", "started", "contacted"):
-        return latest
-    return None
+    """The latest alert, shown at the top: what partner support most needs to know."""
+    return progress.alerts[-1] if progress.alerts else None
 
 
 @get(SUPPORT + "/{victim_id:uuid}", guards=[VICTIM_WORKERS])

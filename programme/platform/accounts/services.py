@@ -241,6 +241,18 @@ async def _check_change(change: str, target: Any, actor: schemas.Principal) -> N
         raise Conflict(problem)
 
 
+async def account_id_for(username: str) -> UUID:
+    """The account a username names (the command line names accounts by username)."""
+    row = (
+        await Account.select(Account.id)
+        .where(Account.username == normalise_username(username))
+        .first()
+    )
+    if row is None:
+        raise NotFound(f"No account is called {normalise_username(username)!r}.")
+    return UUID(str(row["id"]))
+
+
 async def get_account_for_admin(account_id: UUID, actor: schemas.Principal) -> schemas.Account:
     """One account, as an admin reads it (audited)."""
     row = await Account.select(*_ACCOUNT_COLUMNS).where(Account.id == account_id).first()

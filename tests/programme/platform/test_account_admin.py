@@ -271,3 +271,29 @@ async def test_every_role_may_sign_out(client, sign_in):
         headers = await sign_in(role, f"{role.value}-out")
         assert (await client.post("/auth/logout", headers=headers)).status_code == 204
         assert (await _me(client, headers)).status_code == 401
+
+
+async def test_changing_ones_own_password_over_the_api_checks_the_current_one(client, sign_in):
+    await make_account("fran", Role.facilitator)
+    token = await log_in(client, "fran")
+    wrong = await client.post(
+        "/auth/password",
+        json={"current": "not it at all", "new": "a brand new long passphrase"},
+        headers=token,
+    )
+    assert wrong.status_code == 422 and wrong.json()["errors"][0]["code"] == "wrong_password"
+    short = await client.post(
+        "/auth/password", json={"current": PASSWORD, "new": "short"}, headers=token
+    )
+    assert short.status_code == 422 and short.json()["errors"][0]["field"] == "new"
+    done = await client.post(
+        "/auth/password",
+        json={"current": PASSWORD, "new": "a brand new long passphrase"},
+        headers=token,
+    )
+    assert done.status_code == 204
+    assert (await _me(client, token)).status_code == 200  # this token carries on
+    again = await client.post(
+        "/auth/login", json={"username": "fran", "password": "a brand new long passphrase"}
+    )
+    assert again.status_code == 200

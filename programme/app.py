@@ -11,6 +11,7 @@ from litestar.plugins.htmx import HTMXPlugin
 from litestar.types import ControllerRouterHandler
 
 from analysis.controllers import AnalysisController, ReportController
+from outcomes import pages as outcome_pages
 from outcomes import services as outcomes
 from outcomes.controllers import VictimController
 from programme.delivery import pages as delivery_pages
@@ -20,12 +21,14 @@ from programme.imports.controllers import ImportController
 from programme.platform import database, openapi
 from programme.platform.access_log import AccessLog
 from programme.platform.accounts import access, passwords
+from programme.platform.accounts import pages as account_pages
 from programme.platform.accounts.controllers import (
     AccountController,
     AgencyController,
     AuthController,
 )
 from programme.platform.accounts.services import RecentRefusals
+from programme.platform.audit import pages as audit_pages
 from programme.platform.audit.controllers import AuditController
 from programme.platform.controllers import health
 from programme.platform.http_errors import EXCEPTION_HANDLERS
@@ -99,13 +102,23 @@ def create_app(
                     *referral_pages.PAGES,
                     *delivery_pages.PAGES,
                     *import_pages.PAGES,
+                    *outcome_pages.PAGES,
+                    *account_pages.PAGES,
+                    *audit_pages.PAGES,
                     *extra_pages,
                 ],
             ),
             browser.static_files_router(),
         ],
         template_config=browser.template_config(
-            [referral_pages.TEMPLATES, delivery_pages.TEMPLATES, import_pages.TEMPLATES]
+            [
+                referral_pages.TEMPLATES,
+                delivery_pages.TEMPLATES,
+                import_pages.TEMPLATES,
+                outcome_pages.TEMPLATES,
+                account_pages.TEMPLATES,
+                audit_pages.TEMPLATES,
+            ]
         ),
         plugins=[HTMXPlugin()],
         stores={browser.SESSION_STORE: browser.session_store(settings)},

@@ -119,6 +119,82 @@ def user_add(username: str, role: str, agency: str | None, password_stdin: bool)
     click.echo(f"added {account.username} ({account.role}) id {account.id}")
 
 
+@user.command("list")
+def user_list() -> None:
+    """Every account: username, role, agency, and whether it is active (audited)."""
+    from programme.platform.accounts import services
+    from programme.platform.paging import MAX_LIMIT, Paging
+
+    async def work() -> list[Any]:
+        found, offset = [], 0
+        while True:
+            page = await services.list_accounts(CLI_ACTOR, Paging(MAX_LIMIT, offset))
+            found += page.items
+            offset += MAX_LIMIT
+            if offset >= page.total:
+                return found
+
+    for account in run_with_database(work):
+        state = "active" if account.active else "deactivated"
+        if account.active and account.reset_pending:
+            state = "new password due"
+        click.echo(f"{account.username}\t{account.role}\t{account.agency or '-'}\t{state}")
+
+
+def _on_account(username: str, change: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``change`` on the named account; a refusal is one line and exit status 1."""
+    from programme.platform.accounts import services
+
+    async def work() -> T:
+        return await change(await services.account_id_for(username))
+
+    try:
+        return run_with_database(work)
+    except ApplicationError as error:
+        raise _fail(_describe(error)) from None
+
+
+@user.command("deactivate")
+@click.argument("username")
+def user_deactivate(username: str) -> None:
+    """A leaver: their tokens and browser sessions stop at once (never the last admin)."""
+    from programme.platform.accounts import services
+
+    account = _on_account(username, lambda i: services.set_active(i, False, CLI_ACTOR))
+    click.echo(f"deactivated {account.username}")
+
+
+@user.command("reactivate")
+@click.argument("username")
+def user_reactivate(username: str) -> None:
+    """They may sign in again (earlier tokens and sessions stay refused)."""
+    from programme.platform.accounts import services
+
+    account = _on_account(username, lambda i: services.set_active(i, True, CLI_ACTOR))
+    click.echo(f"reactivated {account.username}")
+
+
+@user.command("reset-password")
+@click.argument("username")
+def user_reset_password(username: str) -> None:
+    """Print a temporary password; its owner must choose a new one at the next sign-in."""
+    from programme.platform.accounts import services
+
+    reset = _on_account(username, lambda i: services.reset_password(i, CLI_ACTOR))
+    click.echo(f"temporary password for {reset.account.username}: {reset.temporary_password}")
+    click.echo("(shown once; they must choose their own when they next sign in)", err=True)
+
+
+@user.command("unlock")
+@click.argument("username")
+def user_unlock(username: str) -> None:
+    """Lift the username's sign-in delay (addresses that guessed stay delayed)."""
+    from programme.platform.accounts import services
+
+    lockout = _on_account(username, lambda i: services.unlock(i, CLI_ACTOR))
+    click.echo(f"unlocked {lockout.username}")
+
+
 @cli.group("import")
 def import_() -> None:
     """Import data from CSV files."""

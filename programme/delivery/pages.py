@@ -1156,7 +1156,127 @@ async def waiting_list_page(request: Request[Any, Any, Any], actor: access.Signe
     )
 
 
+# --- programme settings (admins) ---
+
+SETTINGS = "/admin/settings"
+ADMINS = access.requires(Role.admin)
+
+SETTING_FIELDS = (
+    ("weeks", "Programme length in weeks", "The completion rule counts this many weeks."),
+    ("core_sessions", "Core sessions", "Sessions in the programme."),
+    (
+        "completion_min_sessions",
+        "Sessions attended to complete",
+        "At most the number of core sessions.",
+    ),
+    (
+        "at_risk_absences",
+        "Unexcused absences in a row that make someone at risk",
+        "Raises the at-risk alert partner support sees.",
+    ),
+)
+
+
+def _fixed_settings(settings: Settings) -> list[tuple[str, str, str]]:
+    """Settings read from the environment at start-up: shown, changed only by a restart."""
+    return [
+        (
+            "Commissioned areas",
+            ", ".join(settings.commissioned_areas),
+            "INSPIRE_COMMISSIONED_AREAS",
+        ),
+        (
+            "Working days to first contact",
+            str(settings.first_contact_working_days),
+            "INSPIRE_FIRST_CONTACT_WORKING_DAYS",
+        ),
+        ("Counts suppressed below", str(settings.suppress_below), "INSPIRE_SUPPRESS_BELOW"),
+        ("Days a record may be back-dated", str(settings.backdate_days), "INSPIRE_BACKDATE_DAYS"),
+        (
+            "Minutes before an idle page session ends",
+            str(settings.session_idle_seconds // 60),
+            "INSPIRE_SESSION_IDLE_MINUTES",
+        ),
+        (
+            "Minutes an API token lasts",
+            str(settings.token_ttl_minutes),
+            "INSPIRE_TOKEN_TTL_MINUTES",
+        ),
+    ]
+
+
+async def _settings_page(
+    request: Request[Any, Any, Any],
+    state: State,
+    *,
+    status_code: int = 200,
+    errors: list[FieldError] | None = None,
+    entered: dict[str, str] | None = None,
+    saved: bool = False,
+) -> Template:
+    current = await services.programme_settings()
+    return browser.page(
+        request,
+        "delivery/settings.html",
+        status_code=status_code,
+        title="Programme settings",
+        errors=errors or [],
+        current=current,
+        fields=SETTING_FIELDS,
+        entered=entered
+        or {
+            **{name: str(getattr(current, name)) for name, _, _ in SETTING_FIELDS},
+            "exit_review_required": "yes" if current.exit_review_required else "no",
+        },
+        fixed=_fixed_settings(state.settings),
+        notice=_notice(request),
+    )
+
+
+@get(SETTINGS, guards=[ADMINS], opt={browser.NAV: "Programme settings", "nav_order": 70})
+async def settings_page(request: Request[Any, Any, Any], state: State) -> Template:
+    """The completion rule and the at-risk threshold (``PUT /programme/settings``, audited),
+    and the settings read from the environment, shown only."""
+    return await _settings_page(request, state)
+
+
+@post(SETTINGS, guards=[ADMINS], status_code=303)
+async def save_settings(
+    request: Request[Any, Any, Any], actor: access.SignedIn, state: State
+) -> Page:
+    form = await _form(request)
+    entered = {name: form.get(name, "").strip() for name, _, _ in SETTING_FIELDS}
+    entered["exit_review_required"] = form.get("exit_review_required", "")
+    problems: list[FieldError] = []
+    values: dict[str, Any] = {}
+    for name, label, _ in SETTING_FIELDS:
+        text = entered[name]
+        if not text.isdigit() or not 1 <= int(text) <= 1000:
+            problems.append(FieldError("invalid", name, f"{label}: a whole number from 1 to 1000."))
+        else:
+            values[name] = int(text)
+    if entered["exit_review_required"] not in ("yes", "no"):
+        problems.append(
+            FieldError("required", "exit_review_required", "Say whether an exit review is needed.")
+        )
+    else:
+        values["exit_review_required"] = entered["exit_review_required"] == "yes"
+    if not problems:
+        try:
+            await services.update_settings(
+                msgspec.convert(values, schemas.ProgrammeSettingsUpdate), actor
+            )
+        except InvalidInput as error:
+            problems = _problems(error)
+        else:
+            _notify(request, "Programme settings saved")
+            return Redirect(SETTINGS, status_code=303)
+    return await _settings_page(request, state, status_code=422, errors=problems, entered=entered)
+
+
 PAGES = [
+    settings_page,
+    save_settings,
     caseload,
     caseload_search,
     referral_page,

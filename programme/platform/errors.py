@@ -69,6 +69,18 @@ class NotPermitted(ApplicationError):
     default_message = "Your role may not do this."
 
 
+class NewPasswordRequired(NotPermitted):
+    """An admin reset this person's password: nothing but choosing a new one until they do.
+
+    The API answers 403 ``new_password_required``; the pages go to the password page.
+    """
+
+    default_message = "Your password was reset: choose a new one first (POST /auth/password)."
+
+    def __init__(self) -> None:
+        super().__init__(code="new_password_required")
+
+
 class NotFound(ApplicationError):
     status_code = 404
     default_message = "No such record."

@@ -34,6 +34,7 @@ from programme.platform.database import UNREACHABLE_ERRORS
 from programme.platform.errors import (
     ApplicationError,
     FieldError,
+    NewPasswordRequired,
     NotAuthenticated,
     NotPermitted,
     ServiceUnavailable,
@@ -86,6 +87,9 @@ def _body(
 
 
 def application_error(request: Request, exc: ApplicationError) -> Response:
+    if isinstance(exc, NewPasswordRequired) and browser.is_page(request):
+        # After an admin's reset, every page leads to choosing the new password.
+        return browser.new_password_first(request)
     errors = exc.errors or [
         FieldError(exc.code or CODES.get(exc.status_code, "error"), "", exc.message)
     ]

@@ -37,6 +37,8 @@ class AuditAction(StrEnum):
     delete = "delete"
     export = "export"
     login = "login"
+    logout = "logout"
+    """A bearer token signed out of (``POST /auth/logout``): revoked until it expires."""
     restore = "restore"
     """The whole database replaced from a backup (``inspire restore``)."""
 
@@ -48,6 +50,8 @@ class RecordType(StrEnum):
     agency = "agency"
     analysis = "analysis"
     attendance = "attendance"
+    audit_trail = "audit_trail"
+    """The audit trail itself: its downloads."""
     database = "database"
     """The whole database: backups and restores."""
     exit_review = "exit_review"
@@ -86,6 +90,24 @@ class Account(Table):
     )
     active = Boolean(default=True, help_text="Inactive accounts cannot sign in.")
     created_at = Timestamptz(default=TimestamptzNow())
+    must_change_password = Boolean(
+        default=False,
+        help_text="Set by an admin's reset: nothing but choosing a new password until then.",
+    )
+    token_generation = Integer(
+        default=0,
+        help_text=(
+            "Counts deactivations, role changes and resets; tokens and browser sessions"
+            " of an earlier generation are refused."
+        ),
+    )
+
+
+class RevokedToken(Table):
+    """A bearer token signed out of before it expired: refused until then, then deleted."""
+
+    jti = Varchar(length=64, primary_key=True, help_text="The token's unique id; nothing else.")
+    expires_at = Timestamptz(index=True, help_text="When the token would have expired anyway.")
 
 
 class ThrottleScope(StrEnum):

@@ -75,7 +75,9 @@ async def test_every_guarded_route_answers_401_without_a_token(client, app):
 async def test_every_role_outside_a_routes_roles_gets_403(client, app, sign_in):
     tokens = {role.value: await sign_in(role, f"{role.value}-walker") for role in Role}
     for method, path, roles, is_public in api_routes(app):
-        if is_public:
+        # Signing out revokes the walker's own token: its roles are tested on their own
+        # (tests/programme/platform/test_account_admin.py).
+        if is_public or (method, path) == ("POST", "/auth/logout"):
             continue
         for role, headers in tokens.items():
             response = await client.request(method, concrete(path), json={}, headers=headers)

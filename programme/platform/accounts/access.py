@@ -10,6 +10,7 @@ at request time as a second line.
 from __future__ import annotations
 
 import ipaddress
+import secrets
 from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -24,7 +25,7 @@ from litestar.security.jwt import JWTAuth, Token
 
 from programme.platform.accounts import services
 from programme.platform.accounts.schemas import Principal
-from programme.platform.errors import NotAuthenticated, NotPermitted
+from programme.platform.errors import NewPasswordRequired, NotAuthenticated, NotPermitted
 from programme.platform.settings import ConfigurationError, Network, Settings
 from programme.platform.tables import Role
 
@@ -43,6 +44,11 @@ signed in by a browser session, errors answered as HTML pages."""
 
 PUBLIC_ROUTE = {PUBLIC: True, NO_BEARER: True}
 """The ``opt`` of an API route anyone may call: no token, no roles."""
+
+BEFORE_NEW_PASSWORD = "before_new_password"  # noqa: S105 (an opt key)
+"""``opt`` key of the few routes and pages a person whose password an admin reset may
+still use: choosing the new password, signing out, who am I. Every other one answers
+``NewPasswordRequired`` until they have chosen it."""
 
 OPENAPI_PATH = "/schema"
 
@@ -109,6 +115,21 @@ def refuse_options(connection: ASGIConnection, handler: BaseRouteHandler) -> Non
     raise MethodNotAllowedException(headers={"Allow": allow})
 
 
+def require_new_password(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    """App-wide guard: after an admin's reset, only choosing a new password is allowed.
+
+    The same for bearer tokens and browser sessions (both arrive as a ``Principal``).
+    """
+    principal = connection.scope.get("user")
+    if (
+        isinstance(principal, Principal)
+        and principal.reset_pending
+        and not handler.opt.get(BEFORE_NEW_PASSWORD)
+        and not _is_public(handler, connection.scope["path"])
+    ):
+        raise NewPasswordRequired()
+
+
 def deny_undeclared(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     """App-wide guard: a route that names no roles is refused, whoever calls it."""
     if _is_public(handler, connection.scope["path"]):
@@ -165,8 +186,14 @@ async def _principal_from_token(token: Token, _: ASGIConnection) -> Principal | 
     except ValueError:
         return None
     principal = await services.principal_for(account_id)
-    # A changed role invalidates tokens issued under the old one.
-    if principal is None or principal.role != token.extras.get("role"):
+    # A changed role invalidates tokens issued under the old one; a deactivation,
+    # role change or reset moves the generation on, ending every earlier token.
+    if (
+        principal is None
+        or principal.role != token.extras.get("role")
+        or principal.token_generation != token.extras.get("gen")
+        or await services.token_revoked(token.jti if isinstance(token.jti, str) else None)
+    ):
         return None
     return principal
 
@@ -178,7 +205,7 @@ def build_jwt_auth(settings: Settings) -> JWTAuth[Principal, Token]:
         exclude_opt_key=NO_BEARER,
         exclude=[OPENAPI_PATH],
         default_token_expiration=timedelta(minutes=settings.token_ttl_minutes),
-        guards=[refuse_options, deny_undeclared],
+        guards=[refuse_options, deny_undeclared, require_new_password],
     )
 
 
@@ -186,7 +213,8 @@ def issue_token(auth: JWTAuth[Principal, Token], principal: Principal, settings:
     return auth.create_token(
         identifier=str(principal.id),
         token_expiration=timedelta(minutes=settings.token_ttl_minutes),
-        token_extras={"role": principal.role},
+        token_unique_jwt_id=secrets.token_hex(16),
+        token_extras={"role": principal.role, "gen": principal.token_generation},
     )
 
 

@@ -245,3 +245,27 @@ def after_success(
             else Throttle(forget_at=now)
         ),
     )
+
+
+ADMIN_CHANGES = ("deactivate", "change_role")
+"""Changes that can take an admin's powers away (a reset or an unlock cannot)."""
+
+
+def account_change_problem(
+    change: str, *, acting_on_self: bool, target_is_active_admin: bool, other_active_admins: int
+) -> str | None:
+    """Why an admin may not make ``change`` to an account, or None.
+
+    Nobody deactivates themselves or changes their own role: a slip would lock
+    them out mid-task, and another admin can always do it. And the last active
+    admin is never deactivated or moved to another role, by anyone (the command
+    line included), since then nobody could add or restore an account except by
+    the database. Resets and unlocks take no power away and are always allowed.
+    """
+    if change not in ADMIN_CHANGES:
+        return None
+    if acting_on_self:
+        return "You cannot deactivate your own account or change your own role."
+    if target_is_active_admin and other_active_admins == 0:
+        return "This is the last active admin: add or reactivate another admin first."
+    return None

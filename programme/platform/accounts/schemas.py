@@ -23,6 +23,10 @@ class Principal(msgspec.Struct, frozen=True):
     role: str
     agency_id: UUID | None = None
     agency_name: str | None = None
+    reset_pending: bool = False
+    """An admin reset the password: nothing but choosing a new one until then."""
+    token_generation: int = 0
+    """Tokens and browser sessions carry it; a deactivation, role change or reset moves it on."""
 
 
 SYSTEM = Principal(id=None, username="system", role="system")
@@ -53,6 +57,7 @@ class Account(msgspec.Struct):
     agency: str | None
     active: bool
     created_at: datetime
+    reset_pending: bool = False
 
 
 class AgencyCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -63,3 +68,30 @@ class Agency(msgspec.Struct):
     id: UUID
     name: str
     created_at: datetime
+
+
+class AccountChange(msgspec.Struct, forbid_unknown_fields=True):
+    """A new role; a referrer names their agency (created if new)."""
+
+    role: Role
+    agency: AgencyName | None = None
+
+
+class PasswordReset(msgspec.Struct):
+    """A reset: the temporary password, shown this once, to be replaced at the next sign-in."""
+
+    account: Account
+    temporary_password: str
+
+
+class PasswordChange(msgspec.Struct, forbid_unknown_fields=True):
+    current: Password
+    new: Password
+
+
+class Lockout(msgspec.Struct):
+    """Whether a username's sign-ins are delayed now (see ``accounts.rules``)."""
+
+    username: str
+    delayed_until: datetime | None
+    failures: int

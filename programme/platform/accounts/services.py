@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -25,6 +27,7 @@ from programme.platform.errors import (
     FieldError,
     InvalidInput,
     NotAuthenticated,
+    NotFound,
     TooManyAttempts,
 )
 from programme.platform.paging import Page, Paging
@@ -98,8 +101,14 @@ def account_problems(data: schemas.AccountCreate) -> list[FieldError]:
     return problems
 
 
-async def create_account(data: schemas.AccountCreate, actor: schemas.Principal) -> schemas.Account:
-    """Add an account; a referrer's agency is created if it is new."""
+async def create_account(
+    data: schemas.AccountCreate, actor: schemas.Principal, *, temporary: bool = False
+) -> schemas.Account:
+    """Add an account; a referrer's agency is created if it is new.
+
+    ``temporary``: the password is one the admin passes on (the pages make one),
+    so its owner must choose their own at the first sign-in.
+    """
     problems = account_problems(data)
     if problems:
         raise InvalidInput(errors=problems)
@@ -116,6 +125,7 @@ async def create_account(data: schemas.AccountCreate, actor: schemas.Principal) 
                     password_hash=password_hash,
                     role=data.role.value,
                     agency=agency_id,
+                    must_change_password=temporary,
                 )
             ).returning(Account.id)
         except UniqueViolationError:
@@ -134,6 +144,7 @@ _ACCOUNT_COLUMNS = (
     Account.agency.name.as_alias("agency"),
     Account.active,
     Account.created_at,
+    Account.must_change_password.as_alias("reset_pending"),
 )
 
 
@@ -156,20 +167,237 @@ async def list_accounts(actor: schemas.Principal, paging: Paging) -> Page[schema
     return paging.page([schemas.Account(**row) for row in rows], await Account.count())
 
 
+def _principal(row: Any) -> schemas.Principal:
+    return schemas.Principal(
+        id=row["id"],
+        username=row["username"],
+        role=row["role"],
+        agency_id=row["agency_id"],
+        agency_name=row["agency_name"],
+        reset_pending=row["must_change_password"],
+        token_generation=row["token_generation"],
+    )
+
+
 async def principal_for(account_id: UUID) -> schemas.Principal | None:
     """The signed-in person behind a token, or None if the account is gone or inactive."""
+    rows = await database.fetch(queries.PRINCIPAL, account_id)
+    return _principal(rows[0]) if rows else None
+
+
+async def principal_and_hash(account_id: UUID) -> tuple[schemas.Principal, str] | None:
+    """As ``principal_for``, with the password hash a browser session is bound to."""
+    rows = await database.fetch(queries.PRINCIPAL, account_id)
+    return (_principal(rows[0]), rows[0]["password_hash"]) if rows else None
+
+
+async def token_revoked(jti: str | None) -> bool:
+    """Whether the token was signed out of. A token without an id was never issued here."""
+    if not jti:
+        return True
+    return bool((await database.fetch(queries.JTI_REVOKED, jti))[0]["revoked"])
+
+
+async def revoke_token(jti: str | None, expires_at: datetime, actor: schemas.Principal) -> None:
+    """Sign out a bearer token: refused from now until it would have expired anyway."""
+    if not jti:
+        return
+    async with engine().transaction():
+        await database.fetch(queries.PRUNE_REVOKED, datetime.now(UTC))
+        await database.fetch(queries.REVOKE_JTI, jti, expires_at)
+        await audit.record(actor, AuditAction.logout, RecordType.account, actor.id)
+
+
+# --- what admins do to accounts ---
+
+
+TEMPORARY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+"""No 0/o, 1/l/i: a temporary password is read out or copied by hand."""
+
+
+def temporary_password() -> str:
+    """Four groups of four: 16 characters (about 79 bits), past the 12-character minimum."""
+    groups = ("".join(secrets.choice(TEMPORARY_ALPHABET) for _ in range(4)) for _ in range(4))
+    return "-".join(groups)
+
+
+async def _locked_account(account_id: UUID) -> Any:
+    rows = await database.fetch(queries.LOCK_ACCOUNT, account_id)
+    if not rows:
+        raise NotFound("No such account.")
+    return rows[0]
+
+
+async def _check_change(change: str, target: Any, actor: schemas.Principal) -> None:
+    """Refuse what ``rules.account_change_problem`` refuses, under the admins' row locks."""
+    admins = [row["id"] for row in await database.fetch(queries.LOCK_ACTIVE_ADMINS)]
+    problem = rules.account_change_problem(
+        change,
+        acting_on_self=actor.id == target["id"],
+        target_is_active_admin=target["id"] in admins,
+        other_active_admins=len([a for a in admins if a != target["id"]]),
+    )
+    if problem:
+        raise Conflict(problem)
+
+
+async def account_id_for(username: str) -> UUID:
+    """The account a username names (the command line names accounts by username)."""
     row = (
-        await Account.select(
-            Account.id,
-            Account.username,
-            Account.role,
-            Account.agency.id.as_alias("agency_id"),
-            Account.agency.name.as_alias("agency_name"),
-        )
-        .where((Account.id == account_id) & (Account.active.eq(True)))
+        await Account.select(Account.id)
+        .where(Account.username == normalise_username(username))
         .first()
     )
-    return None if row is None else schemas.Principal(**row)
+    if row is None:
+        raise NotFound(f"No account is called {normalise_username(username)!r}.")
+    return UUID(str(row["id"]))
+
+
+async def get_account_for_admin(account_id: UUID, actor: schemas.Principal) -> schemas.Account:
+    """One account, as an admin reads it (audited)."""
+    row = await Account.select(*_ACCOUNT_COLUMNS).where(Account.id == account_id).first()
+    if row is None:
+        raise NotFound("No such account.")
+    await audit.record(actor, AuditAction.read, RecordType.account, account_id)
+    return schemas.Account(**row)
+
+
+async def set_active(account_id: UUID, active: bool, actor: schemas.Principal) -> schemas.Account:
+    """Deactivate (a leaver: every token and browser session refused at once) or reactivate.
+
+    Either way every earlier token and session stays dead: a reactivated person signs in again.
+    """
+    async with engine().transaction():
+        await database.fetch(queries.LOCK_ACTIVE_ADMINS)  # before the account: one lock order
+        target = await _locked_account(account_id)
+        if not active:
+            await _check_change("deactivate", target, actor)
+        if target["active"] != active:
+            await database.fetch(queries.SET_ACTIVE, account_id, active)
+            await audit.record(
+                actor, AuditAction.update, RecordType.account, account_id, {"active": active}
+            )
+    return await get_account(account_id)
+
+
+async def change_role(
+    account_id: UUID, change: schemas.AccountChange, actor: schemas.Principal
+) -> schemas.Account:
+    """A new role (and agency): tokens and sessions issued under the old one are refused."""
+    if change.role == Role.referrer and not change.agency:
+        raise InvalidInput(
+            errors=[FieldError("required", "agency", "A referrer must belong to an agency.")]
+        )
+    async with engine().transaction():
+        await database.fetch(queries.LOCK_ACTIVE_ADMINS)
+        target = await _locked_account(account_id)
+        if target["role"] != change.role.value:
+            await _check_change("change_role", target, actor)
+        agency_id = None
+        if change.agency:
+            agency_id, _ = await get_or_create_agency(change.agency, actor)
+        await database.fetch(queries.SET_ROLE, account_id, change.role.value, agency_id)
+        await audit.record(
+            actor,
+            AuditAction.update,
+            RecordType.account,
+            account_id,
+            {"fields": ["role", "agency"], "role": change.role.value},
+        )
+    return await get_account(account_id)
+
+
+async def reset_password(account_id: UUID, actor: schemas.Principal) -> schemas.PasswordReset:
+    """A temporary password, shown once; its owner must choose a new one at the next sign-in.
+
+    Every token and browser session of the account ends at once: a reset is
+    what an admin does when a password may be known to someone else.
+    """
+    password = temporary_password()
+    password_hash = await hash_in_pool(password)
+    async with engine().transaction():
+        await _locked_account(account_id)
+        await database.fetch(queries.RESET_HASH, account_id, password_hash)
+        await audit.record(
+            actor, AuditAction.update, RecordType.account, account_id, {"fields": ["password"]}
+        )
+    return schemas.PasswordReset(account=await get_account(account_id), temporary_password=password)
+
+
+async def lockout(account_id: UUID, now: datetime) -> schemas.Lockout:
+    """Whether the account's username is delayed now, and after how many failures."""
+    row = await Account.select(Account.username).where(Account.id == account_id).first()
+    if row is None:
+        raise NotFound("No such account.")
+    found = (await database.fetch(queries.USERNAME_DELAY, row["username"], now))[0]
+    delayed = found["delayed_until"]
+    return schemas.Lockout(
+        username=row["username"],
+        delayed_until=delayed if delayed is not None and delayed > now else None,
+        failures=found["failures"],
+    )
+
+
+async def unlock(
+    account_id: UUID, actor: schemas.Principal, refusals: RecentRefusals | None = None
+) -> schemas.Lockout:
+    """Lift the username's sign-in delay: its failures are forgotten, from every address.
+
+    Addresses that failed keep their own records (rule 1 of ``accounts.rules``):
+    a guessing address stays delayed whatever name it tries. This worker's memory
+    of refusals for the username goes too; another worker repeats one it gave
+    until the ``Retry-After`` it gave ends.
+    """
+    async with engine().transaction():
+        target = await _locked_account(account_id)
+        await database.fetch(queries.UNLOCK_USERNAME, target["username"])
+        await audit.record(
+            actor, AuditAction.update, RecordType.account, account_id, {"fields": ["lockout"]}
+        )
+    if refusals is not None:
+        refusals.forget_username(target["username"])
+    return await lockout(account_id, datetime.now(UTC))
+
+
+async def change_own_password(
+    actor: schemas.Principal,
+    current: str,
+    new: str,
+    address: str,
+    settings: Settings,
+    refusals: RecentRefusals,
+    extra_problems: list[FieldError] | None = None,
+) -> None:
+    """Change the signed-in person's own password, after checking the one they have now.
+
+    The current password is checked as a sign-in is (throttled per username and
+    address, audited), so a session left open cannot be used to guess it. The
+    new one follows the same length rule as every other password, and after a
+    reset must differ from the temporary one. A reset's demand is then met.
+    """
+    assert actor.id is not None
+    problems = (
+        [] if current else [FieldError("required", "current", "Enter your current password.")]
+    )
+    problems += password_problems(new, "new")
+    problems += extra_problems or []
+    if not problems and new == current:
+        problems.append(
+            FieldError("same_password", "new", "Choose a password different from the current one.")
+        )
+    if problems:
+        raise InvalidInput(errors=problems)
+    try:
+        await authenticate(actor.username, current, address, settings, refusals)
+    except NotAuthenticated:
+        wrong = FieldError("wrong_password", "current", "Your current password is not right.")
+        raise InvalidInput(errors=[wrong]) from None
+    password_hash = await hash_in_pool(new)
+    async with engine().transaction():
+        await database.fetch(queries.SET_OWN_HASH, actor.id, password_hash)
+        await audit.record(
+            actor, AuditAction.update, RecordType.account, actor.id, {"fields": ["password"]}
+        )
 
 
 PRUNE_AT_ONCE = 500
@@ -263,6 +491,11 @@ class RecentRefusals:
     def forget(self, username: str, address: str) -> None:
         """A right password may have lifted a delay: ask the records again."""
         self._until.pop((address, None), None)
+        for key in [key for key in self._until if key[1] == username]:
+            del self._until[key]
+
+    def forget_username(self, username: str) -> None:
+        """An admin unlocked the username: its refusals are asked of the records again."""
         for key in [key for key in self._until if key[1] == username]:
             del self._until[key]
 

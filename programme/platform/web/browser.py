@@ -79,6 +79,7 @@ CSRF_COOKIE = "inspire_csrf"
 SESSION_STORE = "web_sessions"
 SIGN_IN_PATH = "/sign-in"
 HOME_PATH = "/"
+PASSWORD_PATH = "/account/password"  # noqa: S105 (a path)
 
 SERVICE_NAME = "Inspire to Change referrals"
 
@@ -354,6 +355,11 @@ def is_page(request: Request[Any, Any, Any]) -> bool:
         return bool(handler.opt.get(PAGE))
     # No route (a mistyped address): a browser asking for a page gets one.
     return "text/html" in request.headers.get("accept", "")
+
+
+def new_password_first(request: Request[Any, Any, Any]) -> Redirect:
+    """An admin reset this person's password: the password page, before any other."""
+    return Redirect(PASSWORD_PATH + "?reset=1", status_code=303)
 
 
 CSRF_REFUSED = (

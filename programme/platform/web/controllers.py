@@ -86,7 +86,12 @@ async def sign_in(request: Request[Any, Any, Any], state: State) -> Page:
     )
 
 
-@post("/sign-out", guards=[access.requires(*access.EVERY_ROLE)], status_code=303)
+@post(
+    "/sign-out",
+    guards=[access.requires(*access.EVERY_ROLE)],
+    opt={access.BEFORE_NEW_PASSWORD: True},
+    status_code=303,
+)
 async def sign_out(request: Request[Any, Any, Any]) -> Redirect:
     browser.end_session(request)
     return Redirect(browser.SIGN_IN_PATH + "?signed_out=1", status_code=303)
@@ -102,27 +107,37 @@ async def home(request: Request[Any, Any, Any]) -> Template:
     return browser.page(request, "home.html", title="Home")
 
 
-PASSWORD_PATH = "/account/password"  # noqa: S105 (a path)
+PASSWORD_PATH = browser.PASSWORD_PATH
 
 
 @get(
     PASSWORD_PATH,
     guards=[access.requires(*access.EVERY_ROLE)],
-    opt={browser.NAV: "Change password", "nav_order": 90},
+    opt={browser.NAV: "Change password", "nav_order": 90, access.BEFORE_NEW_PASSWORD: True},
 )
 async def password_page(
-    request: Request[Any, Any, Any], changed: FromQuery[bool] = False
+    request: Request[Any, Any, Any],
+    changed: FromQuery[bool] = False,
+    reset: FromQuery[bool] = False,
 ) -> Template:
+    """One's own password; after an admin's reset, the only page open until it is changed."""
+    actor = browser.signed_in_person(request)
     return browser.page(
         request,
         "password.html",
         title="Change your password",
         changed=changed,
+        must_change=bool(actor and actor.reset_pending),
         min_length=MIN_PASSWORD_LENGTH,
     )
 
 
-@post(PASSWORD_PATH, guards=[access.requires(*access.EVERY_ROLE)], status_code=303)
+@post(
+    PASSWORD_PATH,
+    guards=[access.requires(*access.EVERY_ROLE)],
+    opt={access.BEFORE_NEW_PASSWORD: True},
+    status_code=303,
+)
 async def change_password(
     request: Request[Any, Any, Any], actor: access.SignedIn, state: State
 ) -> Page:
@@ -145,6 +160,7 @@ async def change_password(
             status_code=422,
             title="Change your password",
             errors=problems.errors,
+            must_change=actor.reset_pending,
             min_length=MIN_PASSWORD_LENGTH,
         )
     await browser.refresh_session(request, actor)

@@ -23,15 +23,3 @@ WHERE token_digest = $1 AND used_at IS NULL AND expires_at > $2
 
 # $1 id, $2 now.
 USE_SETUP_LINK = "UPDATE setup_token SET used_at = $2 WHERE id = $1"
-
-# $1 account id. The signed-in person of a browser session, with the password
-# hash the session was opened under (a changed password ends other sessions).
-SESSION_ACCOUNT = """
-SELECT a.id, a.username, a.role, a.password_hash,
-       g.id AS agency_id, g.name AS agency_name
-FROM account a LEFT JOIN agency g ON g.id = a.agency
-WHERE a.id = $1 AND a.active
-"""
-
-# $1 account id, $2 new hash.
-SET_ACCOUNT_HASH = "UPDATE account SET password_hash = $2 WHERE id = $1"

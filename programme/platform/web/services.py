@@ -13,13 +13,12 @@ from uuid import UUID
 
 from programme.platform import database
 from programme.platform.accounts import services as accounts
-from programme.platform.accounts.passwords import hash_in_pool, password_problems
+from programme.platform.accounts.passwords import password_problems
 from programme.platform.accounts.schemas import AccountCreate, Principal
-from programme.platform.audit import services as audit
 from programme.platform.database import engine
-from programme.platform.errors import FieldError, InvalidInput, NotAuthenticated, NotFound
+from programme.platform.errors import FieldError, InvalidInput, NotFound
 from programme.platform.settings import Settings
-from programme.platform.tables import AuditAction, RecordType, Role
+from programme.platform.tables import Role
 from programme.platform.web import queries
 
 SETUP_LINK_LIFETIME = timedelta(hours=24)
@@ -98,36 +97,37 @@ async def first_admin(
     return principal
 
 
-def session_fingerprint(password_hash: str, secret: str) -> str:
-    """What a browser session keeps of the password it was opened under.
+def session_fingerprint(password_hash: str, generation: int, secret: str) -> str:
+    """What a browser session keeps of the password and token generation it was opened under.
 
-    A keyed digest of the hash, so the session store holds nothing a guesser
-    could use; a new password gives a new fingerprint, ending every session
-    opened under the old one.
+    A keyed digest of the hash and the generation, so the session store holds
+    nothing a guesser could use; a new password gives a new fingerprint, ending
+    every session opened under the old one, and so does what ends bearer tokens
+    (a deactivation, a role change, an admin's reset: ``accounts.access``).
     """
-    return hmac.new(secret.encode(), password_hash.encode(), hashlib.sha256).hexdigest()[:32]
+    material = f"{generation}:{password_hash}".encode()
+    return hmac.new(secret.encode(), material, hashlib.sha256).hexdigest()[:32]
 
 
 async def session_principal(account_id: UUID, fingerprint: str, secret: str) -> Principal | None:
-    """The person a browser session belongs to, or None if the account or its password changed."""
-    rows = await database.fetch(queries.SESSION_ACCOUNT, account_id)
-    if not rows:
+    """The person a browser session belongs to, or None if the account, its password or its
+    token generation changed."""
+    found = await accounts.principal_and_hash(account_id)
+    if found is None:
         return None
-    row = rows[0]
-    if not hmac.compare_digest(session_fingerprint(row["password_hash"], secret), fingerprint):
+    principal, password_hash = found
+    expected = session_fingerprint(password_hash, principal.token_generation, secret)
+    if not hmac.compare_digest(expected, fingerprint):
         return None
-    return Principal(
-        id=row["id"],
-        username=row["username"],
-        role=row["role"],
-        agency_id=row["agency_id"],
-        agency_name=row["agency_name"],
-    )
+    return principal
 
 
 async def current_fingerprint(account_id: UUID, secret: str) -> str | None:
-    rows = await database.fetch(queries.SESSION_ACCOUNT, account_id)
-    return session_fingerprint(rows[0]["password_hash"], secret) if rows else None
+    found = await accounts.principal_and_hash(account_id)
+    if found is None:
+        return None
+    principal, password_hash = found
+    return session_fingerprint(password_hash, principal.token_generation, secret)
 
 
 async def change_password(
@@ -139,27 +139,13 @@ async def change_password(
     settings: Settings,
     refusals: accounts.RecentRefusals,
 ) -> None:
-    """Change the signed-in person's own password, after checking the one they have now.
-
-    The current password is checked as a sign-in is (throttled per username and
-    address, audited), so a session left open cannot be used to guess it. The
-    new one follows the same length rule as every other password.
-    """
-    assert actor.id is not None
-    problems = (
-        [] if current else [FieldError("required", "current", "Enter your current password.")]
+    """Change the signed-in person's own password (``accounts.services.change_own_password``),
+    typed twice on the page."""
+    extra = []
+    if len(new) > MAX_PASSWORD_LENGTH:
+        extra.append(FieldError("invalid", "new", f"Use at most {MAX_PASSWORD_LENGTH} characters."))
+    if not extra and not password_problems(new, "new") and again != new:
+        extra.append(FieldError("mismatch", "new_again", "The two passwords differ."))
+    await accounts.change_own_password(
+        actor, current, new, address, settings, refusals, extra_problems=extra
     )
-    problems += _new_password_problems(new, again, "new")
-    if problems:
-        raise InvalidInput(errors=problems)
-    try:
-        await accounts.authenticate(actor.username, current, address, settings, refusals)
-    except NotAuthenticated:
-        wrong = FieldError("wrong_password", "current", "Your current password is not right.")
-        raise InvalidInput(errors=[wrong]) from None
-    password_hash = await hash_in_pool(new)
-    async with engine().transaction():
-        await database.fetch(queries.SET_ACCOUNT_HASH, actor.id, password_hash)
-        await audit.record(
-            actor, AuditAction.update, RecordType.account, actor.id, {"fields": ["password"]}
-        )

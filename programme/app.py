@@ -10,6 +10,7 @@ from litestar.di import Provide
 from litestar.plugins.htmx import HTMXPlugin
 from litestar.types import ControllerRouterHandler
 
+from analysis import pages as analysis_pages
 from analysis.controllers import AnalysisController, ReportController
 from outcomes import services as outcomes
 from outcomes.controllers import VictimController
@@ -93,12 +94,18 @@ def create_app(
             *extra_routes,
             browser.pages_router(
                 settings,
-                [*PAGES, *referral_pages.PAGES, *delivery_pages.PAGES, *extra_pages],
+                [
+                    *PAGES,
+                    *referral_pages.PAGES,
+                    *delivery_pages.PAGES,
+                    *analysis_pages.PAGES,
+                    *extra_pages,
+                ],
             ),
             browser.static_files_router(),
         ],
         template_config=browser.template_config(
-            [referral_pages.TEMPLATES, delivery_pages.TEMPLATES]
+            [referral_pages.TEMPLATES, delivery_pages.TEMPLATES, analysis_pages.TEMPLATES]
         ),
         plugins=[HTMXPlugin()],
         stores={browser.SESSION_STORE: browser.session_store(settings)},

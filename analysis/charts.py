@@ -46,27 +46,27 @@ def _svg(width: int, height: int, title: str, desc: str, body: list[str], key: s
 
 def rates_svg(rates: Sequence[tuple[str, Rate]], key: str = "rates") -> str:
     """Each rate as a bar from 0 to 100% with its 95% interval as a whisker."""
-    left, right, row = 150, 40, 46
-    width, height = 560, 40 + row * len(rates)
+    left, right, row = 130, 60, 50
+    width, height = 520, 44 + row * len(rates)
     span = width - left - right
     body = []
     for tick in (0, 0.25, 0.5, 0.75, 1):
         x = left + span * tick
         body.append(
             f'<line x1="{x:.1f}" y1="18" x2="{x:.1f}" y2="{height - 14}" stroke="{LIGHT}" '
-            f'stroke-width="1"/><text x="{x:.1f}" y="{height - 2}" {FONT} font-size="12" '
+            f'stroke-width="1"/><text x="{x:.1f}" y="{height - 2}" {FONT} font-size="15" '
             f'fill="{GREY}" text-anchor="middle">{_percent(tick)}</text>'
         )
     said = []
     for i, (label, rate) in enumerate(rates):
         y = 24 + row * i
         body.append(
-            f'<text x="{left - 8}" y="{y + 16}" {FONT} font-size="14" fill="{TEXT}" '
+            f'<text x="{left - 8}" y="{y + 16}" {FONT} font-size="17" fill="{TEXT}" '
             f'text-anchor="end">{escape(label)}</text>'
         )
         if rate.rate is None or rate.ci_low is None or rate.ci_high is None:
             body.append(
-                f'<text x="{left + 4}" y="{y + 16}" {FONT} font-size="13" fill="{GREY}">'
+                f'<text x="{left + 4}" y="{y + 16}" {FONT} font-size="16" fill="{GREY}">'
                 f"withheld (small numbers) or none yet</text>"
             )
             said.append(f"{label}: withheld or none yet")
@@ -85,7 +85,7 @@ def rates_svg(rates: Sequence[tuple[str, Rate]], key: str = "rates") -> str:
         )
         body.append(
             f'<text x="{min(high + 6, width - right + 4):.1f}" y="{y + 17}" {FONT} '
-            f'font-size="13" fill="{TEXT}">{_percent(rate.rate)}</text>'
+            f'font-size="16" fill="{TEXT}">{_percent(rate.rate)}</text>'
         )
         said.append(
             f"{label}: {_percent(rate.rate)} (95% interval {_percent(rate.ci_low)} to "
@@ -124,7 +124,7 @@ def trend_svg(points: Sequence[TrendPoint], threshold: int, key: str = "trend") 
         y = top + plot_height * (1 - i / 4)
         body.append(
             f'<line x1="{left}" y1="{y:.1f}" x2="{width - 16}" y2="{y:.1f}" stroke="{LIGHT}"/>'
-            f'<text x="{left - 6}" y="{y + 4:.1f}" {FONT} font-size="12" fill="{GREY}" '
+            f'<text x="{left - 6}" y="{y + 4:.1f}" {FONT} font-size="15" fill="{GREY}" '
             f'text-anchor="end">{value:g}</text>'
         )
     for i, point in enumerate(points):
@@ -145,21 +145,21 @@ def trend_svg(points: Sequence[TrendPoint], threshold: int, key: str = "trend") 
                     f'<rect x="{x:.1f}" y="{top + plot_height - h:.1f}" width="{bar - 2:.1f}" '
                     f'height="{h:.1f}" fill="none" stroke="{colour}" stroke-dasharray="3 2"/>'
                     f'<text x="{x + bar / 2 - 1:.1f}" y="{top + plot_height - h - 3:.1f}" {FONT} '
-                    f'font-size="10" fill="{TEXT}" text-anchor="middle">{escape(value)}</text>'
+                    f'font-size="13" fill="{TEXT}" text-anchor="middle">{escape(value)}</text>'
                 )
         body.append(
             f'<text x="{left + group * (i + 0.5):.1f}" y="{top + plot_height + 18}" {FONT} '
-            f'font-size="12" fill="{TEXT}" text-anchor="middle">{escape(point.quarter)}</text>'
+            f'font-size="15" fill="{TEXT}" text-anchor="middle">{escape(point.quarter)}</text>'
         )
     for j, (_, label, colour) in enumerate(TREND_SERIES):
-        x = left + 120 * j
+        x = left + 140 * j
         body.append(
-            f'<rect x="{x}" y="{height - 22}" width="14" height="14" fill="{colour}"/>'
-            f'<text x="{x + 20}" y="{height - 10}" {FONT} font-size="13" fill="{TEXT}">'
+            f'<rect x="{x}" y="{height - 24}" width="16" height="16" fill="{colour}"/>'
+            f'<text x="{x + 22}" y="{height - 10}" {FONT} font-size="16" fill="{TEXT}">'
             f"{label}</text>"
         )
     body.append(
-        f'<text x="{left}" y="16" {FONT} font-size="12" fill="{GREY}">Number in each quarter</text>'
+        f'<text x="{left}" y="16" {FONT} font-size="15" fill="{GREY}">Number in each quarter</text>'
     )
     said = "; ".join(
         f"{p.quarter}: {p.referrals} referrals, {p.started} started, {p.completed} completed"

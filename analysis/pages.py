@@ -296,14 +296,15 @@ async def reoffending_page(
     await services.record_analysis_export(actor, parsed.group_by)
     try:
         result = await services.analyse(parsed, now, state.settings.suppress_below)
+    except AnalysisError as error:
+        # A model that cannot be fitted on this data is news, not a broken page.
+        context["unfitted"] = str(error)
+        return browser.page(request, "analysis/reoffending.html", **context)
     except InvalidInput as error:
         return browser.page(
             request, "analysis/reoffending.html", status_code=422, errors=list(error.errors),
             **context,
         )  # fmt: skip
-    except AnalysisError as error:
-        context["unfitted"] = str(error)
-        return browser.page(request, "analysis/reoffending.html", **context)
     context.update(
         result=result,
         reading=reading.reading(result),

@@ -56,16 +56,22 @@ def headline(result: ReoffendingOut) -> str:
     days = result.horizon_days
     status = result.group_by if result.group_by in STATUS_GROUPS else None
     landmark = result.time_varying.landmark if result.time_varying else None
-    if status and landmark is not None:
-        by_group = {g.group: g for g in landmark.groups}
+    if status:
+        # Never the naive figures as the headline: they are the biased ones.
+        by_group = {g.group: g for g in landmark.groups} if landmark else {}
         yes, no = by_group.get(status), by_group.get(f"not {status}")
-        if yes and no and yes.survival is not None and no.survival is not None:
+        if landmark and yes and no and yes.survival is not None and no.survival is not None:
             return (
                 f"Of the people not yet reoffended at day {landmark.landmark_days}, "
                 f"{_share(yes.survival)} of those who had {status} by then had no "
                 f"police-recorded incident by day {days}, against {_share(no.survival)} of "
                 f"those who had not."
             )
+        return (
+            f"Too few people (or too few incidents) to compare fairly those who had {status} "
+            f"with those who had not without revealing small numbers: try a longer follow-up "
+            f"or a later data cut-off."
+        )
     shown = [g for g in result.groups if g.survival is not None and g.interpretable]
     if len(shown) == 1 and not result.group_by:
         return (

@@ -12,6 +12,7 @@ is an outline up to the threshold, labelled '<5'.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from html import escape
 
@@ -113,15 +114,17 @@ def trend_svg(points: Sequence[TrendPoint], threshold: int, key: str = "trend") 
         if isinstance(getattr(p, name), int)
     ]
     highest = max([threshold, *values]) if values else threshold
-    scale = _nice(highest)
+    step = _nice(math.ceil(highest / 4))
+    steps = math.ceil(highest / step)
+    scale = step * steps
     plot_height = height - top - bottom
     span = width - left - 16
     group = span / max(len(points), 1)
     bar = min(24.0, (group - 16) / 3)
     body = []
-    for i in range(5):
-        value = scale * i / 4
-        y = top + plot_height * (1 - i / 4)
+    for i in range(steps + 1):
+        value = step * i
+        y = top + plot_height * (1 - i / steps)
         body.append(
             f'<line x1="{left}" y1="{y:.1f}" x2="{width - 16}" y2="{y:.1f}" stroke="{LIGHT}"/>'
             f'<text x="{left - 6}" y="{y + 4:.1f}" {FONT} font-size="15" fill="{GREY}" '
@@ -180,11 +183,11 @@ def trend_svg(points: Sequence[TrendPoint], threshold: int, key: str = "trend") 
     )
 
 
-def _nice(highest: int) -> float:
-    """A round top for the axis: 1, 2, 2.5 or 5 times a power of ten, at least ``highest``."""
+def _nice(highest: int) -> int:
+    """A round step for the axis: 1, 2 or 5 times a power of ten, at least ``highest``."""
     power = 1
     while True:
-        for step in (1, 2, 2.5, 5):
+        for step in (1, 2, 5):
             if step * power >= highest:
                 return step * power
         power *= 10

@@ -312,7 +312,8 @@ def _still_followed(
         for tick, count in zip(ticks, rows[0][1], strict=True):
             axes.text(tick, -0.3, str(count), transform=below, ha="center", fontsize=8)
         return
-    axes.text(0, -0.14, "Still followed", transform=below, ha="right", fontweight="bold")
+    axes.text(-0.01, -0.14, "Still followed", transform=axes.transAxes, ha="right",
+              fontweight="bold")  # fmt: skip
     for i, (label, counts) in enumerate(rows):
         y = -0.2 - 0.06 * i
         axes.text(-0.01, y, label, transform=axes.transAxes, ha="right", fontsize=9)

@@ -11,27 +11,53 @@ from litestar.openapi import ResponseSpec
 from litestar.params import FromQuery, QueryParameter
 
 from analysis import plots, rules, services
-from analysis.formats import QUALITY_COLUMNS, flatten_quality, to_csv
-from analysis.schemas import QualityOut, QuarterlyOut, RateOut, ReoffendingOut
+from analysis.formats import (
+    MEDIA_TYPES,
+    XLSX,
+    Download,
+    csv_download,
+    feedback_download,
+    quality_download,
+    quarterly_download,
+    xlsx_download,
+)
+from analysis.schemas import GroupRatesOut, QualityOut, QuarterlyOut, RateOut, ReoffendingOut
 from outcomes.schemas import FeedbackReport
 from programme.platform.accounts import access
 from programme.platform.clock import today
 from programme.platform.openapi import docs
-from programme.platform.quarters import Quarter
 from programme.platform.tables import Role
+from programme.platform.threads import off_loop
 
 From = Annotated[str | None, QueryParameter(name="from")]
 To = Annotated[str | None, QueryParameter(name="to")]
 Horizon = Annotated[int, QueryParameter(ge=1, le=rules.MAX_HORIZON_DAYS)]
-AS_CSV = docs(also_answers={"text/csv": "with format=csv"})
+Format = Literal["json", "csv", "xlsx"]
+By = Literal["agency", "local_authority"]
+AS_FILES = docs(
+    also_answers={
+        "text/csv": "with format=csv: the tables, the definitions, the data cut-off",
+        XLSX: "with format=xlsx: one sheet per table, then the definitions",
+    }
+)
 
 
 def _rate(rate: services.Rate) -> RateOut:
     return RateOut(rate.numerator, rate.denominator, rate.rate, rate.ci_low, rate.ci_high)
 
 
-async def _record_export(actor: access.SignedIn, report: str, start: Quarter, end: Quarter) -> None:
-    await services.record_report_export(actor, report, start, end)
+async def _file(download: Download, fmt: str) -> Response[Any]:
+    """A report as a download: named, so a browser saves it under that name."""
+    if fmt == "csv":
+        body: str | bytes = csv_download(download)
+    else:
+        body = await off_loop(xlsx_download, download)
+    name = download.filename(fmt)
+    return Response(
+        body,
+        media_type=MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 class ReportController(Controller):
@@ -41,7 +67,7 @@ class ReportController(Controller):
 
     @get(
         "/quarterly",
-        opt=AS_CSV,
+        opt=AS_FILES,
         responses={
             200: ResponseSpec(
                 QuarterlyOut, description="The quarterly figures", generate_examples=False
@@ -51,28 +77,41 @@ class ReportController(Controller):
     async def quarterly(
         self,
         actor: access.SignedIn,
+        state: State,
         first: From = None,
         last: To = None,
-        format: FromQuery[Literal["json", "csv"]] = "json",
+        format: FromQuery[Format] = "json",
+        by: FromQuery[By | None] = None,
     ) -> Response[Any]:
-        """Referrals, returns, contact, engagement, starts and completions per UK quarter."""
-        start, end = rules.default_range(first, last, today())
-        report = await services.quarterly(start, end)
-        await _record_export(actor, "quarterly", start, end)
-        if format == "csv":
-            return Response(to_csv(report.rows, services.QUARTERLY_COLUMNS), media_type="text/csv")
+        """Referrals, returns, contact, engagement, starts and completions per UK quarter;
+        for the programme, or per agency or local authority (``by``). Counts from 1 to
+        INSPIRE_SUPPRESS_BELOW - 1 are published as '<5'."""
+        now = today()
+        start, end = rules.default_range(first, last, now)
+        threshold = state.settings.suppress_below
+        report = services.publish_quarterly(await services.quarterly(start, end, by), threshold)
+        await services.record_report_export(actor, "quarterly", start, end, format=format, by=by)
+        notes = [*services.QUARTERLY_NOTES, *services.suppression_note(threshold)]
+        if format != "json":
+            return await _file(quarterly_download(report, start, end, now, notes), format)
         return Response(
             QuarterlyOut(
                 rows=report.rows,
                 completion_rate=_rate(report.completion_rate),
                 engagement_rate=_rate(report.engagement_rate),
-                notes=services.QUARTERLY_NOTES,
+                notes=notes,
+                by=by,
+                group_rates=[
+                    GroupRatesOut(g.group, _rate(g.completion_rate), _rate(g.engagement_rate))
+                    for g in report.group_rates
+                ],
+                suppression_threshold=threshold,
             )
         )
 
     @get(
         "/referral-quality",
-        opt=AS_CSV,
+        opt=AS_FILES,
         responses={
             200: ResponseSpec(
                 QualityOut, description="Referral quality per agency", generate_examples=False
@@ -82,25 +121,56 @@ class ReportController(Controller):
     async def referral_quality(
         self,
         actor: access.SignedIn,
+        state: State,
         first: From = None,
         last: To = None,
-        format: FromQuery[Literal["json", "csv"]] = "json",
+        format: FromQuery[Format] = "json",
+        by: FromQuery[By] = "agency",
     ) -> Response[Any]:
-        """Per agency and quarter: received, accepted, returned by reason, quality, engagement."""
-        start, end = rules.default_range(first, last, today())
-        rows = await services.referral_quality(start, end)
-        await _record_export(actor, "referral-quality", start, end)
-        if format == "csv":
-            return Response(to_csv(flatten_quality(rows), QUALITY_COLUMNS), media_type="text/csv")
-        return Response(QualityOut(rows=rows, notes=services.QUALITY_NOTES))
+        """Per agency (or local authority) and quarter: received, accepted, returned by
+        reason, quality, engagement; small counts published as '<5'."""
+        now = today()
+        start, end = rules.default_range(first, last, now)
+        threshold = state.settings.suppress_below
+        rows = services.publish_quality(await services.referral_quality(start, end, by), threshold)
+        await services.record_report_export(
+            actor, "referral-quality", start, end, format=format, by=by
+        )
+        notes = [*services.QUALITY_NOTES, *services.suppression_note(threshold)]
+        if format != "json":
+            return await _file(quality_download(rows, by, start, end, now, notes), format)
+        return Response(QualityOut(rows=rows, notes=notes, by=by, suppression_threshold=threshold))
 
-    @get("/victim-feedback")
+    @get(
+        "/victim-feedback",
+        opt=AS_FILES,
+        responses={
+            200: ResponseSpec(
+                FeedbackReport, description="What victims say", generate_examples=False
+            )
+        },
+    )
     async def victim_feedback(
-        self, state: State, first: From = None, last: To = None
-    ) -> FeedbackReport:
-        """Share of victims/survivors saying the abuse stopped or reduced, by quarter and stage."""
+        self,
+        actor: access.SignedIn,
+        state: State,
+        first: From = None,
+        last: To = None,
+        format: FromQuery[Format] = "json",
+        by: FromQuery[By | None] = None,
+    ) -> Response[Any]:
+        """Share of victims/survivors saying the abuse stopped or reduced, by quarter and
+        stage (and by agency or local authority of the referral); small counts as '<5'."""
         start, end = rules.quarter_range(first, last)
-        return await services.victim_feedback_report(start, end, state.settings.suppress_below)
+        report = await services.victim_feedback_report(
+            start, end, state.settings.suppress_below, by
+        )
+        await services.record_report_export(
+            actor, "victim-feedback", start, end, format=format, by=by
+        )
+        if format != "json":
+            return await _file(feedback_download(report, start, end, today()), format)
+        return Response(report)
 
 
 class AnalysisController(Controller):

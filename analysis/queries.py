@@ -169,3 +169,109 @@ SELECT weeks FROM programme WHERE name = $1
 LATEST_EXTRACT_SQL = """
 SELECT max(extracted_on) FROM incident_extract
 """
+
+# --- the reports by agency or by local authority ---
+
+NOT_KEPT = "not kept (returned referrals)"
+"""A returned referral keeps nothing about the person, so no local authority either."""
+
+_GROUPS = {
+    # (the group of an accepted referral, the group of a returned one)
+    "agency": ("a.name", "a.name"),
+    "local_authority": ("coalesce(r.local_authority, 'not recorded')", f"'{NOT_KEPT}'"),
+}
+
+
+def _quarterly_by(accepted: str, returned: str) -> str:
+    return f"""
+WITH happened AS (
+    SELECT {accepted} AS grp, e.occurred_on AS day, e.type
+    FROM referral_event e JOIN referral r ON r.id = e.referral JOIN agency a ON a.id = r.agency
+    WHERE e.occurred_on BETWEEN $1 AND $2 AND e.voided_at IS NULL
+    UNION ALL
+    SELECT {returned}, rr.received_on, 'returned'
+    FROM returned_referral rr JOIN agency a ON a.id = rr.agency
+    WHERE rr.received_on BETWEEN $1 AND $2 AND NOT rr.replaced
+), by_day AS (
+    SELECT grp, day, type, count(*) AS n FROM happened GROUP BY 1, 2, 3
+)
+SELECT grp, {quarter_sql("day")} AS quarter,
+       coalesce(sum(n) FILTER (WHERE type IN ('{Status.accepted}', 'returned')), 0)::int
+           AS referrals,
+       coalesce(sum(n) FILTER (WHERE type = '{Status.accepted}'), 0)::int AS accepted,
+       coalesce(sum(n) FILTER (WHERE type = 'returned'), 0)::int AS returned,
+       coalesce(sum(n) FILTER (WHERE type = '{Status.contacted}'), 0)::int AS contacted,
+       coalesce(sum(n) FILTER (WHERE type = '{Status.engaged}'), 0)::int AS engaging,
+       coalesce(sum(n) FILTER (WHERE type = '{Status.started}'), 0)::int AS started,
+       coalesce(sum(n) FILTER (WHERE type = '{Status.completed}'), 0)::int AS completed,
+       coalesce(sum(n) FILTER (WHERE type = '{Status.disengaged}'), 0)::int AS disengaged,
+       coalesce(sum(n) FILTER (WHERE type = '{Status.withdrawn}'), 0)::int AS withdrawn,
+       coalesce(sum(n) FILTER (WHERE type = '{Status.closed}'), 0)::int AS closed
+FROM by_day GROUP BY 1, 2
+"""  # noqa: S608
+
+
+def _cohort_by(accepted: str) -> str:
+    return f"""
+SELECT {accepted} AS grp, count(*)::int AS contacted, count(e.referral)::int AS engaged
+FROM referral_event c
+JOIN referral r ON r.id = c.referral JOIN agency a ON a.id = r.agency
+LEFT JOIN (SELECT DISTINCT referral FROM referral_event
+           WHERE type = '{Status.engaged}' AND voided_at IS NULL) e ON e.referral = c.referral
+WHERE c.type = '{Status.contacted}' AND c.occurred_on BETWEEN $1 AND $2 AND c.voided_at IS NULL
+GROUP BY 1
+"""  # noqa: S608
+
+
+QUARTERLY_BY_SQL = {name: _quarterly_by(*exprs) for name, exprs in _GROUPS.items()}
+"""The quarterly report's counts per agency or local authority and quarter."""
+COHORT_BY_SQL = {name: _cohort_by(exprs[0]) for name, exprs in _GROUPS.items()}
+"""The engagement rate's cohort per agency or local authority."""
+
+
+def _replaced(statement: str, *edits: tuple[str, str]) -> str:
+    for old, new in edits:
+        assert statement.count(old) == 1, old  # the statement changed under this edit
+        statement = statement.replace(old, new)
+    return statement
+
+
+QUALITY_BY_LOCAL_AUTHORITY_SQL = _replaced(
+    QUALITY_SQL,
+    (
+        "SELECT r.agency, r.received_on,",
+        f"SELECT r.agency, {_GROUPS['local_authority'][0]} AS area, r.received_on,",
+    ),
+    (
+        "SELECT agency, received_on, false,",
+        f"SELECT agency, {_GROUPS['local_authority'][1]}, received_on, false,",
+    ),
+    ("SELECT a.name AS agency,", "SELECT s.area AS local_authority,"),
+)
+"""Referral quality per local authority: the same statement, keyed by area."""
+
+FEEDBACK_BY_SQL = {
+    name: f"""
+SELECT {accepted} AS grp, {quarter_sql("f.collected_on")} AS quarter, f.stage,
+       min(f.collected_on) AS first_day,
+       count(*) AS responded,
+       count(*) FILTER (WHERE f.behaviour IN ('{Behaviour.stopped}', '{Behaviour.reduced}'))
+           AS improved
+FROM feedback f
+JOIN victim v ON v.id = f.victim JOIN referral r ON r.id = v.referral
+JOIN agency a ON a.id = r.agency
+WHERE f.collected_on BETWEEN $1 AND $2
+GROUP BY 1, 2, 3
+"""  # noqa: S608
+    for name, (accepted, _) in _GROUPS.items()
+}
+"""Victims' feedback per agency or local authority of the perpetrator's referral."""
+
+_QUARTER_OF_SUBMISSION = f"{quarter_sql('s.received_on')} AS quarter"
+QUALITY_OVER_RANGE_SQL = {
+    "agency": _replaced(QUALITY_SQL, (_QUARTER_OF_SUBMISSION, "'Total' AS quarter")),
+    "local_authority": _replaced(
+        QUALITY_BY_LOCAL_AUTHORITY_SQL, (_QUARTER_OF_SUBMISSION, "'Total' AS quarter")
+    ),
+}
+"""Referral quality over the whole range, one row per agency or local authority."""

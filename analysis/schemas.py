@@ -29,11 +29,18 @@ class BeforeAfter:
 
 
 class RateOut(msgspec.Struct):
-    numerator: int
-    denominator: int
+    numerator: int | str
+    """Published: '<N' for 1 to N-1 (the suppression threshold), the rate then withheld."""
+    denominator: int | str
     rate: float | None
     ci_low: float | None
     ci_high: float | None
+
+
+class GroupRatesOut(msgspec.Struct):
+    group: str
+    completion_rate: RateOut
+    engagement_rate: RateOut
 
 
 class QuarterlyOut(msgspec.Struct):
@@ -41,11 +48,18 @@ class QuarterlyOut(msgspec.Struct):
     completion_rate: RateOut
     engagement_rate: RateOut
     notes: list[str]
+    by: str | None = None
+    """agency or local_authority: each row then names its group in a column of that name."""
+    group_rates: list[GroupRatesOut] = []
+    suppression_threshold: int = 0
+    """Counts from 1 to this minus one are published as '<threshold'."""
 
 
 class QualityOut(msgspec.Struct):
     rows: list[dict[str, Any]]
     notes: list[str]
+    by: str = "agency"
+    suppression_threshold: int = 0
 
 
 class DroppedOut(msgspec.Struct):

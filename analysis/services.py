@@ -57,7 +57,7 @@ from analysis.survival import AnalysisError, cox, kaplan_meier, logrank, time_va
 from outcomes.schemas import FeedbackCell, FeedbackReport
 from outcomes.tables import Stage
 from programme.delivery.rules import DEFAULT_RULE
-from programme.delivery.services import DEFAULT_PROGRAMME
+from programme.delivery.services import DEFAULT_PROGRAMME, waiting_summary
 from programme.platform import database
 from programme.platform.audit import services as audit
 from programme.platform.audit.schemas import Actor
@@ -106,23 +106,54 @@ COUNTED = QUARTERLY_COLUMNS[:-1]
 """The columns the SQL counts (all but ``reported``)."""
 
 
+BY = ("agency", "local_authority")
+"""What the reports can be broken down by, beside the programme as a whole."""
+
+SUPPRESSION_NOTE = (
+    "Counts from 1 to {below} are shown as '<{threshold}' (INSPIRE_SUPPRESS_BELOW), and a "
+    "rate or share is withheld where it would reveal such a count. Totals are of the real "
+    "counts."
+)
+
+
+def suppression_note(threshold: int) -> list[str]:
+    if threshold <= 1:
+        return []
+    return [SUPPRESSION_NOTE.format(below=threshold - 1, threshold=threshold)]
+
+
 @dataclass(frozen=True)
 class Rate:
-    numerator: int
-    denominator: int
+    numerator: int | str
+    denominator: int | str
+    """Published: '<N' for 1 to N-1 (the suppression threshold)."""
     rate: float | None
     ci_low: float | None
     ci_high: float | None
 
 
 @dataclass(frozen=True)
+class GroupRates:
+    group: str
+    completion_rate: Rate
+    engagement_rate: Rate
+
+
+@dataclass(frozen=True)
 class QuarterlyReport:
     rows: list[dict[str, Any]]
-    """One per quarter in the range, then 'Total'."""
+    """One per quarter in the range, then 'Total'; by agency or local authority, each
+    group's quarters and its 'Total' (the group in the column named as ``by``), then the
+    whole programme's 'Total' (group 'All')."""
     completion_rate: Rate
     """Completed / started, over the range (the progress report's 55%)."""
     engagement_rate: Rate
     """Of referrals whose initial contact succeeded in the range, the share that engaged."""
+    by: str | None = None
+    group_rates: list[GroupRates] = dataclasses.field(default_factory=list)
+    """Each group's two rates (empty for the programme as a whole)."""
+    suppression_threshold: int = 0
+    """Counts from 1 to this minus one are published as '<threshold' (0: none hidden yet)."""
 
 
 def _rate(numerator: int, denominator: int) -> Rate:
@@ -132,7 +163,17 @@ def _rate(numerator: int, denominator: int) -> Rate:
     return Rate(numerator, denominator, numerator / denominator, result.ci_low, result.ci_high)
 
 
-async def quarterly(first: Quarter, last: Quarter) -> QuarterlyReport:
+def _check_by(by: str | None) -> None:
+    if by is not None and by not in BY:
+        raise ValueError(f"reports break down by one of {BY}, not {by!r}")
+
+
+async def quarterly(first: Quarter, last: Quarter, by: str | None = None) -> QuarterlyReport:
+    """The quarterly table, for the programme or per agency or local authority; the real
+    counts (``publish_quarterly`` makes them fit to publish)."""
+    _check_by(by)
+    if by is not None:
+        return await _quarterly_by(first, last, by)
     quarters = quarters_between(first, last)
     async with database.connection() as connection:
         records = await connection.fetch(
@@ -146,10 +187,7 @@ async def quarterly(first: Quarter, last: Quarter) -> QuarterlyReport:
         }
         for record in records
     ]
-    total: dict[str, Any] = {"quarter": "Total"}
-    for column in COUNTED[1:]:
-        total[column] = sum(row[column] for row in rows)
-    total["reported"] = ""
+    total = _total(rows, {"quarter": "Total"})
     cohort = records[0] if records else None
     return QuarterlyReport(
         rows=[*rows, total],
@@ -160,12 +198,106 @@ async def quarterly(first: Quarter, last: Quarter) -> QuarterlyReport:
     )
 
 
-async def record_report_export(actor: Actor, report: str, first: Quarter, last: Quarter) -> None:
+def _total(rows: list[dict[str, Any]], key: dict[str, str]) -> dict[str, Any]:
+    total: dict[str, Any] = dict(key)
+    for column in COUNTED[1:]:
+        total[column] = sum(row[column] for row in rows)
+    total["reported"] = ""
+    return total
+
+
+async def _quarterly_by(first: Quarter, last: Quarter, by: str) -> QuarterlyReport:
+    labels = [q.label for q in quarters_between(first, last)]
+    async with database.connection() as connection:
+        records = await connection.fetch(
+            queries.QUARTERLY_BY_SQL[by], first.first_day, last.last_day
+        )
+        cohorts = await connection.fetch(queries.COHORT_BY_SQL[by], first.first_day, last.last_day)
+    marks = await locked_quarters.marks_between(first.first_day, last.last_day)
+    counted = {(r["grp"], r["quarter"]): r for r in records}
+    cohort = {r["grp"]: (r["engaged"], r["contacted"]) for r in cohorts}
+    rows: list[dict[str, Any]] = []
+    group_rates = []
+    for group in sorted({r["grp"] for r in records} | set(cohort)):
+        own = []
+        for label in labels:
+            record = counted.get((group, label))
+            own.append(
+                {
+                    by: group,
+                    "quarter": label,
+                    **{c: record[c] if record else 0 for c in COUNTED[1:]},
+                    "reported": marks.get(label, ""),
+                }
+            )
+        total = _total(own, {by: group, "quarter": "Total"})
+        rows.extend([*own, total])
+        engaged, contacted = cohort.get(group, (0, 0))
+        group_rates.append(
+            GroupRates(
+                group, _rate(total["completed"], total["started"]), _rate(engaged, contacted)
+            )
+        )
+    whole = _total([r for r in rows if r["quarter"] == "Total"], {by: "All", "quarter": "Total"})
+    engaged = sum(e for e, _ in cohort.values())
+    contacted = sum(c for _, c in cohort.values())
+    return QuarterlyReport(
+        rows=[*rows, whole],
+        completion_rate=_rate(whole["completed"], whole["started"]),
+        engagement_rate=_rate(engaged, contacted),
+        by=by,
+        group_rates=group_rates,
+    )
+
+
+def publish_rate(rate: Rate, threshold: int) -> Rate:
+    """A rate as it may be published: its counts suppressed, and the rate and interval
+    withheld whenever the numerator, the denominator or their difference is small."""
+    if not isinstance(rate.numerator, int) or not isinstance(rate.denominator, int):
+        return rate  # already published
+    numerator, denominator = rate.numerator, rate.denominator
+    if any(is_small(c, threshold) for c in (numerator, denominator, denominator - numerator)):
+        return Rate(
+            suppressed(numerator, threshold), suppressed(denominator, threshold), None, None, None
+        )
+    return rate
+
+
+def publish_quarterly(report: QuarterlyReport, threshold: int) -> QuarterlyReport:
+    """The quarterly report as it may be published: no count from 1 to ``threshold`` - 1."""
+    rows = [
+        {k: suppressed(v, threshold) if k in COUNTED[1:] else v for k, v in row.items()}
+        for row in report.rows
+    ]
+    return dataclasses.replace(
+        report,
+        rows=rows,
+        completion_rate=publish_rate(report.completion_rate, threshold),
+        engagement_rate=publish_rate(report.engagement_rate, threshold),
+        group_rates=[
+            GroupRates(
+                g.group,
+                publish_rate(g.completion_rate, threshold),
+                publish_rate(g.engagement_rate, threshold),
+            )
+            for g in report.group_rates
+        ],
+        suppression_threshold=threshold,
+    )
+
+
+async def record_report_export(
+    actor: Actor, report: str, first: Quarter | None, last: Quarter | None, **more: Any
+) -> None:
     """Aggregate reports name no one, but who took which figures is still kept.
 
-    Over HTTP and at the command line alike.
-    """
-    details = {"from": first.label, "to": last.label}
+    Over HTTP, on the web pages and at the command line alike; ``more`` says how (the
+    format, the breakdown)."""
+    details = {
+        "from": first.label if first else None,
+        "to": last.label if last else None,
+        **{k: v for k, v in more.items() if v is not None},
+    }
     await audit.record(actor, AuditAction.export, RecordType.report, report, details)
 
 
@@ -175,13 +307,27 @@ async def record_analysis_export(actor: Actor, group_by: str | None) -> None:
     await audit.record(actor, AuditAction.export, RecordType.analysis, "reoffending", details)
 
 
-async def referral_quality(first: Quarter, last: Quarter) -> list[dict[str, Any]]:
-    """Per agency and quarter: received, accepted, returned by reason, quality, engagement."""
+QUALITY_COUNTS = ("received", "accepted", "returned", "engaged")
+
+
+async def referral_quality(
+    first: Quarter, last: Quarter, by: str = "agency", per_quarter: bool = True
+) -> list[dict[str, Any]]:
+    """Per agency (or local authority) and quarter: received, accepted, returned by reason,
+    quality, engagement. The real counts (``publish_quality`` makes them fit to publish).
+    Without ``per_quarter``, one row per group over the whole range (quarter 'Total')."""
+    _check_by(by)
+    if not per_quarter:
+        statement = queries.QUALITY_OVER_RANGE_SQL[by]
+    elif by == "agency":
+        statement = queries.QUALITY_SQL
+    else:
+        statement = queries.QUALITY_BY_LOCAL_AUTHORITY_SQL
     async with database.connection() as connection:
-        records = await connection.fetch(queries.QUALITY_SQL, first.first_day, last.last_day)
+        records = await connection.fetch(statement, first.first_day, last.last_day)
     rows = []
     for record in records:
-        row = {k: record[k] for k in ("agency", "quarter", "received", "accepted", "returned")}
+        row = {k: record[k] for k in (by, "quarter", "received", "accepted", "returned")}
         row["reasons"] = {reason: record[reason] for reason in queries.REASONS}
         mean = record["mean_quality_score"]
         row["mean_quality_score"] = None if mean is None else round(float(mean), 1)
@@ -193,22 +339,54 @@ async def referral_quality(first: Quarter, last: Quarter) -> list[dict[str, Any]
     return rows
 
 
+def publish_quality(rows: list[dict[str, Any]], threshold: int) -> list[dict[str, Any]]:
+    """Referral quality as it may be published: counts (reasons too) from 1 to
+    ``threshold`` - 1 as '<threshold', the share engaged withheld where it would reveal one.
+    The mean quality score is a score, not a count of people, and stays."""
+    out = []
+    for row in rows:
+        accepted, engaged = row["accepted"], row["engaged"]
+        if not isinstance(accepted, int):
+            out.append(row)  # already published
+            continue
+        hidden = any(is_small(c, threshold) for c in (accepted, engaged, accepted - engaged))
+        out.append(
+            {
+                **{
+                    k: suppressed(v, threshold) if k in QUALITY_COUNTS else v
+                    for k, v in row.items()
+                },
+                "reasons": {k: suppressed(v, threshold) for k, v in row["reasons"].items()},
+                "share_engaged": None if hidden else row["share_engaged"],
+            }
+        )
+    return out
+
+
 IMPROVED = ("stopped", "reduced")
 
 
 async def victim_feedback_report(
-    first: Quarter | None, last: Quarter | None, threshold: int
+    first: Quarter | None, last: Quarter | None, threshold: int, by: str | None = None
 ) -> FeedbackReport:
     """Per quarter (of collection) and stage: responses, and the share saying the abuse
     stopped or reduced, with a 95% Wilson interval. Counts of 1 to threshold-1 are
-    published as '<threshold', and a share is withheld whenever it would reveal one."""
+    published as '<threshold', and a share is withheld whenever it would reveal one.
+
+    By agency or local authority (of the perpetrator's referral), one row per group,
+    quarter and stage."""
+    _check_by(by)
     start = first.first_day if first else date.min
     end = last.last_day if last else date.max
-    rows = await database.fetch(queries.FEEDBACK_SQL, start, end)
+    if by is None:
+        rows = await database.fetch(queries.FEEDBACK_SQL, start, end)
+    else:
+        rows = await database.fetch(queries.FEEDBACK_BY_SQL[by], start, end)
     stage_order = {stage.value: i for i, stage in enumerate(Stage)}
-    rows = sorted(rows, key=lambda r: (r["first_day"], stage_order[r["stage"]]))
+    rows = sorted(rows, key=lambda r: (r.get("grp") or "", r["first_day"], stage_order[r["stage"]]))
     cells = [
-        _cell(r["quarter"], r["stage"], r["responded"], r["improved"], threshold) for r in rows
+        _cell(r["quarter"], r["stage"], r["responded"], r["improved"], threshold, r.get("grp"))
+        for r in rows
     ]
     total = sum(r["responded"] for r in rows)
     improved = sum(r["improved"] for r in rows)
@@ -226,11 +404,20 @@ async def victim_feedback_report(
             f"Counts from 1 to {threshold - 1} are shown as '<{threshold}'; a share that "
             "would reveal such a count is withheld.",
             "Intervals are 95% Wilson score intervals.",
+            *([f"group: the {by.replace('_', ' ')} of the perpetrator's referral."] if by else []),
         ],
+        by=by,
     )
 
 
-def _cell(quarter: str, stage: str, responded: int, improved: int, threshold: int):
+def _cell(
+    quarter: str,
+    stage: str,
+    responded: int,
+    improved: int,
+    threshold: int,
+    group: str | None = None,
+) -> FeedbackCell:
     hidden = any(is_small(n, threshold) for n in (responded, improved, responded - improved))
     share = None if hidden or responded == 0 else wilson(improved, responded)
     return FeedbackCell(
@@ -241,6 +428,82 @@ def _cell(quarter: str, stage: str, responded: int, improved: int, threshold: in
         share=None if share is None else share.share,
         ci_low=None if share is None else share.ci_low,
         ci_high=None if share is None else share.ci_high,
+        group=group,
+    )
+
+
+def data_cut_off(last: Quarter | None, today: date) -> date:
+    """The last day a report's figures can count: its last quarter's end, or today."""
+    return today if last is None else min(last.last_day, today)
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    quarter: str
+    referrals: int | str
+    started: int | str
+    completed: int | str
+
+
+@dataclass(frozen=True)
+class WaitingSummary:
+    count: int | str
+    median_days_waiting: float | None
+    longest_days_waiting: int | None
+    """Both withheld when the count is small: with one person waiting they are that
+    person's wait."""
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """Everything a contract monitor's dashboard shows for a range of quarters, already
+    published (no count from 1 to ``suppression_threshold`` - 1): one object, so the
+    quarterly pack shows the same figures."""
+
+    first: Quarter
+    last: Quarter
+    generated_on: date
+    data_cut_off: date
+    suppression_threshold: int
+    quarterly: QuarterlyReport
+    quarterly_notes: list[str]
+    trend: list[TrendPoint]
+    """Referrals, starts and completions per quarter (the quarterly rows, no total)."""
+    quality: list[dict[str, Any]]
+    """Referral quality per agency over the whole range (quarter 'Total')."""
+    quality_notes: list[str]
+    waiting: WaitingSummary
+    feedback: FeedbackReport
+
+
+async def dashboard(first: Quarter, last: Quarter, today: date, threshold: int) -> Dashboard:
+    """The monitors' dashboard: the quarterly table and rates, the trend, referral quality
+    per agency, the waiting list's counts and victims' feedback, for ``first`` to ``last``."""
+    report = publish_quarterly(await quarterly(first, last), threshold)
+    quality = publish_quality(await referral_quality(first, last, per_quarter=False), threshold)
+    waiting = await waiting_summary(today)
+    small = is_small(waiting.count, threshold)
+    return Dashboard(
+        first=first,
+        last=last,
+        generated_on=today,
+        data_cut_off=data_cut_off(last, today),
+        suppression_threshold=threshold,
+        quarterly=report,
+        quarterly_notes=[*QUARTERLY_NOTES, *suppression_note(threshold)],
+        trend=[
+            TrendPoint(r["quarter"], r["referrals"], r["started"], r["completed"])
+            for r in report.rows
+            if r["quarter"] != "Total"
+        ],
+        quality=quality,
+        quality_notes=[*QUALITY_NOTES, *suppression_note(threshold)],
+        waiting=WaitingSummary(
+            count=suppressed(waiting.count, threshold),
+            median_days_waiting=None if small else waiting.median_days_waiting,
+            longest_days_waiting=None if small else waiting.longest_days_waiting,
+        ),
+        feedback=await victim_feedback_report(first, last, threshold),
     )
 
 

@@ -160,6 +160,8 @@ class FeedbackCell(msgspec.Struct):
     share: float | None
     ci_low: float | None
     ci_high: float | None
+    group: str | None = None
+    """The agency or local authority of the perpetrator's referral, when asked ``by`` one."""
 
 
 class FeedbackReport(msgspec.Struct):
@@ -171,3 +173,5 @@ class FeedbackReport(msgspec.Struct):
     total_ci_high: float | None
     suppression_threshold: int
     notes: list[str]
+    by: str | None = None
+    """What ``group`` in each row is: agency or local_authority (None: no breakdown)."""

@@ -10,6 +10,7 @@ from litestar.di import Provide
 from litestar.plugins.htmx import HTMXPlugin
 from litestar.types import ControllerRouterHandler
 
+from analysis import pages as analysis_pages
 from analysis.controllers import AnalysisController, ReportController
 from outcomes import pages as outcome_pages
 from outcomes import services as outcomes
@@ -105,6 +106,7 @@ def create_app(
                     *outcome_pages.PAGES,
                     *account_pages.PAGES,
                     *audit_pages.PAGES,
+                    *analysis_pages.PAGES,
                     *extra_pages,
                 ],
             ),
@@ -118,6 +120,7 @@ def create_app(
                 outcome_pages.TEMPLATES,
                 account_pages.TEMPLATES,
                 audit_pages.TEMPLATES,
+                analysis_pages.TEMPLATES,
             ]
         ),
         plugins=[HTMXPlugin()],

@@ -376,7 +376,8 @@ def report() -> None:
     """Contract-monitoring reports (aggregates only: no names, birth dates or phones)."""
 
 
-FORMAT = click.Choice(["table", "csv", "json"])
+FORMAT = click.Choice(["table", "csv", "json", "xlsx"])
+BY = click.Choice(["agency", "local_authority"])
 
 
 def _quarters(first: str, last: str) -> tuple[Quarter, Quarter]:
@@ -394,25 +395,56 @@ def _json(value: Any) -> str:
     return msgspec.json.format(msgspec.json.encode(value), indent=2).decode()
 
 
+def _write_workbook(download: Any, out: str | None) -> None:
+    """An Excel workbook goes to a file, never to a terminal."""
+    from analysis.formats import xlsx_download
+
+    if not out:
+        raise _fail("--format xlsx writes a workbook: give --out FILE.xlsx")
+    with open(out, "wb") as handle:
+        handle.write(xlsx_download(download))
+    click.echo(f"wrote {out}", err=True)
+
+
+def _threshold() -> int:
+    from programme.platform.settings import get_settings
+
+    return get_settings().suppress_below
+
+
+OUT = click.option("--out", type=click.Path(dir_okay=False), help="File for --format xlsx.")
+
+
 @report.command("quarterly")
 @click.option("--from", "first", required=True, help='First quarter, e.g. "Q3 2021-22".')
 @click.option("--to", "last", required=True, help='Last quarter, e.g. "Q2 2023-24".')
 @click.option("--format", "fmt", type=FORMAT, default="table", show_default=True)
-def report_quarterly(first: str, last: str, fmt: str) -> None:
+@click.option("--by", type=BY, help="Per agency or local authority.")
+@OUT
+def report_quarterly(first: str, last: str, fmt: str, by: str | None, out: str | None) -> None:
     """Referrals, engagement, starts and completions per UK financial quarter."""
     from analysis import services as reports
-    from analysis.formats import to_csv, to_table
+    from analysis.formats import csv_download, quarterly_download, to_table
+    from programme.platform.clock import today
 
     start, end = _quarters(first, last)
+    threshold = _threshold()
+    if fmt == "xlsx" and not out:
+        raise _fail("--format xlsx writes a workbook: give --out FILE.xlsx")
 
     async def work() -> reports.QuarterlyReport:
-        found = await reports.quarterly(start, end)
-        await reports.record_report_export(CLI_ACTOR, "quarterly", start, end)
-        return found
+        found = await reports.quarterly(start, end, by)
+        await reports.record_report_export(CLI_ACTOR, "quarterly", start, end, format=fmt, by=by)
+        return reports.publish_quarterly(found, threshold)
 
     result = run_with_database(work)
-    if fmt == "csv":
-        click.echo(to_csv(result.rows, reports.QUARTERLY_COLUMNS), nl=False)
+    notes = [*reports.QUARTERLY_NOTES, *reports.suppression_note(threshold)]
+    download = quarterly_download(result, start, end, today(), notes)
+    columns = download.sheets[0].columns
+    if fmt == "xlsx":
+        _write_workbook(download, out)
+    elif fmt == "csv":
+        click.echo(csv_download(download), nl=False)
     elif fmt == "json":
         click.echo(
             _json(
@@ -420,12 +452,15 @@ def report_quarterly(first: str, last: str, fmt: str) -> None:
                     "rows": result.rows,
                     "completion_rate": result.completion_rate,
                     "engagement_rate": result.engagement_rate,
-                    "notes": reports.QUARTERLY_NOTES,
+                    "notes": notes,
+                    "by": by,
+                    "group_rates": result.group_rates,
+                    "suppression_threshold": threshold,
                 }
             )
         )
     else:
-        click.echo(to_table(result.rows, reports.QUARTERLY_COLUMNS), nl=False)
+        click.echo(to_table(result.rows, columns), nl=False)
         for name, rate in (
             ("completion", result.completion_rate),
             ("engagement", result.engagement_rate),
@@ -441,25 +476,76 @@ def report_quarterly(first: str, last: str, fmt: str) -> None:
 @click.option("--from", "first", required=True, help='First quarter, e.g. "Q3 2021-22".')
 @click.option("--to", "last", required=True, help='Last quarter, e.g. "Q2 2023-24".')
 @click.option("--format", "fmt", type=FORMAT, default="table", show_default=True)
-def report_quality(first: str, last: str, fmt: str) -> None:
+@click.option("--by", type=BY, default="agency", show_default=True)
+@OUT
+def report_quality(first: str, last: str, fmt: str, by: str, out: str | None) -> None:
     """Per agency and quarter: received, accepted, returned by reason, quality, engagement."""
     from analysis import services as reports
-    from analysis.formats import QUALITY_COLUMNS, flatten_quality, to_csv, to_table
+    from analysis.formats import csv_download, flatten_quality, quality_download, to_table
+    from programme.platform.clock import today
 
     start, end = _quarters(first, last)
+    threshold = _threshold()
+    if fmt == "xlsx" and not out:
+        raise _fail("--format xlsx writes a workbook: give --out FILE.xlsx")
 
     async def work() -> list[dict[str, Any]]:
-        found = await reports.referral_quality(start, end)
-        await reports.record_report_export(CLI_ACTOR, "referral-quality", start, end)
-        return found
+        found = await reports.referral_quality(start, end, by)
+        await reports.record_report_export(
+            CLI_ACTOR, "referral-quality", start, end, format=fmt, by=by
+        )
+        return reports.publish_quality(found, threshold)
 
     rows = run_with_database(work)
-    if fmt == "json":
-        click.echo(_json({"rows": rows, "notes": reports.QUALITY_NOTES}))
+    notes = [*reports.QUALITY_NOTES, *reports.suppression_note(threshold)]
+    download = quality_download(rows, by, start, end, today(), notes)
+    if fmt == "xlsx":
+        _write_workbook(download, out)
+    elif fmt == "json":
+        click.echo(
+            _json({"rows": rows, "notes": notes, "by": by, "suppression_threshold": threshold})
+        )
     elif fmt == "csv":
-        click.echo(to_csv(flatten_quality(rows), QUALITY_COLUMNS), nl=False)
+        click.echo(csv_download(download), nl=False)
     else:
-        click.echo(to_table(flatten_quality(rows), QUALITY_COLUMNS), nl=False)
+        click.echo(to_table(flatten_quality(rows), download.sheets[0].columns), nl=False)
+
+
+@report.command("victim-feedback")
+@click.option("--from", "first", required=True, help='First quarter, e.g. "Q3 2021-22".')
+@click.option("--to", "last", required=True, help='Last quarter, e.g. "Q2 2023-24".')
+@click.option("--format", "fmt", type=FORMAT, default="table", show_default=True)
+@click.option("--by", type=BY, help="Per agency or local authority of the referral.")
+@OUT
+def report_feedback(first: str, last: str, fmt: str, by: str | None, out: str | None) -> None:
+    """What victims and survivors say, per quarter and stage (aggregates only)."""
+    from analysis import services as reports
+    from analysis.formats import csv_download, feedback_download, to_table
+    from programme.platform.clock import today
+
+    start, end = _quarters(first, last)
+    threshold = _threshold()
+    if fmt == "xlsx" and not out:
+        raise _fail("--format xlsx writes a workbook: give --out FILE.xlsx")
+
+    async def work() -> Any:
+        found = await reports.victim_feedback_report(start, end, threshold, by)
+        await reports.record_report_export(
+            CLI_ACTOR, "victim-feedback", start, end, format=fmt, by=by
+        )
+        return found
+
+    result = run_with_database(work)
+    download = feedback_download(result, start, end, today())
+    if fmt == "xlsx":
+        _write_workbook(download, out)
+    elif fmt == "json":
+        click.echo(_json(result))
+    elif fmt == "csv":
+        click.echo(csv_download(download), nl=False)
+    else:
+        sheet = download.sheets[0]
+        click.echo(to_table(sheet.rows, sheet.columns), nl=False)
 
 
 @cli.group()

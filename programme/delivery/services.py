@@ -309,8 +309,7 @@ async def add_session(
     )
 
 
-async def waiting_list(actor: Principal, today: date, paging: Paging) -> schemas.WaitingList:
-    """Engaged referrals with no group place yet, longest waiting first."""
+async def _waiting(today: date) -> tuple[list[schemas.Waiting], list[int], float | None]:
     rows = await database.fetch(queries.WAITING_LIST)
     people = [
         schemas.Waiting(
@@ -326,6 +325,23 @@ async def waiting_list(actor: Principal, today: date, paging: Paging) -> schemas
     if days:
         middle = len(days) // 2
         median = float(days[middle]) if len(days) % 2 else (days[middle - 1] + days[middle]) / 2
+    return people, days, median
+
+
+async def waiting_summary(today: date) -> schemas.WaitingList:
+    """The waiting list's counts alone (as monitors see it): nobody's record is read."""
+    _, days, median = await _waiting(today)
+    return schemas.WaitingList(
+        count=len(days),
+        median_days_waiting=median,
+        longest_days_waiting=days[-1] if days else None,
+        people=None,
+    )
+
+
+async def waiting_list(actor: Principal, today: date, paging: Paging) -> schemas.WaitingList:
+    """Engaged referrals with no group place yet, longest waiting first."""
+    people, days, median = await _waiting(today)
     show_people = actor.role != Role.monitor.value
     page = paging.slice(people)
     if show_people:

@@ -66,9 +66,17 @@ async def test_each_report_run_at_the_command_line_is_audited(clean_database):
     inspire("report", "quarterly", "--from", "Q1 2026-27", "--to", "Q1 2026-27")
 
     assert await exports() == [
-        by_the_cli("report", "quarterly", {"from": "Q3 2025-26", "to": "Q2 2026-27"}),
-        by_the_cli("report", "referral-quality", {"from": "Q3 2025-26", "to": "Q2 2026-27"}),
-        by_the_cli("report", "quarterly", {"from": "Q1 2026-27", "to": "Q1 2026-27"}),
+        by_the_cli(
+            "report", "quarterly", {"from": "Q3 2025-26", "to": "Q2 2026-27", "format": "json"}
+        ),
+        by_the_cli(
+            "report",
+            "referral-quality",
+            {"from": "Q3 2025-26", "to": "Q2 2026-27", "format": "csv", "by": "agency"},
+        ),
+        by_the_cli(
+            "report", "quarterly", {"from": "Q1 2026-27", "to": "Q1 2026-27", "format": "table"}
+        ),
     ]
 
 

@@ -11,6 +11,7 @@ import pytest
 from programme.platform.tables import Role
 from tests.analysis.seed_table import build_csv, published
 from tests.builders import distinct_referral, inspire
+from tests.counting import UNSUPPRESSED, app  # noqa: F401 - every count as it is
 
 pytestmark = pytest.mark.anyio
 
@@ -31,9 +32,11 @@ async def test_the_seed_table_is_reproduced_exactly(tmp_path, clean_database):
     # One legacy start with no contact or engagement date recorded: accepted, with warnings.
     assert "warnings 2" in imported.stdout
 
-    report = inspire("report", "quarterly", *RANGE, "--format", "csv")
+    # The council published its small counts: reproduced here without suppression.
+    report = inspire("report", "quarterly", *RANGE, "--format", "csv", env=UNSUPPRESSED)
     assert report.returncode == 0, report.stderr
-    rows = list(csv.DictReader(io.StringIO(report.stdout)))
+    # The table, then (after an empty line) the rates and the definitions.
+    rows = list(csv.DictReader(io.StringIO(report.stdout.split("\n\n")[0])))
     columns = ["quarter", "referrals", "engaging", "started", "completed"]
     assert [{c: row[c] for c in columns} for row in rows] == published()
     assert rows[-1]["quarter"] == "Total"
@@ -44,7 +47,9 @@ async def test_the_seed_table_is_reproduced_exactly(tmp_path, clean_database):
         rows[-1]["completed"],
     ) == ("573", "84", "78", "43")
 
-    as_json = json.loads(inspire("report", "quarterly", *RANGE, "--format", "json").stdout)
+    as_json = json.loads(
+        inspire("report", "quarterly", *RANGE, "--format", "json", env=UNSUPPRESSED).stdout
+    )
     rate = as_json["completion_rate"]
     assert (rate["numerator"], rate["denominator"]) == (43, 78)
     assert round(rate["rate"] * 100) == 55

@@ -29,12 +29,13 @@ def test_by_programme_status_the_plot_shows_the_landmark_curves_by_default():
     raw = cohort(300, shortest_follow_up=200)
     request = AnalysisRequest(horizon_days=364, group_by="engaged", landmark_days=120)
     default = text_of(_draw(raw, request, AS_OF, "svg", 5))
-    assert "immortal-time corrected" in default and "landmark: day 120" in default
+    assert "immortal-time corrected" in default and "compared from day 120" in default
     assert "engaged by day 120" in default and "NAIVE" not in default
-    # Numbers at risk start at the landmark: nobody is counted before it.
-    assert "At risk" in default
+    # Numbers still followed start at the landmark: nobody is counted before it. Not
+    # "at risk": that is the programme's list of people missing sessions.
+    assert "Still followed" in default and "At risk" not in default
     naive = text_of(_draw(raw, request, AS_OF, "svg", 5, naive=True))
-    assert "NAIVE AND BIASED" in naive and "landmark: day" not in naive
+    assert "NAIVE AND BIASED" in naive and "compared from day" not in naive
 
 
 def test_other_groupings_are_drawn_from_referral_as_before():

@@ -164,7 +164,7 @@ async def test_a_value_that_is_not_one_of_the_choices_is_told_the_choices(client
                 "/reports/quarterly", params={"format": "xml"}, headers=staff["monitor"]
             ),
             "format",
-            ["json", "csv"],
+            ["json", "csv", "xlsx"],
         ),
     ]
     for response, field, choices in answers:

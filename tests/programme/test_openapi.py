@@ -172,9 +172,10 @@ def test_imports_take_a_csv_body_and_answer_their_report(document, path):
 
 def test_csv_and_image_answers_are_documented_with_their_media_types(document):
     paths = document["paths"]
-    for report in ("/reports/quarterly", "/reports/referral-quality"):
+    xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    for report in ("/reports/quarterly", "/reports/referral-quality", "/reports/victim-feedback"):
         content = paths[report]["get"]["responses"]["200"]["content"]
-        assert set(content) == {"application/json", "text/csv"}, report
+        assert set(content) == {"application/json", "text/csv", xlsx}, report
         assert content["application/json"]["schema"] != {}, report
     png = paths["/analysis/reoffending/plot.png"]["get"]["responses"]["200"]["content"]
     svg = paths["/analysis/reoffending/plot.svg"]["get"]["responses"]["200"]["content"]

@@ -8,6 +8,7 @@ import pytest
 from programme.platform.tables import Role
 from referrals.tables import ReturnedReferral
 from tests.builders import distinct_referral, good_referral
+from tests.counting import app  # noqa: F401 - every count as it is
 
 pytestmark = pytest.mark.anyio
 

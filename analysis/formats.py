@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from analysis.queries import REASONS
-from analysis.services import QUARTERLY_COLUMNS, QuarterlyReport, data_cut_off
+from analysis.services import QUARTERLY_COLUMNS, QuarterlyReport, report_cut_off
 from outcomes.schemas import FeedbackReport
 from programme.platform.quarters import Quarter
 
@@ -211,7 +211,7 @@ def quarterly_download(
         ],
         notes=notes,
         generated_on=today,
-        data_cut_off=data_cut_off(last, today),
+        data_cut_off=report_cut_off(last, today),
         first=first,
         last=last,
     )
@@ -235,7 +235,7 @@ def quality_download(
         sheets=[Sheet("Referral quality", quality_columns(by), flatten_quality(rows))],
         notes=notes,
         generated_on=today,
-        data_cut_off=data_cut_off(last, today),
+        data_cut_off=report_cut_off(last, today),
         first=first,
         last=last,
     )
@@ -279,7 +279,7 @@ def feedback_download(
         sheets=[Sheet("Victim feedback", (*key, *FEEDBACK_COLUMNS), rows)],
         notes=report.notes,
         generated_on=today,
-        data_cut_off=data_cut_off(last, today),
+        data_cut_off=report_cut_off(last, today),
         first=first,
         last=last,
     )

@@ -432,7 +432,7 @@ def _cell(
     )
 
 
-def data_cut_off(last: Quarter | None, today: date) -> date:
+def report_cut_off(last: Quarter | None, today: date) -> date:
     """The last day a report's figures can count: its last quarter's end, or today."""
     return today if last is None else min(last.last_day, today)
 
@@ -487,7 +487,7 @@ async def dashboard(first: Quarter, last: Quarter, today: date, threshold: int) 
         first=first,
         last=last,
         generated_on=today,
-        data_cut_off=data_cut_off(last, today),
+        data_cut_off=report_cut_off(last, today),
         suppression_threshold=threshold,
         quarterly=report,
         quarterly_notes=[*QUARTERLY_NOTES, *suppression_note(threshold)],

@@ -3,9 +3,9 @@
 Pure: it reads a published ``ReoffendingOut`` and nothing else, so the page, the
 quarterly pack and anything later say the same thing about the same result.
 
-``comparisons`` is a list so that a further comparison (for example one adjusted for
-who tends to engage, by weighting) is one more entry, shown beside the others with its
-own words, without changing how the page is laid out.
+``comparisons`` is a list: the naive one, the immortal-time corrected one, and the one
+adjusted for who tends to engage (weighting, when it could be fitted), each with its
+own words, laid out side by side.
 """
 
 from __future__ import annotations
@@ -140,6 +140,51 @@ def reading(result: ReoffendingOut) -> Reading:
                     f"Removes the head start (immortal-time bias), and nothing else: people "
                     f"choose to {'engage' if status == 'engaged' else 'stay'}, and those who "
                     f"do may differ in motivation, stability and risk."
+                ),
+                biased=False,
+            )
+        )
+    adjusted = result.adjusted
+    if status and adjusted is not None:
+        imbalanced = [b.covariate for b in adjusted.balance if b.imbalanced_after]
+        status_word = "engaging" if status == "engaged" else "completing"
+        comparisons.append(
+            Comparison(
+                key="adjusted",
+                title="Corrected and weighted for who tends to engage (adjusted)",
+                compares=(
+                    f"The same people as the corrected comparison, each weighted so that "
+                    f"the recorded details ({', '.join(adjusted.covariates).replace('_', ' ')}) "
+                    f"are alike in both groups; shares not reoffended are weighted, with no "
+                    f"interval."
+                ),
+                groups=[
+                    GroupOut(
+                        group=g.group,
+                        n=g.n,
+                        events=g.events,
+                        survival=g.weighted_survival,
+                        ci_low=None,
+                        ci_high=None,
+                        rmst=None,
+                    )
+                    for g in adjusted.groups
+                ],
+                follow_up_days=adjusted.follow_up_days,
+                test=None,
+                hazard=adjusted.hazard_ratio,
+                caveat=(
+                    "Takes into account only what is recorded about people at referral; "
+                    "what is not recorded (motivation, support) can still make those who "
+                    f"{'engage' if status == 'engaged' else 'stay'} differ. "
+                    f"To explain this result away, something not recorded would have to be "
+                    f"linked to both {status_word} and reoffending by a factor of at least "
+                    f"{adjusted.e_value.estimate:.1f} each (its 'E-value')."
+                    + (
+                        f" The weighting left these still unlike: {', '.join(imbalanced)}."
+                        if imbalanced
+                        else ""
+                    )
                 ),
                 biased=False,
             )

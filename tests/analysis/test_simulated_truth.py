@@ -172,3 +172,16 @@ async def test_with_no_effect_the_adjusted_comparison_covers_none(no_effect):
 async def test_a_known_effect_is_found_by_the_adjusted_comparison(known_effect):
     term = adjusted(known_effect)
     assert term.ci_high < 1, term
+
+
+async def test_the_monitors_reading_puts_the_adjusted_comparison_beside_the_others(no_effect):
+    """The page and the pack read the result through ``analysis.reading``: all three
+    comparisons, the biased one marked, the adjusted one with its hazard ratio."""
+    from analysis.reading import reading
+
+    comparisons = {c.key: c for c in reading(no_effect).comparisons}
+    assert list(comparisons) == ["naive", "corrected", "adjusted"]
+    assert comparisons["naive"].biased and not comparisons["adjusted"].biased
+    assert comparisons["adjusted"].hazard == adjusted(no_effect)
+    estimate = f"{no_effect.adjusted.e_value.estimate:.1f}" if no_effect.adjusted else "?"
+    assert f"by a factor of at least {estimate} each" in comparisons["adjusted"].caveat

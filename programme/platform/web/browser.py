@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
@@ -123,7 +124,49 @@ session as it finds it.
 """
 
 
+RENEW_AFTER_SECONDS = 60
+"""A session's idle time is pushed back at most once a minute, not on every request.
+
+Renewing is a file write; a page that only reads (the live check while a person
+types, the register) would otherwise write the session file on every request.
+(Or a tenth of the idle time, if that is shorter.) The cost: a session ends between
+``session_idle_seconds`` minus a minute and ``session_idle_seconds`` after its last
+request, never later.
+"""
+
+_LOADED = "inspire_session_loaded"
+"""Scope key: the session's bytes as read at the start of the request."""
+
+
+class _SessionFiles(FileStore):
+    """The session files, renewed only when the last renewal is over a minute old."""
+
+    async def get(self, key: str, renew_for: int | timedelta | None = None) -> bytes | None:
+        if renew_for:
+            stored = await self._load_from_path(self._path_from_key(key))
+            if stored is None or stored.expired:
+                return await super().get(key)
+            seconds = renew_for.total_seconds() if isinstance(renew_for, timedelta) else renew_for
+            since_renewed = seconds - stored.expires_in
+            if stored.expires_at is not None and since_renewed < min(
+                RENEW_AFTER_SECONDS, seconds / 10
+            ):
+                return stored.data
+        return await super().get(key, renew_for=renew_for)
+
+
 class _SessionBackend(ServerSideSessionBackend):
+    async def load_from_connection(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> dict[str, Any]:
+        if session_id := connection.cookies.get(self.config.key):
+            store = self.config.get_store_from_app(connection.scope["app"])
+            data = await self.get(session_id, store=store)
+            if data is not None:
+                cast(dict[str, Any], connection.scope)[_LOADED] = data
+                return self.deserialize_data(data)
+        return {}
+
     async def store_in_message(
         self,
         scope_session: ScopeSession,
@@ -136,6 +179,14 @@ class _SessionBackend(ServerSideSessionBackend):
             and handler is not None
             and handler.opt.get(READS_SESSION_ONLY)
         ):
+            return
+        loaded = cast(dict[str, Any], connection.scope).get(_LOADED)
+        if (
+            scope_session is not Empty
+            and loaded is not None
+            and self.serialize_data(scope_session, connection.scope) == loaded
+        ):
+            # Unchanged: nothing to write (its idle time was renewed, if due, on reading).
             return
         await super().store_in_message(scope_session, message, connection)
 
@@ -169,7 +220,7 @@ def csrf_config(settings: Settings) -> CSRFConfig:
 
 def session_store(settings: Settings) -> FileStore:
     """Sessions in the data directory: every worker process of this machine sees them."""
-    return FileStore(settings.data_dir / "web-sessions", create_directories=True)
+    return _SessionFiles(settings.data_dir / "web-sessions", create_directories=True)
 
 
 def template_config(extra_directories: Sequence[Path] = ()) -> TemplateConfig[JinjaTemplateEngine]:

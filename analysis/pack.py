@@ -148,7 +148,10 @@ def render_pdf(html: str) -> bytes:
     """The same HTML laid out on A4 pages (slow: seconds of CPU, so run off the loop)."""
     import weasyprint  # a heavy import, needed only when a PDF is asked for
 
-    return weasyprint.HTML(string=html, base_url=str(TEMPLATES)).write_pdf()
+    # The document carries its pictures as data: addresses; nothing else is ever fetched,
+    # from the network or the server's files, whatever a text in it might say.
+    fetcher = weasyprint.URLFetcher(allowed_protocols={"data"})
+    return weasyprint.HTML(string=html, url_fetcher=fetcher).write_pdf()
 
 
 async def document(quarter: Quarter, fmt: str, today: date, threshold: int) -> tuple[Pack, bytes]:

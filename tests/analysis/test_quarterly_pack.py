@@ -222,3 +222,20 @@ async def test_the_cli_writes_the_pack(tmp_path, client, monitor, people):
     assert refused.returncode != 0 and "--quarter" in refused.stderr
     wrong = inspire("report", "pack", "--quarter", QUARTER, "--out", str(tmp_path / "pack.docx"))
     assert wrong.returncode != 0 and ".pdf or .html" in wrong.stderr
+
+
+def test_the_pdf_is_laid_out_without_fetching_anything(tmp_path):
+    """Pictures travel inside the pack (data: addresses); the renderer reads no file of the
+    server's and calls no address, whatever a text in the pack might say."""
+    from analysis.pack import render_pdf
+
+    picture = tmp_path / "picture.svg"
+    picture.write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="300" height="50">'
+        '<text x="5" y="30" font-size="20">FROMTHEDISK</text></svg>'
+    )
+    inside = "data:image/svg+xml," + picture.read_text().replace("FROMTHEDISK", "INSIDE")
+    html = f"<p>pack</p><img src=\"{picture.as_uri()}\"><img src='{inside}'>"
+    text = pdf_text(render_pdf(html))
+    assert "pack" in text and "INSIDE" in text
+    assert "FROMTHEDISK" not in text

@@ -28,7 +28,6 @@ from markupsafe import Markup
 
 from analysis import charts, plots, reading, rules, services
 from analysis.schemas import ReoffendingOut
-from analysis.survival import AnalysisError
 from programme.platform.errors import InvalidInput
 from programme.platform.quarters import Quarter
 from programme.platform.threads import off_loop
@@ -77,14 +76,12 @@ async def _reoffending(cut_off: date, today: date, threshold: int) -> Reoffendin
             rules.HORIZON_DAYS, as_of, REOFFENDING_BY, None, None, today
         )
         result = await services.analyse(request, today, threshold)
-        plot = await plots.reoffending_plot(request, today, "svg", threshold)
-    except (AnalysisError, InvalidInput) as error:
-        words = (
-            "; ".join(e.message for e in error.errors)
-            if isinstance(error, InvalidInput)
-            else str(error)
-        )
-        return Reoffending(None, None, None, words)
+    except InvalidInput as error:  # AnalysisError among them: the data cannot support it
+        return Reoffending(None, None, None, "; ".join(e.message for e in error.errors))
+    try:
+        plot: bytes | None = await plots.reoffending_plot(request, today, "svg", threshold)
+    except InvalidInput:
+        plot = None  # the figures and their words stand without the picture
     return Reoffending(result, reading.reading(result), plot, None)
 
 

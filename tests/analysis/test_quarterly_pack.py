@@ -239,3 +239,20 @@ def test_the_pdf_is_laid_out_without_fetching_anything(tmp_path):
     text = pdf_text(render_pdf(html))
     assert "pack" in text and "INSIDE" in text
     assert "FROMTHEDISK" not in text
+
+
+async def test_a_picture_with_no_one_left_to_draw_is_a_422_and_the_pack_still_comes(
+    client, monitor, make_referrals
+):
+    """Everyone engaged: nobody is still followed in the 'not engaged' group and no one at
+    all at the landmark yet; the plot says so (not a 500) and the pack goes without it."""
+    await make_referrals(6, "engaged")
+    plot = await client.get(
+        "/analysis/reoffending/plot.svg", params={"group_by": "engaged"}, headers=monitor
+    )
+    assert plot.status_code == 422, plot.text
+    response = await client.get(
+        "/reports/pack", params={"quarter": QUARTER, "format": "html"}, headers=monitor
+    )
+    assert response.status_code == 200, response.text
+    assert "data:image/svg+xml" not in response.text

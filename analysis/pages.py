@@ -195,8 +195,11 @@ async def quarterly_pack(
     quarter: FromQuery[str | None] = None,
     format: FromQuery[str] = "pdf",
 ) -> Response[bytes]:
-    """The quarterly pack from the dashboard: what ``GET /reports/pack`` gives."""
+    """The quarterly pack from the dashboard: what ``GET /reports/pack`` gives; a field
+    left empty means the current quarter, as a PDF."""
     now = today()
+    quarter = quarter or Quarter.of(now).label
+    format = format or "pdf"
     problems = []
     if format not in pack.FORMATS:
         problems.append(FieldError("invalid", "format", "Expected one of: pdf, html."))

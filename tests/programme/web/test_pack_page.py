@@ -66,3 +66,15 @@ async def test_only_monitors_and_admins_get_the_pack_page(app, clean_database):
     async with browser(app) as anonymous:
         response = await anonymous.get("/monitoring/pack", params={"quarter": QUARTER})
         assert response.status_code == 303
+
+
+async def test_fields_left_empty_mean_the_current_quarter_as_a_pdf(app, clean_database):
+    await make_account("mo", Role.monitor)
+    async with browser(app) as http:
+        await browser_sign_in(http, "mo")
+        response = await http.get("/monitoring/pack", params={"quarter": "", "format": ""})
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "application/pdf"
+        assert response.headers["content-disposition"].startswith(
+            'attachment; filename="inspire-pack-Q'
+        )

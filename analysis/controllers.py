@@ -10,7 +10,7 @@ from litestar.datastructures import State
 from litestar.openapi import ResponseSpec
 from litestar.params import FromQuery, QueryParameter
 
-from analysis import plots, rules, services
+from analysis import pack, plots, rules, services
 from analysis.formats import (
     MEDIA_TYPES,
     XLSX,
@@ -171,6 +171,38 @@ class ReportController(Controller):
         if format != "json":
             return await _file(feedback_download(report, start, end, today()), format)
         return Response(report)
+
+    @get(
+        "/pack",
+        opt=docs(
+            also_answers={
+                pack.FORMATS["pdf"]: "with format=pdf (the default): the pack to print",
+                pack.FORMATS["html"]: "with format=html: the same pack as one HTML page",
+            },
+        ),
+    )
+    async def pack(
+        self,
+        actor: access.SignedIn,
+        state: State,
+        quarter: FromQuery[str | None] = None,
+        format: FromQuery[Literal["pdf", "html"]] = "pdf",
+    ) -> Response[bytes]:
+        """The quarterly pack for a contract meeting: the quarter's and the year-to-date
+        figures, rates with intervals, referral quality, the trend, victims' feedback, the
+        reoffending comparisons in plain words, the definitions and the data cut-off.
+        Aggregates only; counts under INSPIRE_SUPPRESS_BELOW shown as '<5'."""
+        now = today()
+        chosen = rules.pack_quarter(quarter, now)
+        built, body = await pack.document(chosen, format, now, state.settings.suppress_below)
+        await services.record_report_export(actor, "pack", chosen, chosen, format=format)
+        return Response(
+            body,
+            media_type=pack.FORMATS[format],
+            headers={
+                "Content-Disposition": f'attachment; filename="{built.filename_stem}.{format}"'
+            },
+        )
 
 
 class AnalysisController(Controller):

@@ -146,6 +146,12 @@ def _draw(
     horizon = request.horizon_days
     ticks = [round(start + (horizon - start) * i / 4) for i in range(5)]
     curves = _curves(frame, labels, start, ticks, threshold)
+    if not curves:
+        raise AnalysisError(
+            f"nobody is still followed at day {start} to draw"
+            if start
+            else "nobody has any follow-up to draw"
+        )
     overall = None
     if len(curves) > MAX_CURVES:
         everyone = pd.Series("everyone", index=frame.index)

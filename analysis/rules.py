@@ -43,6 +43,21 @@ def default_range(first: str | None, last: str | None, today: date) -> tuple[Qua
     return start, end
 
 
+def pack_quarter(label: str | None, today: date) -> Quarter:
+    """The quarter a quarterly pack is for: a label like 'Q2 2023-24', begun by today."""
+    if not label:
+        raise InvalidInput(errors=[FieldError("missing", "quarter", "Give a quarter.")])
+    try:
+        quarter = Quarter.parse(label)
+    except ValueError as exc:
+        raise InvalidInput(errors=[FieldError("invalid", "quarter", str(exc))]) from None
+    if quarter.first_day > today:
+        raise InvalidInput(
+            errors=[FieldError("invalid", "quarter", f"{quarter.label} has not begun yet.")]
+        )
+    return quarter
+
+
 HORIZON_DAYS = 182
 """Six months' follow-up: the programme's own length, and what councils report."""
 MAX_HORIZON_DAYS = 3650

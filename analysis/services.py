@@ -476,6 +476,15 @@ class Dashboard:
     feedback: FeedbackReport
 
 
+def trend_points(report: QuarterlyReport) -> list[TrendPoint]:
+    """Referrals, starts and completions per quarter of a published quarterly report."""
+    return [
+        TrendPoint(r["quarter"], r["referrals"], r["started"], r["completed"])
+        for r in report.rows
+        if r["quarter"] != "Total"
+    ]
+
+
 async def dashboard(first: Quarter, last: Quarter, today: date, threshold: int) -> Dashboard:
     """The monitors' dashboard: the quarterly table and rates, the trend, referral quality
     per agency, the waiting list's counts and victims' feedback, for ``first`` to ``last``."""
@@ -491,11 +500,7 @@ async def dashboard(first: Quarter, last: Quarter, today: date, threshold: int) 
         suppression_threshold=threshold,
         quarterly=report,
         quarterly_notes=[*QUARTERLY_NOTES, *suppression_note(threshold)],
-        trend=[
-            TrendPoint(r["quarter"], r["referrals"], r["started"], r["completed"])
-            for r in report.rows
-            if r["quarter"] != "Total"
-        ],
+        trend=trend_points(report),
         quality=quality,
         quality_notes=[*QUALITY_NOTES, *suppression_note(threshold)],
         waiting=WaitingSummary(

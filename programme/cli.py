@@ -548,6 +548,41 @@ def report_feedback(first: str, last: str, fmt: str, by: str | None, out: str | 
         click.echo(to_table(sheet.rows, sheet.columns), nl=False)
 
 
+@report.command("pack")
+@click.option("--quarter", required=True, help='The quarter, e.g. "Q2 2023-24".')
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The file: .pdf to print, or .html for the same pack as a web page.",
+)
+def report_pack(quarter: str, out: str) -> None:
+    """The quarterly pack for a contract meeting, as a PDF or an HTML page (aggregates only)."""
+    from analysis import pack
+    from analysis import services as reports
+    from analysis.rules import pack_quarter
+    from programme.platform.clock import today
+
+    fmt = out.rsplit(".", 1)[-1].lower() if "." in out else ""
+    if fmt not in pack.FORMATS:
+        raise _fail("--out: give a file ending .pdf or .html")
+    try:
+        chosen = pack_quarter(quarter, today())
+    except ApplicationError as exc:
+        raise _fail("; ".join(f"--{e.field}: {e.message}" for e in exc.errors)) from None
+    threshold = _threshold()
+
+    async def work() -> bytes:
+        _, body = await pack.document(chosen, fmt, today(), threshold)
+        await reports.record_report_export(CLI_ACTOR, "pack", chosen, chosen, format=fmt)
+        return body
+
+    body = run_with_database(work)
+    with open(out, "wb") as handle:
+        handle.write(body)
+    click.echo(f"wrote {out}", err=True)
+
+
 @cli.group()
 def analyse() -> None:
     """Outcome analyses."""

@@ -38,6 +38,7 @@ class _Links(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.links: list[str] = []
         self.forms: list[_Form] = []
+        self._select: str | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = {name: value or "" for name, value in attrs}
@@ -50,6 +51,16 @@ class _Links(HTMLParser):
             if kind in ("radio", "checkbox") and "checked" not in values:
                 return
             self.forms[-1].fields.setdefault(values["name"], values.get("value", ""))
+            self._select = values["name"] if tag == "select" else None
+        elif tag == "option" and self.forms and self._select:
+            # A browser sends a list's selected option, or its first.
+            name = self._select
+            if "selected" in values or not self.forms[-1].fields.get(name):
+                self.forms[-1].fields[name] = values.get("value", "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "select":
+            self._select = None
 
 
 @dataclass

@@ -81,7 +81,7 @@ def test_landmark_and_model_populations_are_suppressed_too():
 def test_the_plot_shows_no_small_number_at_risk_and_no_curve_for_a_small_group():
     request = AnalysisRequest(horizon_days=364, group_by="risk_level")
     svg = _draw(small_groups(), request, AS_OF, "svg", 5).decode()
-    assert "At risk" in svg
+    assert "Still followed" in svg and "At risk" not in svg
     assert "high (n=&lt;5): withheld" in svg
     assert "&lt;5" in svg.replace("high (n=&lt;5): withheld", "")  # a number at risk
     assert "high (n=3)" not in svg

@@ -123,17 +123,29 @@ def ph_test(
 
     pairs = [(a, b) for a in range(p) for b in range(a + 1)]
     rx = risk[:, None] * x
-    rxx = np.stack([risk * x[:, a] * x[:, b] for a, b in pairs], axis=1)
-    dead, alive = d, 1.0 - d
-    # Sums over each group's deaths (D) and its censored (C).
-    d0 = _group_sums(risk * dead, starts)
-    d1 = _group_sums(rx * dead[:, None], starts)
-    d2 = _group_sums(rxx * dead[:, None], starts)
-    c0 = _group_sums(risk * alive, starts)
-    c1 = _group_sums(rx * alive[:, None], starts)
-    c2 = _group_sums(rxx * alive[:, None], starts)
-    deaths = _group_sums(dead, starts)
-    death_x = _group_sums(x * dead[:, None], starts)
+    # Filled in place, column by column: no n x p(p+1)/2 temporaries beside it.
+    rxx = np.empty((n, len(pairs)))
+    for k, (a, b) in enumerate(pairs):
+        np.multiply(rx[:, a], x[:, b], out=rxx[:, k])
+    # Sums over each group (everyone), then over its deaths alone (a few percent of the
+    # rows); the censored are the difference. D: deaths, C: censored.
+    died = np.flatnonzero(d == 1)
+    owner = (np.cumsum(new_group) - 1)[died]
+    first = np.flatnonzero(np.diff(owner, prepend=-1))
+    groups_with_deaths = owner[first]
+
+    def death_sums(values: np.ndarray) -> np.ndarray:
+        totals = np.zeros((len(starts), *values.shape[1:]))
+        totals[groups_with_deaths] = _group_sums(values[died], first)
+        return totals
+
+    d0, d1, d2 = death_sums(risk), death_sums(rx), death_sums(rxx)
+    c0 = _group_sums(risk, starts) - d0
+    c1 = _group_sums(rx, starts) - d1
+    c2 = _group_sums(rxx, starts) - d2
+    del rxx
+    deaths = death_sums(np.ones(n))
+    death_x = death_sums(x)
 
     # Everyone in the same stratum with a later time is at risk too.
     def later(values: np.ndarray) -> np.ndarray:

@@ -428,13 +428,15 @@ LIMIT {attendance}
             "attendance (one-to-ones)",
             f"""
 INSERT INTO attendance (id, session, referral, status)
-SELECT gen_random_uuid(), held.id, md5('referral:' || m.i)::uuid, {mark}
+SELECT gen_random_uuid(), md5('one:' || m.i || ':' || n)::uuid,
+       md5('referral:' || m.i)::uuid, {mark}
 FROM started m CROSS JOIN bench_plan p
 CROSS JOIN LATERAL generate_series(1, p.per_member) AS n
-JOIN programme_session held ON held.id = md5('one:' || m.i || ':' || n)::uuid
 CROSS JOIN LATERAL (SELECT m.started_on + floor(n * least(182, {cut} - m.started_on)::float8
                                                 / (p.per_member + 1))::int AS held_on) h
 WHERE (n - 1) * p.members + m.r < p.extra
+  AND EXISTS (SELECT 1 FROM programme_session held
+              WHERE held.id = md5('one:' || m.i || ':' || n)::uuid)
 """,
         ),
     ]

@@ -14,6 +14,8 @@ APP_CONFIG = AppConfig(
         "programme.platform.piccolo_app",
         "referrals.piccolo_app",
         "outcomes.piccolo_app",
+        # The results cache's triggers watch the programme's length (the landmark).
+        "programme.delivery.piccolo_app",
     ],
     commands=[],
 )

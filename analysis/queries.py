@@ -50,6 +50,46 @@ WHERE r.received_on < $1
 ORDER BY r.id
 """  # noqa: S608
 
+COHORT_COLUMNS = (
+    "person",
+    "born_year",
+    "born_month_day",
+    "received_year",
+    "received_month_day",
+    "gender",
+    "risk_level",
+    "prior_incidents",
+    "substance_misuse",
+    "mental_health",
+    "children_in_household",
+    "local_authority",
+    "agency",
+    "days_available",
+    "days_to_engaged",
+    "days_to_completed",
+    "days_to_reoffence",
+)
+"""What ``COHORT_COPY_SQL`` sends, in order: the cohort with each date given as the two
+whole numbers the age rule takes (``referrals.rules.whole_years``)."""
+
+
+def _parts(day: str, name: str) -> str:
+    return (
+        f"extract(year FROM {day})::int AS {name}_year, "
+        f"(extract(month FROM {day}) * 100 + extract(day FROM {day}))::int AS {name}_month_day"
+    )
+
+
+COHORT_COPY_SQL = COHORT_SQL.replace(
+    "SELECT r.person, r.received_on, p.date_of_birth, p.gender,",
+    f"SELECT r.person, {_parts('p.date_of_birth', 'born')}, "
+    f"{_parts('r.received_on', 'received')}, p.gender,",
+)
+"""The cohort as ``COPY ... TO STDOUT`` sends it: one text stream the database writes and
+pandas' C parser reads as columns, rather than a million rows decoded into Python
+objects one value at a time. The same rows in the same order as ``COHORT_SQL``."""
+assert COHORT_COPY_SQL != COHORT_SQL  # the statement changed under this edit
+
 BEFORE_AFTER_SQL = """
 SELECT count(*) FILTER (WHERE before > 0) AS any_before,
        count(*) FILTER (WHERE after > 0) AS any_after,
@@ -165,6 +205,20 @@ GROUP BY 1, 2
 PROGRAMME_WEEKS_SQL = """
 SELECT weeks FROM programme WHERE name = $1
 """
+
+# --- the reoffending analysis's results cache (migration analysis_2026_11_27t17_40_00) ---
+
+DATA_VERSION_SQL = "SELECT coalesce(sum(changes), 0)::bigint FROM analysis_data_change"
+"""Moves whenever a write to anything the analysis reads commits; never goes back."""
+
+CACHED_RESULT_SQL = "SELECT result FROM analysis_result WHERE data_version = $1 AND request = $2"
+
+STORE_RESULT_SQL = """
+WITH stale AS (DELETE FROM analysis_result WHERE data_version < $1)
+INSERT INTO analysis_result (data_version, request, result) VALUES ($1, $2, $3)
+ON CONFLICT (data_version, request) DO NOTHING
+"""
+"""Keep the result, and drop every result of older data (never served again)."""
 
 LATEST_EXTRACT_SQL = """
 SELECT max(extracted_on) FROM incident_extract

@@ -29,6 +29,7 @@ beside it.
 from __future__ import annotations
 
 import dataclasses
+import io
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -519,21 +520,63 @@ async def programme_weeks() -> int:
     return DEFAULT_RULE.weeks if weeks is None else int(weeks)
 
 
+COPY_NULL = "\\N"
+"""How the cohort's COPY marks a missing value (PostgreSQL's own mark for text COPY). A
+recorded value that reads exactly so would be taken as missing: no field the cohort
+holds (a gender, a risk level, an area, an agency's name) is ever that."""
+
+BOOLEAN_COLUMNS = ("substance_misuse", "mental_health", "children_in_household")
+TEXT_COLUMNS = ("person", "gender", "risk_level", "local_authority", "agency")
+
+
 async def load_cohort(as_of: date) -> tuple[pd.DataFrame, int]:
-    """The cohort as of the cut-off, and how many referrals have no follow-up yet."""
+    """The cohort as of the cut-off, and how many referrals have no follow-up yet.
+
+    Read as one CSV stream (``COPY ... TO STDOUT``) and parsed into columns off the
+    loop: at a million referrals, decoding a million asyncpg records and building a
+    frame from Python tuples took seconds and a gigabyte."""
+    chunks: list[bytes] = []
+
+    async def keep(data: bytes) -> None:
+        chunks.append(data)
+
     async with database.connection() as connection:
-        statement = await connection.prepare(queries.COHORT_SQL)
-        records = await statement.fetch(as_of)
+        await connection.copy_from_query(
+            queries.COHORT_COPY_SQL,
+            as_of,
+            output=keep,
+            format="csv",
+            header=True,
+            null=COPY_NULL,
+        )
         excluded = await connection.fetchval(queries.NO_FOLLOW_UP_YET, as_of)
-        # The columns are the query's own: one list, in the SQL.
-        columns = [attribute.name for attribute in statement.get_attributes()]
-    # 100,000 records take a large part of a second to become a frame: not on the loop.
-    frame = await off_loop(_frame, records, columns)
+    frame = await off_loop(_frame, chunks)
     return frame, int(excluded)
 
 
-def _frame(records: list[Any], columns: list[str]) -> pd.DataFrame:
-    return pd.DataFrame.from_records([tuple(r) for r in records], columns=columns)
+def _frame(chunks: list[bytes]) -> pd.DataFrame:
+    text = b"".join(chunks)
+    chunks.clear()
+    frame = pd.read_csv(
+        io.BytesIO(text),
+        na_values=[COPY_NULL],
+        keep_default_na=False,
+        true_values=["t"],
+        false_values=["f"],
+        dtype={name: object for name in TEXT_COLUMNS},
+        engine="c",
+    )
+    # The columns are the query's own, in its order: a column renamed in the SQL and not
+    # here is a failure now, not a quietly missing covariate later.
+    if tuple(frame.columns) != queries.COHORT_COLUMNS:
+        raise RuntimeError(f"the cohort came with columns {list(frame.columns)}")
+    for name in BOOLEAN_COLUMNS:
+        if frame[name].dtype != bool:
+            # Some missing: True, False and None, as the rows gave them before.
+            frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
+    for name in TEXT_COLUMNS:
+        frame[name] = frame[name].where(frame[name].notna(), None)
+    return frame
 
 
 def follow_up(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
@@ -552,8 +595,16 @@ def follow_up(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
     out["event"] = event.astype(int)
     for status in STATUS_GROUPS:
         out[f"days_to_{status}"] = out[f"days_to_{status}"].astype(float)
-    born, received = _year_and_day(out["date_of_birth"]), _year_and_day(out["received_on"])
-    out["age_at_referral"] = whole_years(*born, *received)
+    if "born_year" in out:  # read from the database: the dates come in parts
+        out["age_at_referral"] = whole_years(
+            out["born_year"].to_numpy(),
+            out["born_month_day"].to_numpy(),
+            out["received_year"].to_numpy(),
+            out["received_month_day"].to_numpy(),
+        )
+    else:
+        born, received = _year_and_day(out["date_of_birth"]), _year_and_day(out["received_on"])
+        out["age_at_referral"] = whole_years(*born, *received)
     return out
 
 
@@ -966,17 +1017,53 @@ async def analyse(
         return await _analyse_cohort(request, today, suppress_below)
 
 
+@dataclass
+class CacheCounts:
+    """How often this process answered the analysis from the results cache, and how
+    often it had to compute it (for tests and the benchmark: a count, not a timing)."""
+
+    served: int = 0
+    computed: int = 0
+
+
+RESULTS_CACHE = CacheCounts()
+
+
+def _cache_key(request: AnalysisRequest, as_of: date) -> str:
+    """Everything the unpublished result depends on besides the data: the resolved
+    request and the cut-off (publishing, which depends on the threshold, comes after)."""
+    fields = {**dataclasses.asdict(request), "as_of": as_of.isoformat()}
+    return msgspec.json.encode({**fields, "covariates": list(request.covariates)}).decode()
+
+
 async def _analyse_cohort(
     request: AnalysisRequest, today: date, suppress_below: int
 ) -> schemas.ReoffendingOut:
+    # The version first, before anything it covers is read: a write committing meanwhile
+    # can only make the result newer than its version, never older.
+    async with database.connection() as connection:
+        version = int(await connection.fetchval(queries.DATA_VERSION_SQL))
     cut_off = await data_cut_off(request.as_of, today)
     as_of = cut_off.as_of
     request = resolve_landmark(request, await programme_weeks())
+    key = _cache_key(request, as_of)
+    async with database.connection() as connection:
+        stored = await connection.fetchval(queries.CACHED_RESULT_SQL, version, key)
+    if stored is not None:
+        RESULTS_CACHE.served += 1
+        result = msgspec.msgpack.decode(stored, type=schemas.ReoffendingOut)
+        return with_cut_off(publish(result, suppress_below), cut_off)
     raw, excluded = await load_cohort(as_of)
     if raw.empty:
         raise AnalysisError("no referral has any follow-up time by the data cut-off")
     crude = await before_after(request.horizon_days, as_of)
     result = await off_loop(_analyse, raw, excluded, crude, request, as_of)
+    del raw
+    RESULTS_CACHE.computed += 1
+    async with database.connection() as connection:
+        await connection.execute(
+            queries.STORE_RESULT_SQL, version, key, msgspec.msgpack.encode(result)
+        )
     return with_cut_off(publish(result, suppress_below), cut_off)
 
 

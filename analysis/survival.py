@@ -214,13 +214,8 @@ def cox(
     _no_constant_columns(covariates)
     _enough(int(e.sum()), covariates.shape[1])
     frame = covariates.reset_index(drop=True).assign(_duration=t, _event=e)
-    clustering: dict[str, object] = {}
-    if clusters is not None:
-        groups = pd.Series(list(clusters)).astype(str)
-        if len(groups) != len(t):
-            raise AnalysisError("clusters must have one entry per person")
-        frame = frame.assign(_cluster=groups.to_numpy())
-        clustering = {"cluster_col": "_cluster", "robust": True}
+    if clusters is not None and len(clusters) != len(t):
+        raise AnalysisError("clusters must have one entry per person")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -230,14 +225,34 @@ def cox(
                 "_event",
                 batch_mode=len(frame) > 20_000,
                 fit_options={"precision": COX_PRECISION},
-                **clustering,
             )
     except ConvergenceError as exc:
         raise AnalysisError(
             "the model did not converge (often a covariate that almost perfectly predicts "
             "reoffending, or too few events)"
         ) from exc
-    terms = _terms(fitter)
+    if clusters is None:
+        terms = _terms(fitter)
+    else:
+        # The sandwich by ``robust_covariance`` (Efron's score residuals, as R's), not
+        # lifelines' ``robust=True``: that loops over every row and, for each, over all
+        # the rows before it, so its time grows with the square of the cohort (minutes
+        # at 200,000 referrals, hours at a million), and it uses Breslow's residuals.
+        coef = fitter.params_.to_numpy()
+        covariance = robust_covariance(
+            covariates.to_numpy(dtype=float),
+            np.zeros(len(t)),
+            t,
+            e,
+            np.ones(len(t)),
+            coef,
+            fitter.variance_matrix_.to_numpy(),
+            clusters,
+        )
+        terms = tuple(
+            wald(str(name), float(b), float(np.sqrt(covariance[i, i])))
+            for i, (name, b) in enumerate(zip(fitter.params_.index, coef, strict=True))
+        )
     if any(not np.isfinite(term.coef) for term in terms):
         raise AnalysisError("the model gave no finite estimate; check the covariates")
     columns = [str(c) for c in covariates.columns]

@@ -404,6 +404,9 @@ SELECT md5('one:' || m.i || ':' || j)::uuid, md5('group:' || (m.r / {GROUP_SIZE}
 FROM started m CROSS JOIN bench_plan p
 CROSS JOIN LATERAL generate_series(1, p.per_member) AS j
 WHERE (j - 1) * p.members + m.r < p.extra
+-- A group holds one one-to-one a day (programme_session_one_a_day): a second member's
+-- on a day already taken is not held, and gets no mark.
+ON CONFLICT DO NOTHING
 """,
         ),
         (
@@ -432,6 +435,8 @@ CROSS JOIN LATERAL generate_series(1, p.per_member) AS n
 CROSS JOIN LATERAL (SELECT m.started_on + floor(n * least(182, {cut} - m.started_on)::float8
                                                 / (p.per_member + 1))::int AS held_on) h
 WHERE (n - 1) * p.members + m.r < p.extra
+  AND EXISTS (SELECT 1 FROM programme_session held
+              WHERE held.id = md5('one:' || m.i || ':' || n)::uuid)
 """,
         ),
     ]

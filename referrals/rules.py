@@ -864,7 +864,7 @@ def check(
     """
     read = _Reader(raw)
     for name in raw:
-        if name not in SUBMISSION_FIELDS and name not in extra_fields:
+        if name not in SPEC and name not in extra_fields:
             read.malformed = True
             read.problem("unknown_field", str(name), UNKNOWN_FIELD, None)
 

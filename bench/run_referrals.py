@@ -124,7 +124,9 @@ def print_report(results: dict[str, Any]) -> None:
             f"{found['copy_rows_per_s']:,.0f} rows/s; parse + COPY "
             f"{found['baseline_rows_per_s']:,.0f} rows/s\n"
             f"ratio import / COPY alone = {found['ratio_import_to_copy']:.1f}x; "
-            f"import / (parse + COPY) = {found['ratio_import_to_baseline']:.1f}x (target <= 3x)"
+            f"import / (parse + COPY) = {found['ratio_import_to_baseline']:.1f}x\n"
+            f"ratio import / COPY of the same records into the 5 real tables = "
+            f"{m['import'] / m['in_import_write_copy']:.2f}x (target <= 2x, issue 15)"
         )
     if "http" in results:
         found = results["http"]
@@ -150,7 +152,7 @@ def print_report(results: dict[str, Any]) -> None:
                 ["target", "req/s", "rounds", "p50 ms", "p95 ms", "non-201", "client CPU"],
             )
         )
-        print(f"\nratio service / bare = {found['ratio_service_to_bare']:.2f} (target >= 0.4)")
+        print(f"\nratio service / bare = {found['ratio_service_to_bare']:.2f} (target >= 0.6)")
         for key in ("service", "bare"):
             if found[key]["non_201"] or found[key]["timed_out"]:
                 print(f"{key}: statuses {found[key]['statuses']}; e.g. {found[key]['samples']}")

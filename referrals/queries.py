@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from programme.platform.audit.queries import insert_entries
+
 # Transaction-scoped, so simultaneous referrals of one person queue on the
 # person's identifying keys and the second finds the first.
 LOCK_PERSON_KEY = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
@@ -49,3 +51,85 @@ UPDATE returned_referral SET replaced = true
 WHERE person_fingerprint = $1 AND agency = $2 AND NOT replaced
   AND received_on BETWEEN $3 AND $4
 """
+
+# The returned-person key and the person's identifying keys, locked in the order given
+# (the caller's: the return first, then the keys sorted) in one round trip. The locks
+# are taken after the ORDER BY: PostgreSQL evaluates a volatile target list after sorting.
+LOCK_PERSON_KEYS = """
+SELECT pg_advisory_xact_lock(hashtextextended(k, 0))
+FROM unnest($1::text[]) WITH ORDINALITY AS t(k, n) ORDER BY n
+"""
+
+# Accepting a referral in one statement, once the keys are locked (LOCK_PERSON_KEYS, a
+# statement of its own so this one's snapshot sees whatever the lock waited for): replace
+# the agency's earlier returns of the person in the quarter, find the person (same match
+# key, or same birth date and phone), stop at an open referral of theirs, else store the
+# person if new, the referral, its acceptance step and the audit row. Parameters:
+# $1 returned-person fingerprint (or NULL), $2 agency, $3/$4 the quarter's first and last
+# days, $5 match key, $6 date of birth, $7 phone, $8 the open statuses, $9 new person's
+# id, $10 first name, $11 last name, $12 gender, $13 'accepted', $14 missing details
+# (JSON), $15 referral id, $16 the referrer's reference (or NULL), $17 generated
+# references tried in order, $18 submitter, $19 received on, $20 local authority,
+# $21 relationship, $22 risk level, $23 prior incidents, $24 substance misuse,
+# $25 mental health, $26 children in household, $27 consent obtained on, $28 consent
+# method, $29 notes, $30 quality score, $31 the audit row (audit ``entry`` JSON). Nothing
+# is stored when open_reference, or no reference, comes back: the caller raises and the
+# transaction's rollback undoes the rest (a return replaced, the audit row).
+_ACCEPT_WITH = """
+WITH replaced AS (
+    UPDATE returned_referral SET replaced = true
+    WHERE $1::text IS NOT NULL AND person_fingerprint = $1::text AND agency = $2::uuid
+      AND NOT replaced AND received_on BETWEEN $3::date AND $4::date
+    RETURNING 1
+), matched AS (
+    SELECT id FROM person
+    WHERE match_key = $5::text OR (date_of_birth = $6::date AND phone = $7::text)
+), open_one AS (
+    SELECT reference, agency FROM referral
+    WHERE person IN (SELECT id FROM matched) AND status = ANY($8::text[])
+    LIMIT 1
+), known AS (
+    SELECT id FROM matched LIMIT 1
+), new_person AS (
+    INSERT INTO person (id, first_name, last_name, date_of_birth, phone, gender, match_key,
+                        created_at)
+    SELECT $9::uuid, $10::text, $11::text, $6::date, $7::text, $12::text, $5::text, now()
+    WHERE NOT EXISTS (SELECT 1 FROM matched) AND NOT EXISTS (SELECT 1 FROM open_one)
+    RETURNING id
+), previous AS (
+    SELECT count(*) AS n FROM referral WHERE person = (SELECT id FROM known)
+), chosen AS (
+    SELECT coalesce($16::text, (
+        SELECT t.c FROM unnest($17::text[]) WITH ORDINALITY AS t(c, n)
+        WHERE NOT EXISTS (SELECT 1 FROM referral r WHERE r.reference = t.c)
+        ORDER BY t.n LIMIT 1)) AS reference
+), new_referral AS (
+    INSERT INTO referral (id, reference, person, agency, submitted_by, status, status_on,
+                          received_on, local_authority, relationship, risk_level,
+                          prior_incidents, substance_misuse, mental_health,
+                          children_in_household, consent_obtained_on, consent_method, notes,
+                          quality_score, missing_details, version, created_at)
+    SELECT $15::uuid, chosen.reference,
+           coalesce((SELECT id FROM new_person), (SELECT id FROM known)),
+           $2::uuid, $18::uuid, $13::text, $19::date, $19::date, $20::text, $21::text,
+           $22::text, $23::integer, $24::boolean, $25::boolean, $26::boolean, $27::date,
+           $28::text, $29::text, $30::integer, $14::jsonb, 1, now()
+    FROM chosen
+    WHERE chosen.reference IS NOT NULL AND NOT EXISTS (SELECT 1 FROM open_one)
+    RETURNING id, reference
+), accepted_step AS (
+    INSERT INTO referral_event (referral, type, occurred_on, recorded_by, recorded_at, source)
+    SELECT id, $13::text, $19::date, $18::uuid, now(), 'manual' FROM new_referral
+), audited AS (
+"""
+
+_ACCEPT_SELECT = """
+)
+SELECT (SELECT id FROM new_referral) AS referral_id,
+       (SELECT reference FROM new_referral) AS reference,
+       (SELECT reference FROM open_one) AS open_reference,
+       (SELECT agency FROM open_one) AS open_agency,
+       (SELECT n FROM previous) AS previous
+"""
+
+ACCEPT = _ACCEPT_WITH + insert_entries(31) + _ACCEPT_SELECT

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from asyncpg.exceptions import UniqueViolationError
 
@@ -197,28 +197,19 @@ async def submit_referral(
         await require_unlocked(
             [submission.received_on], actor=actor, record_type=RecordType.referral
         )
-        await replace_earlier_returns(
-            rules.returned_person_fingerprint(
-                fingerprint_key,
-                agency_id,
-                submission.first_name,
-                submission.last_name,
-                submission.date_of_birth,
-            ),
+        fingerprint = rules.returned_person_fingerprint(
+            fingerprint_key,
             agency_id,
-            submission.received_on,
+            submission.first_name,
+            submission.last_name,
+            submission.date_of_birth,
         )
-        accepted = await accept(submission, agency_id, actor, outcomes)
-        await audit.record(actor, AuditAction.create, RecordType.referral, accepted.id)
+        accepted = await accept(submission, agency_id, actor, outcomes, replaces=fingerprint)
     return accepted
 
 
-async def _new_reference(received_on: date) -> str:
-    for _ in range(10):
-        reference = f"ITC-{received_on.year}-{secrets.token_hex(3).upper()}"
-        if not await Referral.exists().where(Referral.reference == reference):
-            return reference
-    raise Conflict("Could not generate a unique reference; try again.")
+def _generated_reference(received_on: date) -> str:
+    return f"ITC-{received_on.year}-{secrets.token_hex(3).upper()}"
 
 
 @dataclass(frozen=True)
@@ -248,15 +239,18 @@ async def find_person(submission: rules.Submission) -> list[UUID]:
     return [row["id"] for row in rows]
 
 
-async def lock_person_keys(submission: rules.Submission) -> None:
-    keys = sorted(
+def _person_keys(submission: rules.Submission) -> list[str]:
+    """The person's identifying keys, in the order every writer locks them."""
+    return sorted(
         {
             match_key(submission.first_name, submission.last_name, submission.date_of_birth),
             f"{submission.date_of_birth.isoformat()}|{submission.phone}",
         }
     )
-    for key in keys:
-        await database.fetch(queries.LOCK_PERSON_KEY, key)
+
+
+async def lock_person_keys(submission: rules.Submission) -> None:
+    await database.fetch(queries.LOCK_PERSON_KEYS, _person_keys(submission))
 
 
 def already_open(existing: OpenReferral | None, actor: Principal) -> Conflict:
@@ -283,70 +277,83 @@ def already_open(existing: OpenReferral | None, actor: Principal) -> Conflict:
     return Conflict(message, errors=[FieldError("already_referred", "", message)])
 
 
-async def accept(
-    submission: rules.Submission, agency_id: UUID, actor: Principal, outcomes: OutcomesHooks
-) -> ReferralAccepted:
-    """Store an accepted referral, linking it to the person if they were referred before.
+REFERENCE_TRIES = 10
+"""Generated references offered at once; the first not already used is taken."""
 
-    Call inside a transaction: it takes transaction-scoped advisory locks on the
-    person's identifying keys, so simultaneous referrals of one person are
-    matched one after the other instead of each creating a new person.
+
+async def accept(
+    submission: rules.Submission,
+    agency_id: UUID,
+    actor: Principal,
+    outcomes: OutcomesHooks,
+    *,
+    replaces: str | None = None,
+) -> ReferralAccepted:
+    """Store an accepted referral, linking it to the person if they were referred before,
+    audited; it replaces the agency's earlier returns of the person in its quarter
+    (``replaces``: ``rules.returned_person_fingerprint``, as ``replace_earlier_returns``).
+
+    Call inside a transaction. Two statements, whatever the person's history: one
+    takes the transaction-scoped advisory locks (the return's key first, as
+    ``replace_earlier_returns`` takes it, then the person's identifying keys in
+    order, as a correction takes them), so simultaneous referrals of one person are
+    matched one after the other instead of each creating a new person; the other
+    (``queries.ACCEPT``) does the rest, seeing what the locks waited for.
     """
-    await lock_person_keys(submission)
-    person_ids = await find_person(submission)
-    existing = await open_referral_of(person_ids)
-    if existing is not None:
-        raise already_open(existing, actor)
-    if person_ids:
-        person_id = person_ids[0]
-    else:
-        rows = await Person.insert(Person(**rules.person_values(submission))).returning(Person.id)
-        person_id = rows[0]["id"]
-    previous = await Referral.count().where(Referral.person == person_id) if person_ids else 0
-    reference = submission.reference or await _new_reference(submission.received_on)
+    keys = _person_keys(submission)
+    if replaces is not None:
+        keys.insert(0, "returned:" + replaces)
+    await database.fetch(queries.LOCK_PERSON_KEYS, keys)
     quality = rules.assess_quality(submission)
+    person = rules.person_values(submission)
+    details = rules.referral_values(submission, quality)
+    quarter = Quarter.of(submission.received_on)
+    referral_id = uuid4()
+    candidates = [_generated_reference(submission.received_on) for _ in range(REFERENCE_TRIES)]
     try:
-        rows = await Referral.insert(
-            Referral(
-                reference=reference,
-                person=person_id,
-                agency=agency_id,
-                submitted_by=actor.id,
-                status=Status.accepted.value,
-                status_on=submission.received_on,
-                **rules.referral_values(submission, quality),
-            )
-        ).returning(Referral.id)
+        rows = await database.fetch(
+            queries.ACCEPT,
+            replaces, agency_id, quarter.first_day, quarter.last_day,
+            person["match_key"], person["date_of_birth"], person["phone"],
+            [status.value for status in OPEN],
+            uuid4(), person["first_name"], person["last_name"], person["gender"],
+            Status.accepted.value, details["missing_details"],
+            referral_id, submission.reference, candidates, actor.id, details["received_on"],
+            details["local_authority"], details["relationship"], details["risk_level"],
+            details["prior_incidents"], details["substance_misuse"], details["mental_health"],
+            details["children_in_household"], details["consent_obtained_on"],
+            details["consent_method"], details["notes"], details["quality_score"],
+            audit.entries_json(
+                [audit.entry(actor, AuditAction.create, RecordType.referral, referral_id)]
+            ),
+        )  # fmt: skip
     except UniqueViolationError as exc:
         if exc.constraint_name == "referral_one_open_per_person":
-            raise already_open(await open_referral_of([person_id]), actor) from None
+            # Only past the locks by a write that took none; the transaction is over.
+            raise already_open(None, actor) from None
         message = "That reference is used by another referral."
         raise Conflict(
             message,
             errors=[FieldError("duplicate", "reference", message)],
             extra={"field": "reference"},
         ) from None
-    referral_id = rows[0]["id"]
+    found = rows[0]
+    if found["open_reference"] is not None:
+        raise already_open(OpenReferral(found["open_reference"], found["open_agency"]), actor)
+    if found["referral_id"] is None:
+        raise Conflict("Could not generate a unique reference; try again.")
     if submission.victims:
         await outcomes.record_victims(referral_id, submission.victims, actor)
-    await ReferralEvent.insert(
-        ReferralEvent(
-            referral=referral_id,
-            type=Status.accepted.value,
-            occurred_on=submission.received_on,
-            recorded_by=actor.id,
-        )
-    )
     return ReferralAccepted(
         id=referral_id,
-        reference=reference,
+        reference=found["reference"],
         status=Status.accepted.value,
         received_on=submission.received_on,
         quality=QualityAssessment(
             score=quality.score,
             missing=[MissingDetail(field=m.field, why=m.why) for m in quality.missing],
         ),
-        previous_referrals=previous,
+        previous_referrals=found["previous"],
         victims_recorded=len(submission.victims),
     )
 

@@ -291,7 +291,7 @@ def plan_import(
             plan.error(line, "required", AGENCY, "Name the referring agency.")
         elif len(agency) > MAX_AGENCY:
             plan.error(line, "invalid", AGENCY, f"Expected text of up to {MAX_AGENCY} characters.")
-        raw = {k: v for k, v in row.items() if k in rules.SUBMISSION_FIELDS and v.strip()}
+        raw = {k: v for k, v in row.items() if k in rules.SPEC and v.strip()}
         if "received_on" not in raw:
             plan.error(
                 line, "required", "received_on", "Imported referrals need their received date."

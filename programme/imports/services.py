@@ -7,6 +7,7 @@ half-imported file never happens.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -304,67 +305,83 @@ class _Copy:
     rows: list[tuple[Any, ...]]
 
 
-def _as_copy(table: str, dicts: list[dict[str, Any]]) -> _Copy:
-    # The columns are the keys of the rows' one declaration (referrals.rules).
-    columns = list(dicts[0]) if dicts else []
-    return _Copy(table, columns, [tuple(row[c] for c in columns) for row in dicts])
+WRITE_SLICE = 20_000
+"""Referrals built and written at a time: the next slice is built while this one's COPY
+runs (the database's work, on another core), rather than all built and then all written."""
 
 
 def _records(
-    plan: Plan, identity: dict[int, str], agency_ids: dict[str, UUID], actor: Principal
+    rows: list[AcceptedRow],
+    identity: dict[int, str],
+    agency_ids: dict[str, UUID],
+    actor: Principal,
+    now: datetime,
+    person_ids: dict[str, UUID],
 ) -> tuple[list[_Copy], list[UUID]]:
-    """Every row to write, and the referrals to audit, built off the event loop:
-    100,000 referrals take seconds of CPU."""
-    now = datetime.now(UTC)
-    people: list[dict[str, Any]] = []
-    referrals: list[dict[str, Any]] = []
+    """One slice's rows to write (its new people, referrals and their steps) and the
+    referrals to audit, built off the event loop: 100,000 referrals take seconds of CPU.
+    ``person_ids`` carries who is already written from slice to slice."""
+    people: list[tuple[Any, ...]] = []
+    referrals: list[tuple[Any, ...]] = []
     events: list[tuple[Any, ...]] = []
     audited: list[UUID] = []
-    person_ids: dict[str, UUID] = {}
-    for row in sorted(plan.accepted, key=lambda r: r.submission.received_on):
+    # The columns are the keys of the rows' one declaration (referrals.rules), built once.
+    person_columns: list[str] = []
+    referral_columns: list[str] = []
+    for row in rows:
         sub = row.submission
         who = identity[row.line]
         if who not in person_ids:
             if who == row.person_key:
                 person_ids[who] = uuid.uuid4()
-                people.append(
-                    {"id": person_ids[who], **rules.person_values(sub), "created_at": now}
-                )
+                person = rules.person_values(sub)
+                person_columns = person_columns or ["id", *person, "created_at"]
+                people.append((person_ids[who], *person.values(), now))
             else:
                 person_ids[who] = UUID(who)
         referral_id = uuid.uuid4()
         status, status_on = final_status(row.milestones, sub.received_on)
+        details = rules.referral_values(sub, rules.assess_quality(sub))
+        referral_columns = referral_columns or [
+            "id", "reference", "person", "agency", "submitted_by", "status", "status_on",
+            *details, "version", "created_at",
+        ]  # fmt: skip
         referrals.append(
-            {
-                "id": referral_id,
-                "reference": row.reference,
-                "person": person_ids[who],
-                "agency": agency_ids[row.agency],
-                "submitted_by": actor.id,
-                "status": status.value,
-                "status_on": status_on,
-                **rules.referral_values(sub, rules.assess_quality(sub)),
-                "version": 1,
-                "created_at": now,
-            }
-        )
+            (
+                referral_id, row.reference, person_ids[who], agency_ids[row.agency], actor.id,
+                status.value, status_on, *details.values(), 1, now,
+            )
+        )  # fmt: skip
         for step, on in [(Status.accepted, sub.received_on), *row.milestones]:
             events.append((referral_id, step.value, on, actor.id, now, "import"))
         audited.append(referral_id)
-    returned = [
-        (
-            uuid.uuid4(), agency_ids[r.agency], actor.id, r.received_on,
-            json.dumps([reason.value for reason in r.reasons]), "import", r.fingerprint, now,
-        )
-        for r in plan.returned
-    ]  # fmt: skip
     copies = [
-        _as_copy(Person._meta.tablename, people),
-        _as_copy(Referral._meta.tablename, referrals),
+        _Copy(Person._meta.tablename, person_columns, people),
+        _Copy(Referral._meta.tablename, referral_columns, referrals),
         _Copy(ReferralEvent._meta.tablename, _EVENT_COLUMNS, events),
-        _Copy(ReturnedReferral._meta.tablename, _RETURNED_COLUMNS, returned),
     ]
     return copies, audited
+
+
+def _returned_records(plan: Plan, agency_ids: dict[str, UUID], actor: Principal, now: datetime):
+    return _Copy(
+        ReturnedReferral._meta.tablename,
+        _RETURNED_COLUMNS,
+        [
+            (
+                uuid.uuid4(), agency_ids[r.agency], actor.id, r.received_on,
+                json.dumps([reason.value for reason in r.reasons]), "import", r.fingerprint, now,
+            )
+            for r in plan.returned
+        ],
+    )  # fmt: skip
+
+
+def _slices(plan: Plan) -> list[list[AcceptedRow]]:
+    """The accepted rows oldest first (people are written by their first referral), in
+    slices of ``WRITE_SLICE``."""
+    rows = sorted(plan.accepted, key=lambda r: r.submission.received_on)
+    return [rows[i : i + WRITE_SLICE] for i in range(0, len(rows), WRITE_SLICE)]
 
 
 async def _write(
@@ -373,9 +390,33 @@ async def _write(
     agency_ids, created = await _agencies(
         {r.agency for r in plan.accepted} | {r.agency for r in plan.returned}, actor
     )
-    copies, audited = await off_loop(_records, plan, identity, agency_ids, actor)
-    for copy in copies:
-        await database.copy_records(connection, copy.table, copy.columns, copy.rows)
+    now = datetime.now(UTC)
+    person_ids: dict[str, UUID] = {}
+    slices = await off_loop(_slices, plan)
+    audited: list[UUID] = []
+
+    def build(index: int) -> asyncio.Task[tuple[list[_Copy], list[UUID]]]:
+        return asyncio.ensure_future(
+            off_loop(_records, slices[index], identity, agency_ids, actor, now, person_ids)
+        )
+
+    # A slice's people, referrals and steps are written before the next slice's, so
+    # every referral's person and every step's referral is already there (foreign keys).
+    building = build(0) if slices else None
+    try:
+        for index in range(len(slices)):
+            assert building is not None
+            copies, ids = await building
+            building = build(index + 1) if index + 1 < len(slices) else None
+            for copy in copies:
+                if copy.rows:
+                    await database.copy_records(connection, copy.table, copy.columns, copy.rows)
+            audited.extend(ids)
+    finally:
+        if building is not None:  # a COPY failed: let the slice being built finish
+            await asyncio.gather(building, return_exceptions=True)
+    returned = await off_loop(_returned_records, plan, agency_ids, actor, now)
+    await database.copy_records(connection, returned.table, returned.columns, returned.rows)
     await audit.copy_many(
         connection, actor, AuditAction.create, RecordType.referral, audited, {"source": "import"}
     )

@@ -74,9 +74,12 @@ whole numbers the age rule takes (``referrals.rules.whole_years``)."""
 
 
 def _parts(day: str, name: str) -> str:
+    # A date column can hold ±infinity (asyncpg writes Python's date.min and date.max
+    # so): no year of it exists, so it reads as not recorded rather than failing.
     return (
-        f"extract(year FROM {day})::int AS {name}_year, "
-        f"(extract(month FROM {day}) * 100 + extract(day FROM {day}))::int AS {name}_month_day"
+        f"CASE WHEN isfinite({day}) THEN extract(year FROM {day})::int END AS {name}_year, "
+        f"CASE WHEN isfinite({day}) THEN (extract(month FROM {day}) * 100 "
+        f"+ extract(day FROM {day}))::int END AS {name}_month_day"
     )
 
 

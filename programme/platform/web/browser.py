@@ -142,17 +142,22 @@ class _SessionFiles(FileStore):
     """The session files, renewed only when the last renewal is over a minute old."""
 
     async def get(self, key: str, renew_for: int | timedelta | None = None) -> bytes | None:
-        if renew_for:
-            stored = await self._load_from_path(self._path_from_key(key))
-            if stored is None or stored.expired:
-                return await super().get(key)
-            seconds = renew_for.total_seconds() if isinstance(renew_for, timedelta) else renew_for
-            since_renewed = seconds - stored.expires_in
-            if stored.expires_at is not None and since_renewed < min(
-                RENEW_AFTER_SECONDS, seconds / 10
-            ):
-                return stored.data
-        return await super().get(key, renew_for=renew_for)
+        if not renew_for:
+            return await super().get(key)
+        # One read of the file, and a write only when a renewal is due (FileStore.get
+        # would write on every call).
+        stored = await self._load_from_path(self._path_from_key(key))
+        if stored is None:
+            return None
+        if stored.expired:
+            await self.delete(key)
+            return None
+        seconds = renew_for.total_seconds() if isinstance(renew_for, timedelta) else renew_for
+        if stored.expires_at is not None and seconds - stored.expires_in >= min(
+            RENEW_AFTER_SECONDS, seconds / 10
+        ):
+            await self.set(key, stored.data, expires_in=renew_for)
+        return stored.data
 
 
 class _SessionBackend(ServerSideSessionBackend):

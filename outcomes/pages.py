@@ -210,8 +210,10 @@ async def _victim_page(
 
 
 def _alert_now(progress: schemas.PerpetratorProgress) -> schemas.Alert | None:
-    """The latest alert, shown at the top: what partner support most needs to know."""
-    return progress.alerts[-1] if progress.alerts else None
+    """The latest alert still standing, shown at the top: what partner support most needs
+    to know. A withdrawn one (its step voided as a mistake) is listed below, struck through."""
+    standing = [a for a in progress.alerts if a.withdrawn_on is None]
+    return standing[-1] if standing else None
 
 
 @get(SUPPORT + "/{victim_id:uuid}", guards=[VICTIM_WORKERS])

@@ -42,11 +42,12 @@ WHERE $1::uuid IS NULL
 CASES = """
 SELECT v.id, v.referral, v.first_name, v.last_name, v.phone, v.relationship,
        r.reference, r.status, r.status_on,
-       a.kind AS alert_kind, a.raised_on AS alert_raised_on
+       a.kind AS alert_kind, a.raised_on AS alert_raised_on,
+       a.withdrawn_on AS alert_withdrawn_on
 FROM victim v
 JOIN referral r ON r.id = v.referral
 LEFT JOIN LATERAL (
-    SELECT kind, raised_on FROM participant_alert pa
+    SELECT kind, raised_on, withdrawn_on FROM participant_alert pa
     WHERE pa.referral = v.referral
     ORDER BY raised_on DESC, created_at DESC
     LIMIT 1
@@ -59,7 +60,7 @@ LIMIT $2 OFFSET $3
 # The alerts on the referrals of a caseload's victims, newest first, one page; $1 the
 # referrals, $2 limit, $3 offset. Each alert once, with the caseload's victims it concerns.
 CASE_ALERTS = """
-SELECT pa.id, pa.kind, pa.raised_on, pa.referral, r.reference
+SELECT pa.id, pa.kind, pa.raised_on, pa.withdrawn_on, pa.referral, r.reference
 FROM participant_alert pa JOIN referral r ON r.id = pa.referral
 WHERE pa.referral = ANY($1::uuid[])
 ORDER BY pa.raised_on DESC, pa.created_at DESC, pa.id

@@ -115,6 +115,9 @@ class VictimHistory(msgspec.Struct):
 class Alert(msgspec.Struct):
     kind: str
     raised_on: date
+    withdrawn_on: date | None = None
+    """Set when the step that raised it was voided as recorded in error: it no longer
+    stands (a disengagement that did not happen)."""
 
 
 class Case(msgspec.Struct):
@@ -139,6 +142,8 @@ class CaseAlert(msgspec.Struct):
     referral_id: UUID
     reference: str
     victim_ids: list[UUID]
+    withdrawn_on: date | None = None
+    """Set when the step that raised it was voided as recorded in error."""
 
 
 class PerpetratorProgress(msgspec.Struct):

@@ -334,9 +334,12 @@ async def perpetrator_progress(victim_id: UUID, actor: Principal) -> schemas.Per
     )
     assert referral is not None
     alerts = (
-        await ParticipantAlert.select(ParticipantAlert.kind, ParticipantAlert.raised_on)
+        await ParticipantAlert.select(
+            ParticipantAlert.kind, ParticipantAlert.raised_on, ParticipantAlert.withdrawn_on
+        )
         .where(ParticipantAlert.referral == referral["id"])
         .order_by(ParticipantAlert.raised_on)
+        .order_by(ParticipantAlert.created_at)
     )
     await audit.record(
         actor, AuditAction.read, RecordType.referral, referral["id"], {"view": "support"}
@@ -519,7 +522,11 @@ async def list_cases(actor: Principal, paging: Paging) -> Page[schemas.Case]:
             status_on=row["status_on"],
             latest_alert=None
             if row["alert_kind"] is None
-            else schemas.Alert(kind=row["alert_kind"], raised_on=row["alert_raised_on"]),
+            else schemas.Alert(
+                kind=row["alert_kind"],
+                raised_on=row["alert_raised_on"],
+                withdrawn_on=row["alert_withdrawn_on"],
+            ),
         )
         for row in rows
     ]
@@ -548,6 +555,7 @@ async def list_case_alerts(actor: Principal, paging: Paging) -> Page[schemas.Cas
             referral_id=row["referral"],
             reference=row["reference"],
             victim_ids=sorted(by_referral[row["referral"]]),
+            withdrawn_on=row["withdrawn_on"],
         )
         for row in rows
     ]

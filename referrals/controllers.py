@@ -177,7 +177,7 @@ class ReferralController(Controller):
         """Void a mistaken step: it stays, struck through, and counts for nothing; the
         status follows from the steps that remain."""
         return await services.void_event(
-            referral_id, event_id, data.reason, data.override_reason, actor
+            referral_id, event_id, data.reason, data.override_reason, actor, today()
         )
 
 

@@ -133,3 +133,17 @@ SELECT (SELECT id FROM new_referral) AS referral_id,
 """
 
 ACCEPT = _ACCEPT_WITH + insert_entries(31) + _ACCEPT_SELECT
+
+# A voided disengagement withdraws the alert it raised: the newest standing one raised on
+# the step's day ($2) for the referral ($1), withdrawn on $3. One only: after a void the
+# step may be recorded again, and that raises an alert of its own.
+WITHDRAW_DISENGAGED_ALERT = """
+UPDATE participant_alert SET withdrawn_on = $3::date
+WHERE id = (
+    SELECT id FROM participant_alert
+    WHERE referral = $1::uuid AND kind = 'disengaged' AND raised_on = $2::date
+      AND withdrawn_on IS NULL
+    ORDER BY created_at DESC, id
+    LIMIT 1
+)
+"""

@@ -834,6 +834,7 @@ async def void_event(
     reason: str,
     override_reason: str | None,
     actor: Principal,
+    today: date,
 ) -> list[TimelineEntry]:
     """Void a mistaken lifecycle step: it stays, marked voided, and counts for nothing.
 
@@ -841,7 +842,9 @@ async def void_event(
     and its date then follow from the latest step still counting
     (``rules.standing``), so ``allowed_next`` follows from the remaining steps.
     Voiding an ending re-opens the referral, which is refused while the person
-    has another open referral (one open referral per person).
+    has another open referral (one open referral per person). Voiding a disengagement
+    withdraws the alert it raised for partner support on ``today``: the victim's worker
+    was told the perpetrator stopped taking part, and must see that this no longer stands.
     """
     if problems := rules.reason_problems({"reason": reason, "override_reason": override_reason}):
         raise InvalidInput(errors=problems)
@@ -876,13 +879,17 @@ async def void_event(
             existing = await open_referral_of([row["person"]]) if others else None
             if existing is not None:
                 raise already_open(existing, actor)
+        now = datetime.now(UTC)
         await ReferralEvent.update(
             {
-                ReferralEvent.voided_at: datetime.now(UTC),
+                ReferralEvent.voided_at: now,
                 ReferralEvent.voided_by: actor.id,
                 ReferralEvent.void_reason: reason.strip(),
             }
         ).where(ReferralEvent.id == event_id)
+        if step.type == Status.disengaged:
+            # Partner support was told; it must now be told that it no longer stands.
+            await database.fetch(queries.WITHDRAW_DISENGAGED_ALERT, referral_id, step.on, today)
         try:
             await Referral.update(
                 {

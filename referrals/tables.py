@@ -137,6 +137,14 @@ class ParticipantAlert(Table):
     raised_on = Date(help_text="The date of the event that raised it.")
     detail = JSONB(default={}, help_text="Counts and dates only; never notes.")
     created_at = Timestamptz(default=TimestamptzNow())
+    withdrawn_on = Date(
+        null=True,
+        default=None,
+        help_text=(
+            "The day the step that raised it was voided as recorded in error. The alert "
+            "stays, so partner support can see it was sent and that it no longer stands."
+        ),
+    )
 
 
 class ReturnedReferral(Table):

@@ -94,7 +94,11 @@ async def test_the_latest_alert_shows_and_all_alerts_come_as_one_list(client, ca
                          raised_on=date(2026, 10, 21)),
     )  # fmt: skip
     case = (await client.get("/victims", headers=cases["vic"])).json()["items"][0]
-    assert case["latest_alert"] == {"kind": "at_risk", "raised_on": "2026-10-20"}
+    assert case["latest_alert"] == {
+        "kind": "at_risk",
+        "raised_on": "2026-10-20",
+        "withdrawn_on": None,
+    }
     assert (case["status"], case["status_on"]) == ("disengaged", "2026-10-09")
 
     alerts = await client.get("/victims/alerts", headers=cases["vic"])

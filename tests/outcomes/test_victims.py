@@ -275,4 +275,6 @@ async def test_victim_workers_see_the_programme_status_and_alerts(
     )
     progress = (await client.get(f"/victims/{victim_id}/progress", headers=victim_worker)).json()
     assert (progress["status"], progress["status_on"]) == ("disengaged", "2026-10-09")
-    assert progress["alerts"] == [{"kind": "disengaged", "raised_on": "2026-10-09"}]
+    assert progress["alerts"] == [
+        {"kind": "disengaged", "raised_on": "2026-10-09", "withdrawn_on": None}
+    ]

@@ -78,6 +78,11 @@ MARK_LABELS = {
     rules.Mark.absent: "Absent",
 }
 
+MARK_CHOICES = tuple(
+    ("" if n == 1 else f"-{n}", mark.value, MARK_LABELS[mark]) for n, mark in enumerate(MARKS, 1)
+)
+"""Each radio of a register's row: its id's ending (GOV.UK's: none for the first), value, label."""
+
 NOTICE = "notice"
 """Session key of a one-off message for the next page (never put in an address)."""
 
@@ -1013,8 +1018,7 @@ async def _register_page(
         register=register,
         rows=rows,
         left=left,
-        marks=MARKS,
-        mark_labels=MARK_LABELS,
+        mark_choices=MARK_CHOICES,
         notice=notice or _notice(request),
         fragment=fragment,
     )

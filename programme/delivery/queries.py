@@ -133,7 +133,7 @@ CROSS JOIN LATERAL (
 WHERE s.id = $1
 """  # noqa: S608 - constants only; values are bound
 
-# Saving a register, in as few round trips as its locks allow (``services.save_register``
+# Saving a register, in as few round trips as its locks allow (``services.record_register``
 # says why each is a statement of its own).
 
 # The session, locked, and all that checking a register needs: who may mark it, the
@@ -168,7 +168,7 @@ FOR UPDATE OF s
 
 # The register's marks ($2 referrals, $3 marks) written on session $1 by account $4 at
 # $5: new marks inserted, changed ones corrected, the same ones left alone; the changed
-# people's referrals locked in id order first (see ``services.save_register``). Answers
+# people's referrals locked in id order first (see ``services.record_register``). Answers
 # the session's whole register as it now stands, by reference, with each changed line's
 # earlier mark (``was``, NULL for a new one) and each person's status before the
 # register's milestones (read after the session's lock, so after any save before it).

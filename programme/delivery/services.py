@@ -835,7 +835,7 @@ async def record_exit_review(
 
 # Corrections of delivery: sessions moved or cancelled, places ended. Nothing is
 # deleted; each change keeps its reason (``DeliveryChange``), and whatever the
-# register decides is worked out again. Lock order as in ``save_register``: the
+# register decides is worked out again. Lock order as in ``record_register``: the
 # session (or the group), then the referrals concerned in id order.
 
 

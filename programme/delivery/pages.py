@@ -70,12 +70,18 @@ STEP_HINTS = {
 }
 
 MARKS = (rules.Mark.attended, rules.Mark.late, rules.Mark.excused, rules.Mark.absent)
+MARK_VALUES = frozenset(mark.value for mark in MARKS)
 MARK_LABELS = {
     rules.Mark.attended: "Attended",
     rules.Mark.late: "Late",
     rules.Mark.excused: "Excused",
     rules.Mark.absent: "Absent",
 }
+
+MARK_CHOICES = tuple(
+    ("" if n == 1 else f"-{n}", mark.value, MARK_LABELS[mark]) for n, mark in enumerate(MARKS, 1)
+)
+"""Each radio of a register's row: its id's ending (GOV.UK's: none for the first), value, label."""
 
 NOTICE = "notice"
 """Session key of a one-off message for the next page (never put in an address)."""
@@ -976,22 +982,15 @@ class RegisterRow:
 
 async def _register_page(
     request: Request[Any, Any, Any],
-    actor: Principal,
-    group_id: UUID,
-    session_id: UUID,
+    sheet: schemas.RegisterSheet,
     *,
     status_code: int = 200,
     errors: list[FieldError] | None = None,
     entered: dict[str, str] | None = None,
     notice: dict[str, Any] | None = None,
-    saved: schemas.Register | None = None,
 ) -> Template:
-    if saved is None:
-        group, session, register = await _session_of(actor, group_id, session_id)
-    else:  # just saved (access checked): only the statuses it changed are read again
-        group, session, register = await _group_and_session(group_id, session_id, saved)
+    register = sheet.register
     marks = {line.referral_id: line for line in register.marks}
-    statuses = {m.referral_id: m.status for m in group.members}
     rows = [
         RegisterRow(
             m.referral_id,
@@ -1002,44 +1001,27 @@ async def _register_page(
             else (entered or {}).get(str(m.referral_id), ""),
             marks[m.referral_id].marked_by if m.referral_id in marks else None,
         )
-        for m in group.members
+        for m in sheet.members
     ]
     # Someone marked here who has since left the group keeps their line, unchangeable here.
-    left = [line for line in register.marks if line.referral_id not in statuses]
+    members = {m.referral_id for m in sheet.members}
+    left = [line for line in register.marks if line.referral_id not in members]
     fragment = _htmx(request)
     return browser.page(
         request,
         "delivery/_register.html" if fragment else "delivery/register.html",
         status_code=status_code,
-        title=f"Register: {group.name}, session {session.number}",
+        title=f"Register: {sheet.group_name}, session {sheet.session.number}",
         errors=errors or [],
-        group=group,
-        session=session,
+        group={"id": sheet.group_id, "name": sheet.group_name},
+        session=sheet.session,
         register=register,
         rows=rows,
         left=left,
-        marks=MARKS,
-        mark_labels=MARK_LABELS,
+        mark_choices=MARK_CHOICES,
         notice=notice or _notice(request),
         fragment=fragment,
     )
-
-
-async def _session_of(
-    actor: Principal, group_id: UUID, session_id: UUID
-) -> tuple[schemas.Group, schemas.SessionSummary, schemas.Register]:
-    register = await services.get_register(session_id, actor)  # checks access to its group
-    return await _group_and_session(group_id, session_id, register)
-
-
-async def _group_and_session(
-    group_id: UUID, session_id: UUID, register: schemas.Register
-) -> tuple[schemas.Group, schemas.SessionSummary, schemas.Register]:
-    group = await services.get_group(group_id)
-    session = next((s for s in group.sessions if s.id == session_id), None)
-    if session is None:
-        raise InvalidInput("This session is not one of this group's.")
-    return group, session, register
 
 
 @get(GROUPS + "/{group_id:uuid}/sessions/{session_id:uuid}/register", guards=[STAFF])
@@ -1050,7 +1032,27 @@ async def register_page(
     actor: access.SignedIn,
 ) -> Template:
     """One row per member: attended, late, excused or absent; saved in one go."""
-    return await _register_page(request, actor, group_id, session_id)
+    sheet = await services.register_sheet(session_id, actor, group_id)
+    return await _register_page(request, sheet)
+
+
+def _entered_marks(form: dict[str, str]) -> tuple[dict[str, str], list[schemas.AttendanceMark]]:
+    """The rows as sent (``mark-<referral id>``), and those holding a mark. A row left
+    blank or holding something else is no mark: the register service names each member
+    not marked."""
+    entered: dict[str, str] = {}
+    marks: list[schemas.AttendanceMark] = []
+    for field, value in form.items():
+        if not field.startswith("mark-"):
+            continue
+        try:
+            referral_id = UUID(field.removeprefix("mark-"))
+        except ValueError:
+            continue
+        entered[str(referral_id)] = value
+        if value in MARK_VALUES:
+            marks.append(schemas.AttendanceMark(referral_id, rules.Mark(value)))
+    return entered, marks
 
 
 @post(
@@ -1064,65 +1066,43 @@ async def save_register(
     session_id: FromPath[UUID],
     actor: access.SignedIn,
 ) -> Page:
-    """Save every mark at once with the register service; a correction names the earlier mark."""
-    form = await _form(request)
-    group, _session, earlier = await _session_of(actor, group_id, session_id)
-    entered: dict[str, str] = {}
-    marks: list[schemas.AttendanceMark] = []
-    problems: list[FieldError] = []
-    for member in group.members:
-        field = f"mark-{member.referral_id}"
-        value = form.get(field, "")
-        entered[str(member.referral_id)] = value
-        if value in {m.value for m in MARKS}:
-            marks.append(schemas.AttendanceMark(member.referral_id, rules.Mark(value)))
-        else:
-            problems.append(
-                FieldError(
-                    "required",
-                    field,
-                    f"Choose attended, late, excused or absent for {member.reference}.",
-                )
-            )
-    if not group.members:
-        problems.append(FieldError("no_members", "", "This group has nobody to mark yet."))
-    status_code = 422
-    if not problems:
-        try:
-            saved = await services.save_register(session_id, marks, actor, today())
-        except ApplicationError as error:
-            if error.status_code not in (409, 422):
-                raise
-            status_code = error.status_code
-            problems = [_mark_problem(p, marks) for p in _problems(error)]
-        else:
-            before = {line.referral_id: line.status for line in earlier.marks}
-            corrected = [
-                f"{line.reference}: {before[line.referral_id]}, now {line.status}"
-                for line in saved.marks
-                if line.referral_id in before and before[line.referral_id] != line.status
-            ]
-            heading = "Register corrected" if corrected else "Register saved"
-            if _htmx(request):
-                notice = {"heading": heading, "lines": corrected}
-                return await _register_page(
-                    request, actor, group_id, session_id, notice=notice, saved=saved
-                )
-            _notify(request, heading, corrected)
-            return Redirect(_register_path(group_id, session_id), status_code=303)
-    return await _register_page(
-        request,
-        actor,
-        group_id,
-        session_id,
-        status_code=status_code,
-        errors=problems,
-        entered=entered,
-    )
+    """Save every mark at once with the register service; a correction names the earlier mark.
+
+    The service checks that every member is marked and answers what the page draws
+    afterwards, so a save costs what the API's ``PUT`` costs, plus the drawing."""
+    entered, marks = _entered_marks(await _form(request))
+    try:
+        saved = await services.record_register(
+            session_id, marks, actor, today(), group_id=group_id, every_member=True
+        )
+    except ApplicationError as error:
+        if error.status_code not in (409, 422):
+            raise
+        sheet = await services.register_sheet(session_id, actor, group_id)
+        return await _register_page(
+            request,
+            sheet,
+            status_code=error.status_code,
+            errors=[_mark_problem(p, marks) for p in _problems(error)],
+            entered=entered,
+        )
+    corrected = [
+        f"{line.reference}: {saved.was[line.referral_id]}, now {line.status}"
+        for line in saved.register.marks
+        if line.referral_id in saved.was
+    ]
+    heading = "Register corrected" if corrected else "Register saved"
+    if _htmx(request):
+        return await _register_page(request, saved, notice={"heading": heading, "lines": corrected})
+    _notify(request, heading, corrected)
+    return Redirect(_register_path(group_id, session_id), status_code=303)
 
 
 def _mark_problem(problem: FieldError, marks: list[schemas.AttendanceMark]) -> FieldError:
-    """``[2].referral_id`` from the service: the third mark's row on the page."""
+    """``[2].referral_id`` from the service: the third mark's row on the page; a member
+    not marked: their row."""
+    if problem.code == "unmarked":
+        return FieldError(problem.code, f"mark-{problem.field}", problem.message)
     if problem.field.startswith("[") and "]" in problem.field:
         index = int(problem.field[1 : problem.field.index("]")])
         if 0 <= index < len(marks):

@@ -93,22 +93,66 @@ JOIN programme_session s ON s.id = a.session
 WHERE a.referral = $1 AND s."group" = $2 AND s.cancelled_at IS NULL
 """
 
-# Saving a register, in as few round trips as its locks allow (``services.save_register``
+# The members now of session ``s``'s group, with their status, in the order they joined:
+# what a register lists (``REGISTER_SHEET``, ``REGISTER_CONTEXT``).
+_MEMBERS_NOW_OF_SESSION = """
+    SELECT array_agg(r.id ORDER BY gm.joined_on, r.reference) AS ids,
+           array_agg(r.reference ORDER BY gm.joined_on, r.reference) AS refs,
+           array_agg(r.status ORDER BY gm.joined_on, r.reference) AS statuses,
+           array_agg(gm.joined_on ORDER BY gm.joined_on, r.reference) AS joined_on
+    FROM group_member gm JOIN referral r ON r.id = gm.referral
+    WHERE gm."group" = s."group" AND gm.left_on IS NULL
+"""
+_MEMBERS_NOW = """members.ids AS member_ids, members.refs AS member_refs,
+       members.statuses AS member_statuses, members.joined_on AS member_joined_on,"""
+
+# A session's register as its page draws it, in one statement (the API's ``GET`` of the
+# marks reads it too): the session and its group's name, whether account $2 facilitates
+# the group, its members now with their status (in the order they joined) and the
+# session's marks by reference. A member's change history and the group's facilitators
+# are not needed to mark a register.
+REGISTER_SHEET = f"""
+SELECT s.id, s."group", g.name AS group_name, s.number, s.held_on, s.kind, s.cancelled_at,
+       EXISTS (SELECT 1 FROM group_facilitator f
+               WHERE f."group" = s."group" AND f.account = $2::uuid) AS facilitates,
+       {_MEMBERS_NOW}
+       marks.ids AS mark_ids, marks.refs AS mark_refs, marks.statuses AS mark_statuses,
+       marks.marked_by AS mark_marked_by
+FROM programme_session s
+JOIN "group" g ON g.id = s."group"
+CROSS JOIN LATERAL ({_MEMBERS_NOW_OF_SESSION}) members
+CROSS JOIN LATERAL (
+    SELECT array_agg(r.id ORDER BY r.reference) AS ids,
+           array_agg(r.reference ORDER BY r.reference) AS refs,
+           array_agg(a.status ORDER BY r.reference) AS statuses,
+           array_agg(m.username ORDER BY r.reference) AS marked_by
+    FROM attendance a JOIN referral r ON r.id = a.referral
+    LEFT JOIN account m ON m.id = a.marked_by
+    WHERE a.session = s.id
+) marks
+WHERE s.id = $1
+"""  # noqa: S608 - constants only; values are bound
+
+# Saving a register, in as few round trips as its locks allow (``services.record_register``
 # says why each is a statement of its own).
 
 # The session, locked, and all that checking a register needs: who may mark it, the
-# programme's rule, and for each person named ($3) their status, when they engaged and
-# whether they ever had a place in the session's group. $2: the account saving it; $4:
-# the programme's name.
+# programme's rule, the group's members now (a register saved from its page must mark
+# every one, and the page draws them afterwards), and for each person named ($3) their
+# status, when they engaged and whether they ever had a place in the session's group.
+# $2: the account saving it; $4: the programme's name.
 REGISTER_CONTEXT = f"""
-SELECT s.id, s."group", s.held_on, s.cancelled_at,
+SELECT s.id, s."group", g.name AS group_name, s.number, s.held_on, s.kind, s.cancelled_at,
        EXISTS (SELECT 1 FROM group_facilitator f
                WHERE f."group" = s."group" AND f.account = $2::uuid) AS facilitates,
        p.id AS programme_id, p.weeks, p.core_sessions, p.completion_min_sessions,
        p.exit_review_required, p.at_risk_absences,
+       {_MEMBERS_NOW}
        people.ids, people.statuses, people.engaged_on, people.members
 FROM programme_session s
+JOIN "group" g ON g.id = s."group"
 LEFT JOIN programme p ON p.name = $4
+CROSS JOIN LATERAL ({_MEMBERS_NOW_OF_SESSION}) members
 CROSS JOIN LATERAL (
     SELECT array_agg(r.id) AS ids, array_agg(r.status) AS statuses,
            array_agg((SELECT max(occurred_on) FROM referral_event
@@ -124,9 +168,10 @@ FOR UPDATE OF s
 
 # The register's marks ($2 referrals, $3 marks) written on session $1 by account $4 at
 # $5: new marks inserted, changed ones corrected, the same ones left alone; the changed
-# people's referrals locked in id order first (see ``services.save_register``). Answers
+# people's referrals locked in id order first (see ``services.record_register``). Answers
 # the session's whole register as it now stands, by reference, with each changed line's
-# earlier mark (``was``, NULL for a new one).
+# earlier mark (``was``, NULL for a new one) and each person's status before the
+# register's milestones (read after the session's lock, so after any save before it).
 SAVE_MARKS = """
 WITH given AS (
     SELECT * FROM unnest($2::uuid[], $3::text[]) AS g(referral, status)
@@ -148,6 +193,7 @@ WITH given AS (
 )
 SELECT r.id AS referral_id, r.reference, coalesce(c.status, e.status) AS status,
        m.username AS marked_by, c.referral IS NOT NULL AS changed, c.was,
+       r.status AS referral_status,
        (SELECT count(*) FROM locked) AS locked
 FROM (SELECT referral FROM existing UNION SELECT referral FROM changed) l
 JOIN referral r ON r.id = l.referral

@@ -141,6 +141,18 @@ class Register(msgspec.Struct):
     """A cancelled session's marks are kept but count for nothing."""
 
 
+class RegisterSheet(msgspec.Struct):
+    """What a register's page draws: the session, its group's members now and its marks."""
+
+    group_id: UUID
+    group_name: str
+    session: SessionSummary
+    members: list[Member]
+    register: Register
+    was: dict[UUID, str] = msgspec.field(default_factory=dict)
+    """Each mark the save just corrected, by referral: the mark it replaced."""
+
+
 class ExitReviewCreate(msgspec.Struct, forbid_unknown_fields=True):
     referral_id: UUID
     held_on: date

@@ -375,31 +375,6 @@ async def at_risk(actor: Principal, consecutive: int, paging: Paging) -> Page[sc
     return page
 
 
-async def _register(session_id: UUID) -> schemas.Register:
-    session = (
-        await ProgrammeSession.select(ProgrammeSession.held_on, ProgrammeSession.cancelled_at)
-        .where(ProgrammeSession.id == session_id)
-        .first()
-    )
-    assert session is not None
-    rows = (
-        await Attendance.select(
-            Attendance.referral.as_alias("referral_id"),
-            Attendance.referral.reference.as_alias("reference"),
-            Attendance.status,
-            Attendance.marked_by.username.as_alias("marked_by"),
-        )
-        .where(Attendance.session == session_id)
-        .order_by(Attendance.referral.reference)
-    )
-    return schemas.Register(
-        session_id=session_id,
-        held_on=session["held_on"],
-        marks=[schemas.RegisterLine(**row) for row in rows],
-        cancelled=session["cancelled_at"] is not None,
-    )
-
-
 async def _session(session_id: UUID, actor: Principal) -> dict[str, Any]:
     session = await ProgrammeSession.select().where(ProgrammeSession.id == session_id).first()
     if session is None:
@@ -408,9 +383,76 @@ async def _session(session_id: UUID, actor: Principal) -> dict[str, Any]:
     return session
 
 
+def _may_mark(actor: Principal, session: Mapping[str, Any], group_id: UUID | None) -> None:
+    """``require_group_access`` for a session read with its group: the group exists (a
+    foreign key), so what is left is whether the session is that group's (a page's
+    address names both) and who may work with it."""
+    if group_id is not None and session["group"] != group_id:
+        raise NotFound("This session is not one of this group's.")
+    if actor.role != Role.admin.value and not session["facilitates"]:
+        raise NotPermitted("You do not facilitate this group.")
+
+
+def _members(row: Mapping[str, Any]) -> list[schemas.Member]:
+    return [
+        schemas.Member(referral_id=i, reference=ref, status=status, joined_on=on)
+        for i, ref, status, on in zip(
+            row["member_ids"] or (),
+            row["member_refs"] or (),
+            row["member_statuses"] or (),
+            row["member_joined_on"] or (),
+            strict=True,
+        )
+    ]
+
+
+def _session_summary(row: Mapping[str, Any]) -> schemas.SessionSummary:
+    return schemas.SessionSummary(
+        id=row["id"],
+        number=row["number"],
+        held_on=row["held_on"],
+        kind=row["kind"],
+        cancelled=row["cancelled_at"] is not None,
+    )
+
+
+async def register_sheet(
+    session_id: UUID, actor: Principal, group_id: UUID | None = None
+) -> schemas.RegisterSheet:
+    """A session's register with its group's members now and their status, in one read.
+
+    ``group_id``: the group the session must belong to (a page's address names both)."""
+    found = await database.fetch(queries.REGISTER_SHEET, session_id, actor.id)
+    if not found:
+        raise NotFound("No such session.")
+    row = found[0]
+    _may_mark(actor, row, group_id)
+    marks = [
+        schemas.RegisterLine(referral_id=i, reference=ref, status=status, marked_by=by)
+        for i, ref, status, by in zip(
+            row["mark_ids"] or (),
+            row["mark_refs"] or (),
+            row["mark_statuses"] or (),
+            row["mark_marked_by"] or (),
+            strict=True,
+        )
+    ]
+    return schemas.RegisterSheet(
+        group_id=row["group"],
+        group_name=row["group_name"],
+        session=_session_summary(row),
+        members=_members(row),
+        register=schemas.Register(
+            session_id=session_id,
+            held_on=row["held_on"],
+            marks=marks,
+            cancelled=row["cancelled_at"] is not None,
+        ),
+    )
+
+
 async def get_register(session_id: UUID, actor: Principal) -> schemas.Register:
-    await _session(session_id, actor)
-    return await _register(session_id)
+    return (await register_sheet(session_id, actor)).register
 
 
 def _check_marks(
@@ -418,13 +460,30 @@ def _check_marks(
     marks: list[schemas.AttendanceMark],
     people: Mapping[UUID, Sequence[Any]],
     today: date,
+    every_member: Sequence[schemas.Member] | None = None,
 ) -> None:
     """Every problem with a register, all at once.
 
     ``people``: each referral named that exists, as ``(id, status, engaged_on,
     member)``, ``member`` saying whether it ever had a place in the session's group.
+    ``every_member``: the group's members now, when each one must be marked (a
+    register saved from its page is the whole register: a row left blank is a
+    mark forgotten, not a mark left as it was).
     """
     problems: list[FieldError] = []
+    if every_member is not None:
+        if not every_member:
+            problems.append(FieldError("no_members", "", "This group has nobody to mark yet."))
+        named = {mark.referral_id for mark in marks}
+        problems += [
+            FieldError(
+                "unmarked",
+                str(member.referral_id),
+                f"Choose attended, late, excused or absent for {member.reference}.",
+            )
+            for member in every_member
+            if member.referral_id not in named
+        ]
     if session["cancelled_at"] is not None:
         problems.append(
             FieldError("cancelled", "session", "The session was cancelled: nothing is marked.")
@@ -474,7 +533,27 @@ async def save_register(
     today: date,
     override_reason: str | None = None,
 ) -> schemas.Register:
+    """Record (or correct) a session's marks (``record_register``): the register saved."""
+    saved = await record_register(session_id, marks, actor, today, override_reason)
+    return saved.register
+
+
+async def record_register(
+    session_id: UUID,
+    marks: list[schemas.AttendanceMark],
+    actor: Principal,
+    today: date,
+    override_reason: str | None = None,
+    *,
+    group_id: UUID | None = None,
+    every_member: bool = False,
+) -> schemas.RegisterSheet:
     """Record (or correct) a session's marks; idempotent; derives milestones.
+
+    Answers all a register's page draws afterwards, from the save's own statements:
+    the marks, each corrected mark's earlier one, the group's members now and their
+    status after the milestones this save decided. ``group_id``: the group the
+    session must belong to; ``every_member``: each member now must be marked.
 
     A changed mark touches the session's day and any milestone it moves: in a
     reported quarter that needs an admin's ``override_reason`` (``require_unlocked``).
@@ -511,10 +590,8 @@ async def save_register(
         if not found:
             raise NotFound("No such session.")
         session = found[0]
-        # The session's group exists (a foreign key), so what is left of
-        # ``require_group_access`` is who may work with it.
-        if actor.role != Role.admin.value and not session["facilitates"]:
-            raise NotPermitted("You do not facilitate this group.")
+        _may_mark(actor, session, group_id)
+        members = _members(session)
         people = zip(
             session["ids"] or (),
             session["statuses"] or (),
@@ -522,7 +599,13 @@ async def save_register(
             session["members"] or (),
             strict=True,
         )
-        _check_marks(session, marks, {person[0]: person for person in people}, today)
+        _check_marks(
+            session,
+            marks,
+            {person[0]: person for person in people},
+            today,
+            members if every_member else None,
+        )
         programme: dict[str, Any]
         if session["programme_id"] is None:
             programme = await current_programme()
@@ -552,7 +635,10 @@ async def save_register(
         # Unchanged marks leave the derived milestones as they are.
         changed = sorted(was)
         touched: list[date] = [session["held_on"]] if changed else []
-        touched += await _derive_milestones(changed, programme, actor, entries)
+        # Each person's status as this save leaves it: what the milestones decided for
+        # the changed (whose rows it locked), else as read after the session's lock.
+        statuses = {line["referral_id"]: line["referral_status"] for line in lines}
+        touched += await _derive_milestones(changed, programme, actor, entries, statuses)
         await require_unlocked(
             touched,
             actor=actor,
@@ -560,7 +646,7 @@ async def save_register(
             record_type=RecordType.attendance,
             record_id=session_id,
         )
-    return schemas.Register(
+    register = schemas.Register(
         session_id=session_id,
         held_on=session["held_on"],
         marks=[
@@ -573,6 +659,16 @@ async def save_register(
             for line in lines
         ],
         cancelled=session["cancelled_at"] is not None,
+    )
+    for member in members:
+        member.status = statuses.get(member.referral_id, member.status)
+    return schemas.RegisterSheet(
+        group_id=session["group"],
+        group_name=session["group_name"],
+        session=_session_summary(session),
+        members=members,
+        register=register,
+        was={referral: mark for referral, mark in was.items() if mark is not None},
     )
 
 
@@ -592,9 +688,11 @@ async def _derive_milestones(
     programme: Mapping[str, Any],
     actor: Principal,
     entries: list[dict[str, Any]],
+    statuses: dict[UUID, str] | None = None,
 ) -> list[date]:
     """``derive_milestones`` for several referrals in two statements, writing ``entries``
-    (audit rows of the caller's own work) with its own; the caller holds the rows' locks."""
+    (audit rows of the caller's own work) with its own; the caller holds the rows' locks.
+    ``statuses``, when given, receives each referral's status as decided."""
     facts = await database.fetch(queries.MILESTONE_FACTS, referral_ids) if referral_ids else []
     added: list[tuple[UUID, str, date]] = []
     removed: list[int] = []
@@ -634,6 +732,8 @@ async def _derive_milestones(
             )
         removed += change.removed
         moved += change.moved
+        if statuses is not None:
+            statuses[referral_id] = change.status.value
         if (change.status, change.status_on) != (status, row["status_on"]):
             progressed.append((referral_id, change.status.value, change.status_on))
         alert_on = rules.at_risk_on(
@@ -735,7 +835,7 @@ async def record_exit_review(
 
 # Corrections of delivery: sessions moved or cancelled, places ended. Nothing is
 # deleted; each change keeps its reason (``DeliveryChange``), and whatever the
-# register decides is worked out again. Lock order as in ``save_register``: the
+# register decides is worked out again. Lock order as in ``record_register``: the
 # session (or the group), then the referrals concerned in id order.
 
 

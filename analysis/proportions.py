@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from scipy.stats import binomtest
@@ -49,6 +50,95 @@ def suppressed(count: int, threshold: int) -> int | str:
 
 def is_small(count: int, threshold: int) -> bool:
     return 0 < count < threshold
+
+
+WITHHELD = "[c]"
+"""A count withheld though it is not small, so that a small one cannot be worked out by
+subtracting the rest of a sum from its total (secondary suppression; ONS's mark for a
+confidential cell)."""
+
+
+def secondary_suppression(
+    counts: Sequence[int], sums: Sequence[tuple[int | None, Sequence[int]]], threshold: int
+) -> frozenset[int]:
+    """The counts (by position) to withhold beside the small ones, so none can be recovered.
+
+    Each of ``sums`` says ``counts[total] == sum(counts[part] for part in parts)``: a
+    quarter's referrals are its accepted plus its returned; a year's total is its quarters'.
+    A total of None is published elsewhere (the programme's quarter, beside a table by
+    agency) and is always known. A sum with exactly one withheld count gives that count away
+    by subtraction, so a second is withheld: the smallest non-zero part still shown (the
+    least information lost), else the total. A count withheld for one sum can expose
+    another, so the sums are gone over again until none holds exactly one. Zeros are shown
+    and never chosen: a zero reveals no one; nor is the only non-zero part of a sum whose
+    total is published elsewhere, known from there. Returns the secondary positions only; the small
+    ones (``is_small``) are the primary suppression.
+    """
+    withheld = {i for i, count in enumerate(counts) if is_small(count, threshold)}
+    primary = frozenset(withheld)
+    # The only non-zero part of a sum published elsewhere is known from there: withholding
+    # it here would hide nothing, so it is never the second count. (A sum of one part is
+    # the other table's own count, withheld there by the same sums.)
+    known = set()
+    for total, parts in sums:
+        nonzero = [i for i in parts if counts[i]]
+        if total is None and len(parts) > 1 and len(nonzero) == 1:
+            known.add(nonzero[0])
+
+    def pinned(total: int | None, parts: Sequence[int]) -> bool:
+        """Whether a small count withheld in this sum is still worked out exactly: the
+        withheld ones add up to what the rest leaves, a small one lies from 1 to
+        threshold - 1 and any other withheld one is at least the threshold, so (1, 1, 1)
+        with 9 shown out of 12 gives each 1 away, as would (1, [c]) where [c] is 5."""
+        cells = [*parts, *([] if total is None else [total])]
+        hidden = [i for i in cells if i in withheld]
+        if len(hidden) == 1:
+            return True
+        if not any(i in primary for i in hidden):
+            return False
+        # The withheld parts less the withheld total: what the shown cells leave.
+        left = sum(counts[i] for i in hidden if i != total) - (
+            counts[total] if total in hidden else 0
+        )
+        if total in hidden:
+            return False  # a withheld total leaves the parts unbounded above
+        for cell in hidden:
+            if cell not in primary:
+                continue
+            others = [i for i in hidden if i != cell]
+            lowest = sum(1 if i in primary else threshold for i in others)
+            highest = (
+                sum(threshold - 1 for i in others) if all(i in primary for i in others) else None
+            )
+            low = 1 if highest is None else max(1, left - highest)
+            high = min(threshold - 1, left - lowest)
+            if high <= low:
+                return True
+        return False
+
+    changed = bool(withheld)
+    while changed:
+        changed = False
+        for total, parts in sums:
+            if not any(i in withheld for i in (*parts, *([] if total is None else [total]))):
+                continue
+            if not pinned(total, parts):
+                continue
+            shown = sorted(
+                (counts[i], n)
+                for n, i in enumerate(parts)
+                if i not in withheld and i not in known and counts[i]
+            )
+            if shown:
+                withheld.add(parts[shown[0][1]])
+            elif (
+                total is not None and total not in withheld and total not in known and counts[total]
+            ):
+                withheld.add(total)
+            else:
+                continue
+            changed = True
+    return frozenset(withheld - primary)
 
 
 @dataclass(frozen=True)

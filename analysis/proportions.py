@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+from scipy.optimize import linprog
 from scipy.stats import binomtest
 
 
@@ -116,28 +118,44 @@ def secondary_suppression(
                 return True
         return False
 
-    changed = bool(withheld)
-    while changed:
-        changed = False
-        for total, parts in sums:
-            if not any(i in withheld for i in (*parts, *([] if total is None else [total]))):
-                continue
-            if not pinned(total, parts):
-                continue
-            shown = sorted(
-                (counts[i], n)
-                for n, i in enumerate(parts)
-                if i not in withheld and i not in known and counts[i]
-            )
-            if shown:
-                withheld.add(parts[shown[0][1]])
-            elif (
-                total is not None and total not in withheld and total not in known and counts[total]
-            ):
-                withheld.add(total)
-            else:
-                continue
-            changed = True
+    def add_beside(total: int | None, parts: Sequence[int]) -> bool:
+        shown = sorted(
+            (counts[i], n)
+            for n, i in enumerate(parts)
+            if i not in withheld and i not in known and counts[i]
+        )
+        if shown:
+            withheld.add(parts[shown[0][1]])
+        elif total is not None and total not in withheld and total not in known and counts[total]:
+            withheld.add(total)
+        else:
+            return False
+        return True
+
+    for _ in range(len(counts) + 1):
+        changed = True
+        while changed:
+            changed = False
+            for total, parts in sums:
+                cells = (*parts, *([] if total is None else [total]))
+                if any(i in withheld for i in cells) and pinned(total, parts):
+                    changed = add_beside(total, parts) or changed
+        # Sums interlock (a quarter's row and its column), so what one sum leaves open
+        # another can close: every small count is checked against all of them at once.
+        exposed = _pinned_by_all(counts, sums, withheld, primary, threshold)
+        if not exposed:
+            break
+        if not any(
+            add_beside(total, parts)
+            for total, parts in sums
+            if exposed in (*parts, *([] if total is None else [total]))
+        ) and not any(
+            # Its own sums have nothing left to withhold: widen a neighbouring one.
+            add_beside(total, parts)
+            for total, parts in sums
+            if withheld & {*parts, *([] if total is None else [total])}
+        ):
+            break
     return frozenset(withheld - primary)
 
 
@@ -175,3 +193,56 @@ def rate_ratio(after: int, before: int, confidence: float = 0.95) -> RateRatio |
         ci_low=float(interval.low) / (1 - float(interval.low)),
         ci_high=None if high >= 1 else high / (1 - high),
     )
+
+
+def _pinned_by_all(
+    counts: Sequence[int],
+    sums: Sequence[tuple[int | None, Sequence[int]]],
+    withheld: set[int],
+    primary: frozenset[int],
+    threshold: int,
+) -> int | None:
+    """A small count that the published cells and every sum together still pin down (its
+    least and greatest values, by linear programming, less than one apart), or None.
+
+    A reader knows each shown count, that a '<threshold' lies from 1 to threshold - 1 and
+    that any other withheld count is at least the threshold; a total of None is known
+    from elsewhere (here, its real value)."""
+    hidden = sorted(withheld)
+    if not any(i in primary for i in hidden):
+        return None
+    column = {cell: n for n, cell in enumerate(hidden)}
+    equations, values = [], []
+    for total, parts in sums:
+        row = [0.0] * len(hidden)
+        right = float(sum(counts[i] for i in parts)) if total is None else 0.0
+        for i in parts:
+            if i in column:
+                row[column[i]] += 1.0
+            elif total is not None:
+                right -= counts[i]
+        if total is not None:
+            if total in column:
+                row[column[total]] -= 1.0
+            else:
+                right += counts[total]
+        if total is None:
+            right -= sum(counts[i] for i in parts if i not in column)
+        if any(row):
+            equations.append(row)
+            values.append(right)
+    if not equations:
+        return None
+    bounds = [(1, threshold - 1) if i in primary else (threshold, None) for i in hidden]
+    for cell in hidden:
+        if cell not in primary:
+            continue
+        goal = np.zeros(len(hidden))
+        goal[column[cell]] = 1.0
+        low = linprog(goal, A_eq=equations, b_eq=values, bounds=bounds, method="highs")
+        high = linprog(-goal, A_eq=equations, b_eq=values, bounds=bounds, method="highs")
+        if low.status != 0 or high.status != 0:
+            continue
+        if -high.fun - low.fun < 1 - 1e-9:
+            return cell
+    return None

@@ -5,7 +5,15 @@ Primary suppression hides counts from 1 to 4; a total beside them would give one
 in every sum that would otherwise hold exactly one hidden count. Checked on the rule's own
 textbook cases, on random tables shaped like the quarterly report (every sum the report
 implies checked afresh, here, not with the rule's own list), and through the reports over
-HTTP."""
+HTTP.
+
+What this does not claim: a table by agency and the programme's own table are published
+separately, each suppressed on its own. The rule takes the programme's quarters as known
+(and withholds more for them), but where a group's count is pinned by the programme's
+quarter and every count in the table that could be withheld beside it is itself known from
+there, no withholding in this table can help. On 60 random tables dense with small counts
+(below), combining the two tables still pinned 53 of 1,641 small counts; within one table,
+none. Real tables have far fewer small counts."""
 
 from __future__ import annotations
 
@@ -17,6 +25,7 @@ from scipy.optimize import linprog
 
 from analysis.proportions import WITHHELD, secondary_suppression
 from analysis.services import COUNTED, GroupRates, QuarterlyReport, _rate, publish_quarterly
+from programme.platform.tables import Role
 
 COLUMNS = COUNTED[1:]
 
@@ -125,26 +134,36 @@ def _implied_sums(
             totals = [r for r, row in enumerate(rows) if row["quarter"] == "Total"]
             sums.append([(t, column) for t in totals])  # group totals, then the whole
             quarters = sorted({row["quarter"] for row in rows} - {"Total"})
-            for quarter in quarters:
+            for quarter in quarters if every_quarter else ():
                 members = [r for r, row in enumerate(rows) if row["quarter"] == quarter]
+                if len(members) < 2:
+                    # One group's quarter is the programme's own count, published in the
+                    # report without a breakdown under the same sums.
+                    continue
                 sums.append(
                     [("programme", None), (quarter, column), *((r, column) for r in members)]
                 )
     return sums
 
 
-def _ranges(published: list[dict[str, Any]], raw: list[dict[str, Any]], by: str | None):
+def _ranges(
+    published: list[dict[str, Any]],
+    raw: list[dict[str, Any]],
+    by: str | None,
+    with_programme: bool = False,
+):
     """What a reader can work out of each '<5': its least and greatest value over every
     table consistent with what is published (the sums, '<5' meaning 1 to 4, '[c]' at least
     5, as the rule only withholds counts that are not small) and, by group, the
     programme's own quarters. Linear programming (the continuous relaxation)."""
     hidden = [(r, c) for r, row in enumerate(published) for c in COLUMNS if isinstance(row[c], str)]
     index = {cell: i for i, cell in enumerate(hidden)}
-    rows_eq, rhs = [], []
-    for cells in _implied_sums(published, by, every_quarter=True):
+    rows_eq, rhs, rows_ub, ub = [], [], [], []
+    for cells in _implied_sums(published, by, every_quarter=with_programme):
         total_known = None
         if cells and cells[0] == ("programme", None):
-            # The programme's quarter: known from the report without a breakdown.
+            # The programme's quarter, from the report without a breakdown: known exactly,
+            # or only as '<5' when it is small there.
             cells = cells[2:]
             total_known = sum(raw[r][c] for r, c in cells)
         coefficient = [0.0] * len(hidden)
@@ -158,6 +177,10 @@ def _ranges(published: list[dict[str, Any]], raw: list[dict[str, Any]], by: str 
                 constant += sign * published[r][c]
         if not any(coefficient):
             continue
+        if total_known is not None and 0 < total_known < 5:
+            rows_ub += [coefficient, [-x for x in coefficient]]
+            ub += [4 - constant, -(1 - constant)]
+            continue
         rows_eq.append(coefficient)
         rhs.append((total_known or 0.0) - constant)
     bounds = [(1, 4) if published[r][c] == "<5" else (5, None) for r, c in hidden]
@@ -167,10 +190,15 @@ def _ranges(published: list[dict[str, Any]], raw: list[dict[str, Any]], by: str 
             continue
         objective = [0.0] * len(hidden)
         objective[index[cell]] = 1.0
-        low = linprog(objective, A_eq=rows_eq or None, b_eq=rhs or None, bounds=bounds)
-        high = linprog(
-            [-x for x in objective], A_eq=rows_eq or None, b_eq=rhs or None, bounds=bounds
-        )
+        given = {
+            "A_eq": rows_eq or None,
+            "b_eq": rhs or None,
+            "A_ub": rows_ub or None,
+            "b_ub": ub or None,
+            "bounds": bounds,
+        }
+        low = linprog(objective, **given)
+        high = linprog([-x for x in objective], **given)
         assert low.status == 0 and high.status == 0, (low.message, high.message)
         out[cell] = (low.fun, -high.fun)
     return out
@@ -179,8 +207,7 @@ def _ranges(published: list[dict[str, Any]], raw: list[dict[str, Any]], by: str 
 @pytest.mark.parametrize("by", [None, "agency"])
 def test_no_small_count_can_be_worked_out_from_a_random_quarterly_table(by):
     rng = random.Random(20261127)
-    pinned = 0
-    for _ in range(200):
+    for _ in range(60 if by else 100):
         report = _random_report(rng, by)
         published = publish_quarterly(report, 5)
         for raw, shown in zip(report.rows, published.rows, strict=True):
@@ -191,12 +218,7 @@ def test_no_small_count_can_be_worked_out_from_a_random_quarterly_table(by):
                 else:
                     assert shown[column] in (value, WITHHELD)
         for cell, (low, high) in _ranges(published.rows, report.rows, by).items():
-            raw_value = report.rows[cell[0]][cell[1]]
-            if high - low < 1 - 1e-9:
-                # Pinned down: allowed only where the programme's own quarter is this very
-                # count (every other group 0), itself shown as '<5' in the programme's table.
-                pinned += 1
-                assert by is not None and abs(low - raw_value) < 1e-6, (cell, published.rows)
+            assert high - low >= 1 - 1e-9, (cell, low, high, published.rows)
         # A rate never gives a withheld count back.
         for rate in (
             published.completion_rate,
@@ -204,3 +226,27 @@ def test_no_small_count_can_be_worked_out_from_a_random_quarterly_table(by):
         ):
             if rate.rate is not None:
                 assert isinstance(rate.numerator, int) and isinstance(rate.denominator, int)
+
+
+@pytest.mark.anyio
+async def test_victim_feedback_withholds_a_quarter_that_would_give_a_small_one_away(
+    client, sign_in
+):
+    from tests.outcomes.test_feedback_report import victims_with_feedback
+
+    await victims_with_feedback(client, sign_in, ["stopped"] * 7, "2026-07-10", n=0)
+    await victims_with_feedback(client, sign_in, ["stopped", "same"], "2026-10-10", n=1)
+    monitor = await sign_in(Role.monitor, "mona")
+    body = (
+        await client.get(
+            "/reports/victim-feedback",
+            params={"from": "Q2 2026-27", "to": "Q3 2026-27"},
+            headers=monitor,
+        )
+    ).json()
+    cells = {c["quarter"]: c for c in body["rows"]}
+    # 9 responses in all less Q2's 7 would give Q3's 2 away: Q2's 7 is withheld too.
+    assert body["total_responded"] == 9
+    assert (cells["Q2 2026-27"]["responded"], cells["Q3 2026-27"]["responded"]) == ("[c]", "<5")
+    assert cells["Q2 2026-27"]["share"] is None
+    assert any("'[c]'" in note for note in body["notes"])

@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 from html import escape
 
+from analysis.proportions import WITHHELD
 from analysis.services import Rate, TrendPoint
 
 BLUE = "#1d70b8"
@@ -141,6 +142,12 @@ def trend_svg(points: Sequence[TrendPoint], threshold: int, key: str = "trend") 
                     f'<rect x="{x:.1f}" y="{top + plot_height - h:.1f}" width="{bar - 2:.1f}" '
                     f'height="{h:.1f}" fill="{colour}"/>'
                 )
+            elif value == WITHHELD:
+                # Withheld beside a small count: no height at all, only the mark.
+                body.append(
+                    f'<text x="{x + bar / 2 - 1:.1f}" y="{top + plot_height - 3:.1f}" {FONT} '
+                    f'font-size="13" fill="{TEXT}" text-anchor="middle">{escape(value)}</text>'
+                )
             else:
                 # Suppressed: an outline up to the threshold, never the count itself.
                 h = plot_height * threshold / scale
@@ -174,7 +181,8 @@ def trend_svg(points: Sequence[TrendPoint], threshold: int, key: str = "trend") 
         "Referrals, starts and completions per quarter",
         said
         + (
-            f". Dashed outlines are counts under {threshold}, not drawn to scale."
+            f". Dashed outlines are counts under {threshold}, not drawn to scale; [c] marks a "
+            "count withheld so that a small one cannot be worked out from a total."
             if threshold > 1
             else "."
         ),

@@ -41,7 +41,14 @@ from scipy.stats import binomtest
 
 from analysis import adjusted as adjusted_comparison
 from analysis import queries, schemas
-from analysis.proportions import is_small, rate_ratio, suppressed, wilson
+from analysis.proportions import (
+    WITHHELD,
+    is_small,
+    rate_ratio,
+    secondary_suppression,
+    suppressed,
+    wilson,
+)
 from analysis.rules import (
     COVARIATES,
     NOT_RECORDED,
@@ -113,7 +120,8 @@ BY = ("agency", "local_authority")
 SUPPRESSION_NOTE = (
     "Counts from 1 to {below} are shown as '<{threshold}' (INSPIRE_SUPPRESS_BELOW), and a "
     "rate or share is withheld where it would reveal such a count. Totals are of the real "
-    "counts."
+    "counts; where a total would let a '<{threshold}' be worked out by subtracting the rest, "
+    "another count is withheld too and shown as '[c]'."
 )
 
 
@@ -251,37 +259,112 @@ async def _quarterly_by(first: Quarter, last: Quarter, by: str) -> QuarterlyRepo
     )
 
 
-def publish_rate(rate: Rate, threshold: int) -> Rate:
+def publish_rate(rate: Rate, threshold: int, withheld: bool = False) -> Rate:
     """A rate as it may be published: its counts suppressed, and the rate and interval
-    withheld whenever the numerator, the denominator or their difference is small."""
+    withheld whenever the numerator, the denominator or their difference is small, or
+    (``withheld``) one of its counts is withheld from the table it comes from."""
     if not isinstance(rate.numerator, int) or not isinstance(rate.denominator, int):
         return rate  # already published
     numerator, denominator = rate.numerator, rate.denominator
-    if any(is_small(c, threshold) for c in (numerator, denominator, denominator - numerator)):
+    if withheld or any(
+        is_small(c, threshold) for c in (numerator, denominator, denominator - numerator)
+    ):
         return Rate(
-            suppressed(numerator, threshold), suppressed(denominator, threshold), None, None, None
+            _published(numerator, threshold, withheld),
+            _published(denominator, threshold, withheld),
+            None,
+            None,
+            None,
         )
     return rate
 
 
-def publish_quarterly(report: QuarterlyReport, threshold: int) -> QuarterlyReport:
-    """The quarterly report as it may be published: no count from 1 to ``threshold`` - 1."""
-    rows = [
-        {k: suppressed(v, threshold) if k in COUNTED[1:] else v for k, v in row.items()}
-        for row in report.rows
+def _published(count: int, threshold: int, withheld: bool) -> int | str:
+    """A count as published: '<threshold' when small, '[c]' when withheld beside one."""
+    if is_small(count, threshold):
+        return suppressed(count, threshold)
+    return WITHHELD if withheld else count
+
+
+def _quarterly_sums(
+    rows: list[dict[str, Any]], by: str | None
+) -> tuple[list[int], list[tuple[int | None, list[int]]], dict[tuple[int, str], int]]:
+    """The quarterly table's counts in one list, and the sums that hold between them: each
+    row's referrals are its accepted plus its returned; each 'Total' its quarters'; by
+    group, the whole programme's total its groups' totals, and each quarter's groups add up
+    to the programme's quarter (published in the report without ``by``)."""
+    columns = COUNTED[1:]
+    position: dict[tuple[int, str], int] = {}
+    counts: list[int] = []
+    for r, row in enumerate(rows):
+        for column in columns:
+            position[(r, column)] = len(counts)
+            counts.append(row[column])
+    sums: list[tuple[int | None, list[int]]] = [
+        (position[(r, "referrals")], [position[(r, "accepted")], position[(r, "returned")]])
+        for r in range(len(rows))
     ]
+    body = rows[:-1] if by is not None else rows
+    block: list[int] = []
+    totals: list[int] = []
+    by_quarter: dict[str, list[int]] = {}
+    for r, row in enumerate(body):
+        if row["quarter"] != "Total":
+            block.append(r)
+            by_quarter.setdefault(row["quarter"], []).append(r)
+            continue
+        for column in columns:
+            sums.append((position[(r, column)], [position[(q, column)] for q in block]))
+        totals.append(r)
+        block = []
+    if by is not None:
+        whole = len(rows) - 1
+        for column in columns:
+            sums.append((position[(whole, column)], [position[(t, column)] for t in totals]))
+            for members in by_quarter.values():
+                sums.append((None, [position[(q, column)] for q in members]))
+    return counts, sums, position
+
+
+def publish_quarterly(report: QuarterlyReport, threshold: int) -> QuarterlyReport:
+    """The quarterly report as it may be published: no count from 1 to ``threshold`` - 1,
+    and none that would let one be worked out by subtraction (``secondary_suppression``):
+    those are shown as '[c]'. A rate is withheld when one of its counts is."""
+    counts, sums, position = _quarterly_sums(report.rows, report.by)
+    secondary = secondary_suppression(counts, sums, threshold)
+
+    def withheld(r: int, column: str) -> bool:
+        return position[(r, column)] in secondary
+
+    rows = [
+        {
+            k: _published(v, threshold, withheld(r, k)) if k in COUNTED[1:] else v
+            for k, v in row.items()
+        }
+        for r, row in enumerate(report.rows)
+    ]
+    whole = len(report.rows) - 1
+    group_totals = [
+        r
+        for r, row in enumerate(report.rows[:-1] if report.by else [])
+        if row["quarter"] == "Total"
+    ]
+
+    def rate_withheld(r: int) -> bool:
+        return withheld(r, "completed") or withheld(r, "started")
+
     return dataclasses.replace(
         report,
         rows=rows,
-        completion_rate=publish_rate(report.completion_rate, threshold),
+        completion_rate=publish_rate(report.completion_rate, threshold, rate_withheld(whole)),
         engagement_rate=publish_rate(report.engagement_rate, threshold),
         group_rates=[
             GroupRates(
                 g.group,
-                publish_rate(g.completion_rate, threshold),
+                publish_rate(g.completion_rate, threshold, rate_withheld(r)),
                 publish_rate(g.engagement_rate, threshold),
             )
-            for g in report.group_rates
+            for g, r in zip(report.group_rates, group_totals, strict=True)
         ],
         suppression_threshold=threshold,
     )
@@ -342,19 +425,44 @@ async def referral_quality(
 
 def publish_quality(rows: list[dict[str, Any]], threshold: int) -> list[dict[str, Any]]:
     """Referral quality as it may be published: counts (reasons too) from 1 to
-    ``threshold`` - 1 as '<threshold', the share engaged withheld where it would reveal one.
-    The mean quality score is a score, not a count of people, and stays."""
-    out = []
+    ``threshold`` - 1 as '<threshold', and any count that would give one away by
+    subtraction as '[c]' (``secondary_suppression``: each row's received are its accepted
+    plus its returned; each quarter's groups add up to the programme's referrals in the
+    quarterly report); the share engaged withheld where it would reveal one. The mean
+    quality score is a score, not a count of people, and stays. Reasons are not a sum (a
+    return counts once per reason) and are suppressed one by one."""
+    fresh = [r for r in rows if isinstance(r["accepted"], int)]
+    added = ("received", "accepted", "returned")
+    position = {
+        (r, k): i for i, (r, k) in enumerate((r, k) for r in range(len(fresh)) for k in added)
+    }
+    counts = [fresh[r][k] for r in range(len(fresh)) for k in added]
+    sums: list[tuple[int | None, list[int]]] = [
+        (position[(r, "received")], [position[(r, "accepted")], position[(r, "returned")]])
+        for r in range(len(fresh))
+    ]
+    by_quarter: dict[str, list[int]] = {}
+    for r, row in enumerate(fresh):
+        by_quarter.setdefault(row["quarter"], []).append(r)
+    for members in by_quarter.values():
+        for k in added:
+            sums.append((None, [position[(r, k)] for r in members]))
+    secondary = secondary_suppression(counts, sums, threshold)
+    out, r = [], 0
     for row in rows:
-        accepted, engaged = row["accepted"], row["engaged"]
-        if not isinstance(accepted, int):
+        if not isinstance(row["accepted"], int):
             out.append(row)  # already published
             continue
-        hidden = any(is_small(c, threshold) for c in (accepted, engaged, accepted - engaged))
+        withheld = {k for k in added if position[(r, k)] in secondary}
+        r += 1
+        accepted, engaged = row["accepted"], row["engaged"]
+        hidden = "accepted" in withheld or any(
+            is_small(c, threshold) for c in (accepted, engaged, accepted - engaged)
+        )
         out.append(
             {
                 **{
-                    k: suppressed(v, threshold) if k in QUALITY_COUNTS else v
+                    k: _published(v, threshold, k in withheld) if k in QUALITY_COUNTS else v
                     for k, v in row.items()
                 },
                 "reasons": {k: suppressed(v, threshold) for k, v in row["reasons"].items()},
@@ -385,13 +493,20 @@ async def victim_feedback_report(
         rows = await database.fetch(queries.FEEDBACK_BY_SQL[by], start, end)
     stage_order = {stage.value: i for i, stage in enumerate(Stage)}
     rows = sorted(rows, key=lambda r: (r.get("grp") or "", r["first_day"], stage_order[r["stage"]]))
+    withheld = _feedback_withheld(rows, threshold, by is not None)
     cells = [
-        _cell(r["quarter"], r["stage"], r["responded"], r["improved"], threshold, r.get("grp"))
-        for r in rows
-    ]
+        _cell(
+            r["quarter"], r["stage"], r["responded"], r["improved"], threshold, r.get("grp"),
+            withheld=(("responded", i) in withheld, ("improved", i) in withheld),
+        )
+        for i, r in enumerate(rows)
+    ]  # fmt: skip
     total = sum(r["responded"] for r in rows)
     improved = sum(r["improved"] for r in rows)
-    overall = _cell("all", "all", total, improved, threshold)
+    overall = _cell(
+        "all", "all", total, improved, threshold,
+        withheld=(("responded", -1) in withheld, ("improved", -1) in withheld),
+    )  # fmt: skip
     return FeedbackReport(
         rows=cells,
         total_responded=overall.responded,
@@ -403,12 +518,40 @@ async def victim_feedback_report(
         notes=[
             "Share = stopped or reduced / responded, per quarter the feedback was collected in.",
             f"Counts from 1 to {threshold - 1} are shown as '<{threshold}'; a share that "
-            "would reveal such a count is withheld.",
+            "would reveal such a count is withheld. A count that would let one be worked "
+            "out from the total by subtraction is withheld too, shown as '[c]'.",
             "Intervals are 95% Wilson score intervals.",
             *([f"group: the {by.replace('_', ' ')} of the perpetrator's referral."] if by else []),
         ],
         by=by,
     )
+
+
+def _feedback_withheld(rows: list[Any], threshold: int, grouped: bool) -> set[tuple[str, int]]:
+    """The feedback counts to withhold beside the small ones (``secondary_suppression``),
+    as (count, row) with row -1 for the overall total: the overall responses and
+    improvements are their rows' sums and, by group, each quarter and stage's groups add
+    up to the programme's (published without a breakdown)."""
+    names = ("responded", "improved")
+    counts = [r[name] for r in rows for name in names]
+    counts += [sum(r[name] for r in rows) for name in names]
+    overall = {name: len(rows) * 2 + n for n, name in enumerate(names)}
+    sums: list[tuple[int | None, list[int]]] = [
+        (overall[name], [i * 2 + n for i in range(len(rows))]) for n, name in enumerate(names)
+    ]
+    if grouped:
+        cells: dict[tuple[str, str], list[int]] = {}
+        for i, r in enumerate(rows):
+            cells.setdefault((r["quarter"], r["stage"]), []).append(i)
+        for members in cells.values():
+            for n in range(len(names)):
+                sums.append((None, [i * 2 + n for i in members]))
+    secondary = secondary_suppression(counts, sums, threshold)
+    withheld = set()
+    for position in secondary:
+        row, n = divmod(position, 2)
+        withheld.add((names[n], -1 if row == len(rows) else row))
+    return withheld
 
 
 def _cell(
@@ -418,14 +561,17 @@ def _cell(
     improved: int,
     threshold: int,
     group: str | None = None,
+    withheld: tuple[bool, bool] = (False, False),
 ) -> FeedbackCell:
-    hidden = any(is_small(n, threshold) for n in (responded, improved, responded - improved))
+    hidden = any(withheld) or any(
+        is_small(n, threshold) for n in (responded, improved, responded - improved)
+    )
     share = None if hidden or responded == 0 else wilson(improved, responded)
     return FeedbackCell(
         quarter=quarter,
         stage=stage,
-        responded=suppressed(responded, threshold),
-        stopped_or_reduced=suppressed(improved, threshold),
+        responded=_published(responded, threshold, withheld[0]),
+        stopped_or_reduced=_published(improved, threshold, withheld[1]),
         share=None if share is None else share.share,
         ci_low=None if share is None else share.ci_low,
         ci_high=None if share is None else share.ci_high,

@@ -70,10 +70,11 @@ async def test_an_unsupported_format_is_a_422_not_json(client, monitor):
 async def test_small_counts_are_hidden_in_the_quarterly_report(client, monitor, referrals):
     body = (await client.get("/reports/quarterly", params=Q, headers=monitor)).json()
     quarter, total = body["rows"]
-    # 13 referrals, 1 returned, 11 contacted, 6 engaged: the return is under 5.
-    assert (quarter["accepted"], quarter["returned"], quarter["referrals"]) == (13, "<5", 14)
+    # 13 accepted, 1 returned, 11 contacted, 6 engaged: the return is under 5, and 14
+    # referrals less 13 accepted would give it away, so the accepted are withheld too.
+    assert (quarter["accepted"], quarter["returned"], quarter["referrals"]) == ("[c]", "<5", 14)
     assert (quarter["contacted"], quarter["engaging"], quarter["started"]) == (11, 6, 0)
-    assert total["returned"] == "<5"
+    assert (total["accepted"], total["returned"]) == ("[c]", "<5")
     # 6 of 11 contacted engaged: every part at least 5, so the rate is shown.
     rate = body["engagement_rate"]
     assert (rate["numerator"], rate["denominator"]) == (6, 11)
@@ -95,16 +96,17 @@ async def test_a_rate_that_would_reveal_a_small_count_is_withheld(client, monito
 async def test_small_counts_are_hidden_in_referral_quality(client, monitor, referrals):
     rows = (await client.get("/reports/referral-quality", params=Q, headers=monitor)).json()["rows"]
     (row,) = rows
+    # 14 received less 13 accepted would give the one return away: 13 is withheld too.
     assert (row["agency"], row["received"], row["accepted"], row["returned"]) == (
         "South Yorkshire Police",
         14,
-        13,
+        "[c]",
         "<5",
     )
     assert row["reasons"]["consent_missing"] == "<5"
     assert row["reasons"]["out_of_area"] == 0
-    # 6 of 13 engaged, 7 did not: shown.
-    assert row["engaged"] == 6 and row["share_engaged"] == pytest.approx(6 / 13)
+    # 6 of 13 engaged: the share would give the withheld 13 back.
+    assert row["engaged"] == 6 and row["share_engaged"] is None
 
 
 async def test_small_counts_are_hidden_in_victim_feedback(client, sign_in, monitor):
@@ -119,17 +121,26 @@ async def test_every_report_by_local_authority(client, monitor, referrals, sign_
     body = (await client.get("/reports/quarterly", params=by, headers=monitor)).json()
     assert body["by"] == "local_authority"
     rows = {(r["local_authority"], r["quarter"]): r for r in body["rows"]}
-    assert rows[("Rotherham", "Q3 2026-27")]["accepted"] == 11
+    # Rotherham's 11 would give Sheffield's small count away from the programme's 13 (and
+    # its referrals, with no returns, would give the 11 back): both withheld.
+    rotherham = rows[("Rotherham", "Q3 2026-27")]
+    assert (rotherham["accepted"], rotherham["referrals"]) == ("[c]", "[c]")
     assert rows[("Sheffield", "Q3 2026-27")]["accepted"] == "<5"
     # A return keeps nothing about the person, so no area either: said so, not dropped.
     assert rows[("not kept (returned referrals)", "Total")]["returned"] == "<5"
-    assert rows[("All", "Total")]["accepted"] == 13
+    # 14 referrals less 13 accepted would give the one return away; and the programme's
+    # own 14 and 13 (taken as known, from the report without a breakdown) less the areas
+    # would too: withheld beside it.
+    assert (rows[("All", "Total")]["accepted"], rows[("All", "Total")]["returned"]) == (
+        "[c]",
+        "<5",
+    )
     rates = {g["group"]: g for g in body["group_rates"]}
     assert rates["Rotherham"]["engagement_rate"]["numerator"] == 6
 
     quality = (await client.get("/reports/referral-quality", params=by, headers=monitor)).json()
     areas = {r["local_authority"]: r for r in quality["rows"]}
-    assert areas["Rotherham"]["accepted"] == 11 and areas["Sheffield"]["accepted"] == "<5"
+    assert areas["Rotherham"]["accepted"] == "[c]" and areas["Sheffield"]["accepted"] == "<5"
     assert areas["not kept (returned referrals)"]["returned"] == "<5"
 
     by_agency = (
@@ -270,7 +281,11 @@ async def test_the_cli_writes_the_workbook_the_api_gives(tmp_path, client, monit
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     (row,) = table(cells(quality.read_bytes())["Referral quality"])
-    assert (row["agency"], row["accepted"], row["returned"]) == ("South Yorkshire Police", 13, "<5")
+    assert (row["agency"], row["accepted"], row["returned"]) == (
+        "South Yorkshire Police",
+        "[c]",
+        "<5",
+    )
     feedback = tmp_path / "feedback.xlsx"
     done = inspire(
         "report", "victim-feedback", "--from", "Q3 2026-27", "--to", "Q3 2026-27",

@@ -83,9 +83,11 @@ async def test_small_numbers_are_suppressed(client, sign_in):
     small = rows["Q1 2026-27"]
     assert (small["responded"], small["stopped_or_reduced"]) == ("<5", "<5")
     assert small["share"] is None and small["ci_low"] is None
-    # 6 of 8: the 2 who said otherwise would be revealed by the share.
+    # 8 and 6 would give Q1's 3 and 2 away from the totals (11 and 8): withheld too; and
+    # 6 of 8 would reveal the 2 who said otherwise.
     revealing = rows["Q2 2026-27"]
-    assert (revealing["responded"], revealing["stopped_or_reduced"]) == (8, 6)
+    assert (revealing["responded"], revealing["stopped_or_reduced"]) == ("[c]", "[c]")
+    assert (report["total_responded"], report["total_stopped_or_reduced"]) == (11, 8)
     assert revealing["share"] is None
     assert report["suppression_threshold"] == 5
 

@@ -65,6 +65,59 @@ class Probe:
                 self._stop.wait(max(0.0, next_at - time.perf_counter()))
 
 
+def _probe_child(
+    base_url: str, interval: float, limit: int, stop: Any, results: Any
+) -> None:  # pragma: no cover (runs in the child process)
+    probe = Probe(base_url, interval, limit).start()
+    stop.wait()
+    probe.stop()
+    results.put((probe.latencies, probe.sent_at, dict(probe.statuses)))
+
+
+@dataclass
+class ProbeProcess:
+    """A ``Probe`` in a process of its own: the same figures, without sharing a GIL.
+
+    A probe thread shares its interpreter with whatever else the benchmark runs;
+    when that is a flood of clients busy on the CPU, each poll also waits for the
+    GIL on the client's side, and the figures grow with the flood's own rate
+    instead of the server's answers. Started with ``spawn``: nothing of the
+    parent's event loop or threads is copied into it.
+    """
+
+    base_url: str
+    interval: float
+    limit: int
+    _process: Any = None
+    _stop: Any = None
+    _results: Any = None
+
+    def start(self) -> ProbeProcess:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self._stop = context.Event()
+        self._results = context.Queue()
+        self._process = context.Process(
+            target=_probe_child,
+            args=(self.base_url, self.interval, self.limit, self._stop, self._results),
+            name="health-probe",
+            daemon=True,
+        )
+        self._process.start()
+        return self
+
+    def stop(self) -> Probe:
+        """Stop polling; the polls as a ``Probe`` holding them."""
+        self._stop.set()
+        latencies, sent_at, statuses = self._results.get(timeout=PROBE_TIMEOUT + 30)
+        self._process.join(timeout=10)
+        found = Probe(self.base_url, self.interval, self.limit)
+        found.latencies, found.sent_at = latencies, sent_at
+        found.statuses.update(statuses)
+        return found
+
+
 def summary(probe: Probe) -> dict[str, Any]:
     """Count, p50/p95/p99/max in milliseconds, and the statuses seen."""
     found = probe.latencies

@@ -8,7 +8,9 @@ sign-ins) on a fresh embedded database, with ``INSPIRE_TRUSTED_PROXIES`` set to
 127.0.0.1 so that each simulated client can give its own address in
 ``X-Forwarded-For``, as a reverse proxy in front of the service would. The
 throttle keys attempts by that address. ``GET /health`` is polled every
-``--interval`` seconds from a thread of its own (``health_probe``):
+``--interval`` seconds from a process of its own (``health_probe.ProbeProcess``;
+``--probe-in-thread``: from a thread beside the flooding clients, whose polls
+then also wait for the GIL the clients hold):
 
 1. **idle**: nothing else, for ``--idle-seconds``;
 2. **spray**: ``--clients`` clients, each from its own address, sign in with
@@ -57,7 +59,7 @@ from harness import (
     throwaway_run,
     write_json,
 )
-from health_probe import HEADER, Probe, describe, row, summary
+from health_probe import HEADER, Probe, ProbeProcess, describe, row, summary
 
 TARGET_MS = 50.0
 OWNER = "bench-owner"
@@ -74,6 +76,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-attempts", type=int, default=5_000, help="attempts per flood, most")
     parser.add_argument("--idle-seconds", type=float, default=10.0, help="idle polling, seconds")
     parser.add_argument("--interval", type=float, default=0.01, help="seconds between polls")
+    parser.add_argument(
+        "--probe-in-thread",
+        action="store_true",
+        help="poll /health from a thread beside the flooding clients (as before 2026-11-27),"
+        " not from a process of its own",
+    )
     add_common_arguments(parser, empties_database=True)
     args = parser.parse_args(argv)
     if not 1 <= args.clients <= 200 or not 5 <= args.phase_seconds <= 300:
@@ -165,6 +173,7 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
         "clients": args.clients,
         "phase_seconds": args.phase_seconds,
         "interval": args.interval,
+        "probe": "thread" if args.probe_in_thread else "process",
     }
     environment = {**os.environ, "INSPIRE_TRUSTED_PROXIES": HOST}
     try:
@@ -182,7 +191,8 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
 
             polls = int(args.idle_seconds / args.interval) + 1
             log(f"idle: polling /health for {args.idle_seconds:.0f}s")
-            idle = Probe(server.url, args.interval, polls).start()
+            prober = Probe if args.probe_in_thread else ProbeProcess
+            idle = prober(server.url, args.interval, polls).start()
             await asyncio.sleep(args.idle_seconds)
             results["idle"] = summary(idle.stop())
             log(f"idle: {describe(results['idle'])}")
@@ -190,12 +200,12 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
             limit = int((args.phase_seconds + REQUEST_TIMEOUT) / args.interval) + 1
             for octet, phase in enumerate(("spray", "guess"), start=1):
                 log(f"{phase}: {args.clients} clients for {args.phase_seconds:.0f}s")
-                probe = Probe(server.url, args.interval, limit).start()
+                probe = prober(server.url, args.interval, limit).start()
                 try:
                     found = await flood(server.url, args, phase, octet)
                 finally:
-                    probe.stop()
-                found["health"] = summary(probe)
+                    polls_seen = probe.stop()
+                found["health"] = summary(polls_seen)
                 results[phase] = found
                 log(
                     f"{phase}: {found['attempts']} attempts, {found['attempts_per_s']:.1f}/s,"
@@ -224,7 +234,7 @@ def print_report(results: dict[str, Any]) -> None:
     print(
         f"\n`inspire serve --workers 1`, {results['clients']} clients per flood for"
         f" {results['phase_seconds']:.0f} s each; /health polled every"
-        f" {1000 * results['interval']:.0f} ms from a thread of its own.\n"
+        f" {1000 * results['interval']:.0f} ms from a {results['probe']} of its own.\n"
     )
     rows = [row("idle", results["idle"])]
     rows += [row(f"{phase} flood", results[phase]["health"]) for phase in ("spray", "guess")]

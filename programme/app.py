@@ -28,7 +28,7 @@ from programme.platform.accounts.controllers import (
     AgencyController,
     AuthController,
 )
-from programme.platform.accounts.services import RecentRefusals
+from programme.platform.accounts.services import AddressPace, RecentRefusals, sign_in_pace
 from programme.platform.audit import pages as audit_pages
 from programme.platform.audit.controllers import AuditController
 from programme.platform.controllers import health
@@ -41,6 +41,7 @@ from programme.platform.http_inputs import (
 from programme.platform.locked_quarters.controllers import LockedQuarterController
 from programme.platform.logs import logging_config
 from programme.platform.settings import Settings, get_settings
+from programme.platform.sign_in_door import SignInDoor
 from programme.platform.web import browser
 from programme.platform.web.controllers import PAGES
 from referrals import pages as referral_pages
@@ -135,7 +136,14 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=refuse_unreadable_input,
         logging_config=logging_config(),
-        state=State({"settings": settings, "jwt_auth": jwt_auth, "refusals": RecentRefusals()}),
+        state=State(
+            {
+                "settings": settings,
+                "jwt_auth": jwt_auth,
+                "refusals": RecentRefusals(),
+                "sign_in_pace": AddressPace(sign_in_pace(settings)),
+            }
+        ),
         openapi_config=openapi.config(
             title="Inspire to Change referral and outcome tracker", version="0.1.0"
         ),
@@ -144,6 +152,7 @@ def create_app(
     check_every_route_checks_its_input(app)
     record_query_parameters(app)
     app.state.navigation = browser.collect_navigation(app)
-    # Outside Litestar's own error handling, so every answer is seen, 401s and 404s too.
-    app.asgi_handler = AccessLog(browser.SecurityHeaders(app.asgi_handler))
+    # Outside Litestar's own error handling, so every answer is seen, 401s and 404s too;
+    # the sign-in door inside them, so its refusals are logged and carry the headers.
+    app.asgi_handler = AccessLog(browser.SecurityHeaders(SignInDoor(app.asgi_handler, app)))
     return app

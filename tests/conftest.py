@@ -25,6 +25,9 @@ import pytest
 # Most tests record history over the API (referrals received months ago); the bound on
 # back-dating is tested on its own with a lower value (tests/referrals/test_backdating.py).
 os.environ.setdefault("INSPIRE_BACKDATE_DAYS", "36500")
+# Many sign-in tests send dozens of attempts at once from one address; the per-address
+# pace is tested on its own, with lower values (tests/programme/test_sign_in_door.py).
+os.environ.setdefault("INSPIRE_LOGIN_BURST", "100000")
 
 _TEMP_DATA_DIR: str | None = None
 if not os.environ.get("DATABASE_URL"):

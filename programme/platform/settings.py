@@ -67,6 +67,11 @@ class Settings:
     login_lockout_minutes: int = 15
     """The longest delay, and how long failures are remembered after the last
     one (or after the end of its delay)."""
+    login_burst: int = 10
+    """Sign-in requests one client address may send at once, right or wrong,
+    before the pace below holds it (429 before the request is read)."""
+    login_attempts_per_minute: int = 60
+    """After the burst, sign-in requests per minute from one client address."""
     password_hash_workers: int = 1
     """Threads that hash and verify passwords (argon2 takes 64 MiB and most of a
     core each); sign-ins beyond this wait their turn, off the event loop."""
@@ -278,6 +283,8 @@ def get_settings() -> Settings:
         login_max_failures_per_address=_int("INSPIRE_LOGIN_MAX_FAILURES_PER_ADDRESS", 20),
         login_delay_seconds=first_delay,
         login_lockout_minutes=longest_delay,
+        login_burst=_int("INSPIRE_LOGIN_BURST", 10),
+        login_attempts_per_minute=_int("INSPIRE_LOGIN_ATTEMPTS_PER_MINUTE", 60),
         password_hash_workers=_int(
             "INSPIRE_PASSWORD_HASH_WORKERS", _default_hash_workers(), maximum=MAX_HASH_WORKERS
         ),

@@ -22,6 +22,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.exceptions import MethodNotAllowedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.security.jwt import JWTAuth, Token
+from litestar.types import Scope
 
 from programme.platform.accounts import services
 from programme.platform.accounts.schemas import Principal
@@ -289,6 +290,25 @@ def forwarded_client(peer: str, forwarded_for: Sequence[str], trusted: Sequence[
 
 def client_address(request: Request[Any, Any, Any], settings: Settings) -> str:
     """The client's address (an IPv6 client's /64) as sign-in throttling keys it."""
-    peer = request.client.host if request.client else ""
-    forwarded = request.headers.getall("x-forwarded-for", []) if settings.trusted_proxies else []
+    return scope_client_address(request.scope, settings)
+
+
+FORWARDED_FOR = b"x-forwarded-for"
+
+
+def scope_client_address(scope: Scope, settings: Settings) -> str:
+    """``client_address`` from the ASGI scope alone: the sign-in door
+    (``platform.sign_in_door``) answers before Litestar makes a request, and must
+    key the client exactly as the sign-in itself does."""
+    client = scope.get("client")
+    peer = str(client[0]) if client else ""
+    forwarded = (
+        [
+            value.decode("latin-1")
+            for name, value in scope["headers"]
+            if name.lower() == FORWARDED_FOR
+        ]
+        if settings.trusted_proxies
+        else []
+    )
     return forwarded_client(peer, forwarded, settings.trusted_proxies)

@@ -14,16 +14,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
+import queue
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from programme.platform.errors import FieldError
 from programme.platform.settings import get_settings
+
+T = TypeVar("T")
 
 _hasher = PasswordHasher()
 
@@ -84,12 +90,68 @@ def _yield_to_others() -> None:
         os.setpriority(os.PRIO_PROCESS, thread, min(niceness, MOST_NICE))
 
 
-class _Pool:
-    """One bounded thread pool per process, whatever event loops come and go.
+FIRST = 0
+"""Queue level of a sign-in from an address with no failure history, and of every
+hash (an admin adding an account or resetting a password)."""
+AFTER_FAILURES = 1
+"""Queue level of a sign-in from an address that has failed lately: after every FIRST."""
+_STOP = 2
+"""After everything: a pool being replaced finishes what was queued, then its threads end."""
 
-    A thread pool rather than an anyio limiter: it belongs to no event loop, so
-    the server, the command line (a fresh loop per command) and the tests share
-    one bound per process. Its own pool rather than ``threads.off_loop``'s:
+_Work = tuple[int, int, "Future[Any] | None", "Callable[..., Any] | None", tuple[Any, ...]]
+
+
+class _TwoLevelPool:
+    """Threads taking work by level, then in arrival order.
+
+    Why two levels: during a flood every queued verify is a guess; the owner,
+    signing in from an address that has not failed, would otherwise wait behind
+    every one of them (40 verifies are about 8 s of CPU). Attempts from addresses
+    that have failed lately wait until no attempt from a clean address does.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self._queue: queue.PriorityQueue[_Work] = queue.PriorityQueue()
+        self._arrivals = itertools.count()
+        self._workers = workers
+        for n in range(workers):
+            threading.Thread(
+                target=self._work, name=f"{POOL_THREAD_PREFIX}_{n}", daemon=True
+            ).start()
+
+    def submit(self, level: int, fn: Callable[..., T], *args: Any) -> Future[T]:
+        future: Future[T] = Future()
+        self._queue.put((level, next(self._arrivals), future, fn, args))
+        return future
+
+    def waiting(self) -> int:
+        """Work queued and not yet taken by a thread."""
+        return self._queue.qsize()
+
+    def shutdown(self) -> None:
+        for _ in range(self._workers):
+            self._queue.put((_STOP, next(self._arrivals), None, None, ()))
+
+    def _work(self) -> None:
+        _yield_to_others()
+        while True:
+            _, _, future, fn, args = self._queue.get()
+            if future is None or fn is None:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue  # its sign-in was abandoned while it waited
+            try:
+                future.set_result(fn(*args))
+            except BaseException as error:  # handed to the awaiting sign-in, as an executor does
+                future.set_exception(error)
+
+
+class _Pool:
+    """One bounded pool per process, whatever event loops come and go.
+
+    Threads rather than an anyio limiter: they belong to no event loop, so the
+    server, the command line (a fresh loop per command) and the tests share one
+    bound per process. Its own threads rather than ``threads.off_loop``'s:
     sign-ins must not queue behind an import's seconds of checking, nor a flood
     of sign-ins hold up imports and reports; and its threads run at a lower
     priority than everything else.
@@ -97,7 +159,7 @@ class _Pool:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._executor: ThreadPoolExecutor | None = None
+        self._threads: _TwoLevelPool | None = None
         self._workers = 0
 
     def size(self, workers: int) -> None:
@@ -105,22 +167,18 @@ class _Pool:
         with self._lock:
             if workers == self._workers:
                 return
-            old, self._executor = self._executor, None
+            old, self._threads = self._threads, None
             self._workers = workers
         if old is not None:
-            old.shutdown(wait=False)
+            old.shutdown()
 
-    def executor(self) -> ThreadPoolExecutor:
+    def threads(self) -> _TwoLevelPool:
         with self._lock:
-            if self._executor is None:
+            if self._threads is None:
                 if not self._workers:
                     self._workers = get_settings().password_hash_workers
-                self._executor = ThreadPoolExecutor(
-                    max_workers=self._workers,
-                    thread_name_prefix=POOL_THREAD_PREFIX,
-                    initializer=_yield_to_others,
-                )
-            return self._executor
+                self._threads = _TwoLevelPool(self._workers)
+            return self._threads
 
 
 _pool = _Pool()
@@ -133,12 +191,23 @@ def size_pool(workers: int) -> None:
 
 async def hash_in_pool(password: str) -> str:
     """``hash_password`` in the pool: the event loop serves other requests meanwhile."""
-    loop = asyncio.get_running_loop()
     # Looked up at call time, so a test can wrap the function to watch where it runs.
-    return await loop.run_in_executor(_pool.executor(), hash_password, password)
+    return await asyncio.wrap_future(_pool.threads().submit(FIRST, hash_password, password))
 
 
-async def verify_in_pool(password_hash: str | None, password: str) -> bool:
-    """``verify_password`` in the pool; ``None`` (no such account) costs the same as a hash."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_pool.executor(), verify_password, password_hash, password)
+async def verify_in_pool(
+    password_hash: str | None, password: str, *, after_failures: bool = False
+) -> bool:
+    """``verify_password`` in the pool; ``None`` (no such account) costs the same as a hash.
+
+    ``after_failures``: the attempt comes from an address that has failed lately,
+    so it waits until no attempt from a clean address does (``_TwoLevelPool``).
+    """
+    level = AFTER_FAILURES if after_failures else FIRST
+    work = _pool.threads().submit(level, verify_password, password_hash, password)
+    return await asyncio.wrap_future(work)
+
+
+def waiting() -> int:
+    """Hashes and verifies queued in this process's pool, not yet begun (for tests)."""
+    return _pool.threads().waiting()

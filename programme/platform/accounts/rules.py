@@ -158,6 +158,11 @@ class Admission:
     """The username was already delayed when this attempt got past it (a clean address)."""
     address_delayed: bool = False
     """Refused by rule 1: the address is delayed, whatever the username."""
+    address_has_failed: bool = False
+    """The address had failures remembered before this attempt. Its password is
+    checked after those of addresses that have not (the hash pool's second
+    level): in a flood the owner, from a clean address, is not queued behind
+    the guesses of addresses that have already failed."""
 
     def retry_after_seconds(self, now: datetime) -> int:
         assert self.retry_at is not None
@@ -188,7 +193,12 @@ def admit(attempt: Attempt, now: datetime, policy: ThrottlePolicy) -> Admission:
         here.counted(now, free=_NEVER, policy=policy),
         username.counted(now, policy.username_failures, policy),
     )
-    return Admission(counted, None, username_was_delayed=username.delayed(now))
+    return Admission(
+        counted,
+        None,
+        username_was_delayed=username.delayed(now),
+        address_has_failed=address.failures > 0,
+    )
 
 
 @dataclass(frozen=True)
@@ -218,6 +228,42 @@ def remembered_refusal(admission: Admission) -> RememberedRefusal | None:
         admission.retry_at if here_forgotten is None else min(admission.retry_at, here_forgotten)
     )
     return RememberedRefusal(any_username=False, until=until)
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How often one client address may try to sign in at all, right or wrong.
+
+    The delays above decide which passwords are checked; the pace bounds how many
+    requests an address may send the sign-in routes, checked or not: ``burst`` at
+    once, then one more per ``interval``. A client sending the next attempt the
+    moment a 429 comes back is refused at the door (``platform.sign_in_door``),
+    before its body is read, instead of costing a whole request each time.
+    Per address, so the owner signing in from any other address never meets
+    it; generous enough that a person, or an office behind one address, who
+    sends a sign-in a second does not either. Like the delays, it admits nothing
+    by itself: an attempt within the pace still goes through every rule above.
+    """
+
+    burst: int
+    interval: timedelta
+
+
+def paced(full_at: datetime | None, now: datetime, pace: Pace) -> tuple[datetime | None, datetime]:
+    """One sign-in request from an address against its pace.
+
+    ``full_at`` is when the address's allowance would be whole again (None or
+    past: it is whole). Each request admitted moves it one ``interval`` on; a
+    request that would move it more than ``burst`` intervals past now is
+    refused. Returns (refused until then, or None: admitted; the new
+    ``full_at``). A refused request costs the address nothing more: waiting
+    until the time given is enough (as with the delays' ``Retry-After``).
+    """
+    start = now if full_at is None or full_at < now else full_at
+    after = start + pace.interval
+    if after - now > pace.burst * pace.interval:
+        return start - (pace.burst - 1) * pace.interval, start
+    return None, after
 
 
 def after_success(

@@ -457,6 +457,20 @@ class RecentRefusals:
     def __len__(self) -> int:
         return len(self._until)
 
+    def address_refused_until(self, address: str, now: datetime) -> datetime | None:
+        """When a refusal remembered for the address itself (rule 1) ends; None: none known.
+
+        All the sign-in door can ask: it has not read the username.
+        """
+        until = self._until.get((address, None))
+        if until is None:
+            return None
+        if until <= now:
+            del self._until[(address, None)]
+            return None
+        self._tally[(address, None)] = self._tally.get((address, None), 0) + 1
+        return until
+
     def refused_until(self, username: str, address: str, now: datetime) -> datetime | None:
         """When a refusal remembered for this attempt ends; None: ask the records.
 
@@ -502,6 +516,60 @@ class RecentRefusals:
     def take_tally(self, username: str, address: str) -> tuple[int, int]:
         """Refusals repeated since the last look: (the address's, the username's)."""
         return self._tally.pop((address, None), 0), self._tally.pop(("", username), 0)
+
+
+PACED_ADDRESSES = 10_000
+"""Addresses one worker keeps a pace for at most; past that, new ones are not paced."""
+
+
+def sign_in_pace(settings: Settings) -> rules.Pace:
+    return rules.Pace(
+        burst=settings.login_burst,
+        interval=timedelta(minutes=1) / settings.login_attempts_per_minute,
+    )
+
+
+class AddressPace:
+    """Each address's sign-in pace in this worker (``rules.paced``): memory only.
+
+    Per worker, as ``RecentRefusals``: with N workers an address gets up to N
+    times the pace, which still bounds it. Nothing is stored: a restart forgives
+    every pace, which costs nothing the records do not still hold.
+    """
+
+    def __init__(self, pace: rules.Pace, most: int = PACED_ADDRESSES) -> None:
+        self._pace = pace
+        self._most = most
+        self._full_at: dict[str, datetime] = {}
+
+    def __len__(self) -> int:
+        return len(self._full_at)
+
+    def refused_until(self, address: str, now: datetime) -> datetime | None:
+        """Count one request from ``address``; when it may come back if it is refused."""
+        known = self._full_at.get(address)
+        if known is None and len(self._full_at) >= self._most:
+            # An address whose allowance is whole again owes nothing: forget it.
+            self._full_at = {a: full for a, full in self._full_at.items() if full > now}
+            if len(self._full_at) >= self._most:
+                return None
+        refused, full_at = rules.paced(known, now, self._pace)
+        self._full_at[address] = full_at
+        return refused
+
+
+def refused_at_the_door(
+    address: str, now: datetime, refusals: RecentRefusals, pace: AddressPace
+) -> int | None:
+    """Seconds to wait if a sign-in from ``address`` is refused before it is read; None: read it.
+
+    The two refusals that need no username: a refusal remembered for the address
+    itself (rule 1 of ``accounts.rules``), which ``authenticate`` would repeat
+    for any username, and the address's pace (``rules.Pace``). Everything else
+    is decided by ``authenticate`` once the username is known.
+    """
+    until = refusals.address_refused_until(address, now) or pace.refused_until(address, now)
+    return None if until is None else rules.retry_after_seconds(until, now)
 
 
 async def _locked(username: str, address: str, now: datetime) -> rules.Attempt:
@@ -592,7 +660,10 @@ async def authenticate(
         .first()
     )
     stored_hash = row["password_hash"] if row else None
-    if not await verify_in_pool(stored_hash, password) or row is None or not row["active"]:
+    checked = await verify_in_pool(
+        stored_hash, password, after_failures=admission.address_has_failed
+    )
+    if not checked or row is None or not row["active"]:
         await _prune(now)
         raise NotAuthenticated("Wrong username or password.")
     await _after_success(name, address, admission, policy)

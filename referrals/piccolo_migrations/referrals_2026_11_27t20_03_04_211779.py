@@ -13,6 +13,10 @@ Measured at a million referrals (``bench/pages_at_scale.py``, bench/README.md):
 - ``referral_status_received``: a caseload section is one status's newest referrals
   (``status = $1 ORDER BY received_on DESC, id LIMIT 500``); with only the status
   index, each sorted up to 90,000 referrals to keep 500.
+- ``referral_engaged_waiting``: the waiting list (the dashboard's counts of it too)
+  starts from every engaged referral; their rows lie all over the table (52,000 of
+  them in 25,000 pages read one by one: 0.8 s of its 0.9 to 1.8 s), the index holds
+  all it needs.
 """
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
@@ -27,8 +31,11 @@ FORWARDS = [
     " INCLUDE (occurred_on) WHERE type = 'engaged' AND voided_at IS NULL",
     "DROP INDEX IF EXISTS referral_event_engaged",
     "CREATE INDEX referral_status_received ON referral (status, received_on DESC, id)",
+    "CREATE INDEX referral_engaged_waiting ON referral (id) INCLUDE (reference)"
+    " WHERE status = 'engaged'",
 ]
 BACKWARDS = [
+    "DROP INDEX IF EXISTS referral_engaged_waiting",
     "DROP INDEX IF EXISTS referral_status_received",
     "CREATE INDEX referral_event_engaged ON referral_event (referral) WHERE type = 'engaged'",
     "DROP INDEX IF EXISTS referral_event_engaged_counting",

@@ -167,41 +167,24 @@ ORDER BY q.position
 
 REASONS = tuple(reason.value for reason in ReturnReason)
 
-QUALITY_SQL = f"""
-WITH submissions AS (
-    SELECT r.agency, r.received_on, true AS accepted, r.quality_score,
-           '[]'::jsonb AS reasons,
-           EXISTS (SELECT 1 FROM referral_event e
-                   WHERE e.referral = r.id AND e.type = '{Status.engaged}'
-                     AND e.voided_at IS NULL) AS engaged
-    FROM referral r WHERE r.received_on BETWEEN $1 AND $2
-    UNION ALL
-    SELECT agency, received_on, false, NULL, reasons, false
-    FROM returned_referral WHERE received_on BETWEEN $1 AND $2 AND NOT replaced
-)
-SELECT a.name AS agency, {quarter_sql("s.received_on")} AS quarter,
-       min(s.received_on) AS first_day,
-       count(*) AS received,
-       count(*) FILTER (WHERE s.accepted) AS accepted,
-       count(*) FILTER (WHERE NOT s.accepted) AS returned,
-       {", ".join(f"count(*) FILTER (WHERE s.reasons ? '{r}') AS {r}" for r in REASONS)},
-       avg(s.quality_score) AS mean_quality_score,
-       count(*) FILTER (WHERE s.engaged) AS engaged
-FROM submissions s JOIN agency a ON a.id = s.agency
-GROUP BY 1, 2
-ORDER BY 1, 3
-"""  # noqa: S608
-
 NO_FOLLOW_UP_YET = "SELECT count(*) FROM referral WHERE received_on >= $1"
 
 FEEDBACK_SQL = f"""
+WITH by_day AS (
+    -- Counted per day and stage first, so the quarter label is worked out once per day,
+    -- not once per response (at 600,000 responses it was two thirds of the time).
+    SELECT collected_on, stage, count(*) AS responded,
+           count(*) FILTER (WHERE behaviour IN ('{Behaviour.stopped}', '{Behaviour.reduced}'))
+               AS improved
+    FROM feedback
+    WHERE collected_on BETWEEN $1 AND $2
+    GROUP BY 1, 2
+)
 SELECT {quarter_sql("collected_on")} AS quarter, stage,
        min(collected_on) AS first_day,
-       count(*) AS responded,
-       count(*) FILTER (WHERE behaviour IN ('{Behaviour.stopped}', '{Behaviour.reduced}'))
-           AS improved
-FROM feedback
-WHERE collected_on BETWEEN $1 AND $2
+       sum(responded)::bigint AS responded,
+       sum(improved)::bigint AS improved
+FROM by_day
 GROUP BY 1, 2
 """  # noqa: S608
 
@@ -237,6 +220,60 @@ _GROUPS = {
     "agency": ("a.name", "a.name"),
     "local_authority": ("coalesce(r.local_authority, 'not recorded')", f"'{NOT_KEPT}'"),
 }
+
+
+def _quality(by: str, per_quarter: bool) -> str:
+    """Referral quality per agency or local authority, and per quarter or over the range.
+
+    Counted per group and day first (the engaged referrals hashed once, not probed once
+    per referral; the quarter label worked out once per day, not once per submission):
+    at a million referrals the per-row form took 2.5 times a bare aggregate. The mean
+    score is the sum over the count, which is how ``avg`` works it out, to the digit."""
+    area = {"agency": ("NULL::text", "NULL::text"), "local_authority": _GROUPS[by]}[by]
+    key = "a.name AS agency" if by == "agency" else "s.area AS local_authority"
+    quarter = quarter_sql("s.received_on") if per_quarter else "'Total'"
+    no_reasons = ", ".join(f"0 AS {r}" for r in REASONS)
+    reasons = ", ".join(f"count(*) FILTER (WHERE reasons ? '{r}') AS {r}" for r in REASONS)
+    summed = ", ".join(f"sum(s.{r})::bigint AS {r}" for r in REASONS)
+    return f"""
+WITH engaged AS (
+    SELECT DISTINCT referral FROM referral_event
+    WHERE type = '{Status.engaged}' AND voided_at IS NULL
+), submissions AS (
+    SELECT r.agency, {area[0]} AS area, r.received_on, count(*) AS received,
+           count(*) AS accepted, 0 AS returned, {no_reasons},
+           sum(r.quality_score) AS score_sum, count(r.quality_score) AS scored,
+           count(e.referral) AS engaged
+    FROM referral r LEFT JOIN engaged e ON e.referral = r.id
+    WHERE r.received_on BETWEEN $1 AND $2
+    GROUP BY 1, 2, 3
+    UNION ALL
+    SELECT agency, {area[1]}, received_on, count(*), 0, count(*), {reasons}, NULL, 0, 0
+    FROM returned_referral
+    WHERE received_on BETWEEN $1 AND $2 AND NOT replaced
+    GROUP BY 1, 2, 3
+)
+SELECT {key}, {quarter} AS quarter,
+       min(s.received_on) AS first_day,
+       sum(s.received)::bigint AS received,
+       sum(s.accepted)::bigint AS accepted,
+       sum(s.returned)::bigint AS returned,
+       {summed},
+       sum(s.score_sum)::numeric / nullif(sum(s.scored), 0)::numeric AS mean_quality_score,
+       sum(s.engaged)::bigint AS engaged
+FROM submissions s JOIN agency a ON a.id = s.agency
+GROUP BY 1, 2
+ORDER BY 1, 3
+"""  # noqa: S608
+
+
+QUALITY_SQL = _quality("agency", per_quarter=True)
+"""Referral quality per agency and quarter: received, accepted, returned by reason, mean
+quality score, engaged."""
+QUALITY_BY_LOCAL_AUTHORITY_SQL = _quality("local_authority", per_quarter=True)
+"""Referral quality per local authority: the same statement, keyed by area."""
+QUALITY_OVER_RANGE_SQL = {by: _quality(by, per_quarter=False) for by in _GROUPS}
+"""Referral quality over the whole range, one row per agency or local authority."""
 
 
 def _quarterly_by(accepted: str, returned: str) -> str:
@@ -286,27 +323,6 @@ COHORT_BY_SQL = {name: _cohort_by(exprs[0]) for name, exprs in _GROUPS.items()}
 """The engagement rate's cohort per agency or local authority."""
 
 
-def _replaced(statement: str, *edits: tuple[str, str]) -> str:
-    for old, new in edits:
-        assert statement.count(old) == 1, old  # the statement changed under this edit
-        statement = statement.replace(old, new)
-    return statement
-
-
-QUALITY_BY_LOCAL_AUTHORITY_SQL = _replaced(
-    QUALITY_SQL,
-    (
-        "SELECT r.agency, r.received_on,",
-        f"SELECT r.agency, {_GROUPS['local_authority'][0]} AS area, r.received_on,",
-    ),
-    (
-        "SELECT agency, received_on, false,",
-        f"SELECT agency, {_GROUPS['local_authority'][1]}, received_on, false,",
-    ),
-    ("SELECT a.name AS agency,", "SELECT s.area AS local_authority,"),
-)
-"""Referral quality per local authority: the same statement, keyed by area."""
-
 FEEDBACK_BY_SQL = {
     name: f"""
 SELECT {accepted} AS grp, {quarter_sql("f.collected_on")} AS quarter, f.stage,
@@ -323,12 +339,3 @@ GROUP BY 1, 2, 3
     for name, (accepted, _) in _GROUPS.items()
 }
 """Victims' feedback per agency or local authority of the perpetrator's referral."""
-
-_QUARTER_OF_SUBMISSION = f"{quarter_sql('s.received_on')} AS quarter"
-QUALITY_OVER_RANGE_SQL = {
-    "agency": _replaced(QUALITY_SQL, (_QUARTER_OF_SUBMISSION, "'Total' AS quarter")),
-    "local_authority": _replaced(
-        QUALITY_BY_LOCAL_AUTHORITY_SQL, (_QUARTER_OF_SUBMISSION, "'Total' AS quarter")
-    ),
-}
-"""Referral quality over the whole range, one row per agency or local authority."""

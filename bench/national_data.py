@@ -12,6 +12,7 @@ Names no project module: only the tables' SQL names.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -557,3 +558,190 @@ async def generate(
         "attendance_plan": dict(plan),
         "foreign_key_triggers_during_load": not replica,
     }
+
+
+# --- victims, their consent to contact and their feedback (encrypted as the project does) ---
+
+VICTIMS_SECOND_SHARE = 0.15
+"""A referral naming victims names a second one this often."""
+CONSENT_GIVEN_SHARE = 0.75
+NOTE_SHARE = 0.25
+"""Feedback with a (free-text, encrypted) note."""
+
+VICTIM_PLAN_SQL = f"""
+CREATE TEMP TABLE victim_plan AS
+WITH named AS (
+    SELECT r.id AS referral, substr(r.reference, 5)::bigint AS i, r.received_on,
+           r.relationship
+    FROM referral r
+    WHERE r.reference LIKE 'NAT-%' AND NOT (r.missing_details ? 'victims')
+), milestones AS (
+    SELECT referral,
+           min(occurred_on) FILTER (WHERE type = 'started') AS started_on,
+           min(occurred_on) FILTER (WHERE type = 'completed') AS completed_on
+    FROM referral_event WHERE type IN ('started', 'completed') GROUP BY referral
+)
+SELECT md5('victim:' || n.i || ':' || k)::uuid AS id, n.referral, n.i * 4 + k AS j,
+       n.received_on, m.started_on, m.completed_on,
+       CASE WHEN k = 1 THEN n.relationship ELSE 'family_member' END AS relationship,
+       pg_temp.u(n.i * 4 + k, 301) < {CONSENT_GIVEN_SHARE} AS consent_given
+FROM named n
+CROSS JOIN LATERAL generate_series(
+    1, CASE WHEN pg_temp.u(n.i, 300) < {VICTIMS_SECOND_SHARE} THEN 2 ELSE 1 END) AS k
+LEFT JOIN milestones m ON m.referral = n.referral
+"""
+
+# Feedback at the IMPACT time points, for victims who consented: at intake for most,
+# at midpoint for those whose perpetrator started, at exit and six months on for those
+# who completed. Later stages report stopped or reduced abuse more often.
+FEEDBACK_PLAN_SQL = """
+CREATE TEMP TABLE feedback_plan AS
+SELECT md5('feedback:' || p.j || ':' || s.stage)::uuid AS id, p.id AS victim, s.stage,
+       s.day AS collected_on,
+       CASE WHEN pg_temp.u(p.j, 310 + s.n) < s.stopped THEN 'stopped'
+            WHEN pg_temp.u(p.j, 310 + s.n) < s.stopped + s.reduced THEN 'reduced'
+            WHEN pg_temp.u(p.j, 310 + s.n) < s.stopped + s.reduced + 0.45 THEN 'same'
+            ELSE 'worse' END AS behaviour,
+       CASE WHEN pg_temp.u(p.j, 320 + s.n) < 0.5 THEN 'yes'
+            WHEN pg_temp.u(p.j, 320 + s.n) < 0.8 THEN 'unsure' ELSE 'no' END AS feels_safer,
+       pg_temp.u(p.j, 330 + s.n) < $2 AS has_note
+FROM victim_plan p
+CROSS JOIN LATERAL (VALUES
+    (1, 'intake', p.received_on + 7 + floor(pg_temp.u(p.j, 341) * 28)::int, 0.60, 0.05, 0.15),
+    (2, 'midpoint', p.started_on + 84 + floor(pg_temp.u(p.j, 342) * 14)::int, 0.45, 0.15, 0.30),
+    (3, 'exit', p.completed_on + floor(pg_temp.u(p.j, 343) * 21)::int, 0.50, 0.25, 0.35),
+    (4, 'follow_up_6m', p.completed_on + 182 + floor(pg_temp.u(p.j, 344) * 21)::int,
+     0.30, 0.30, 0.30)
+) AS s(n, stage, day, share, stopped, reduced)
+WHERE p.consent_given AND s.day IS NOT NULL AND s.day <= $1
+  AND pg_temp.u(p.j, 350 + s.n) < s.share
+"""
+
+
+async def generate_victims(
+    connection: Any, cutoff: date, encrypt: Callable[[str | None], str | None]
+) -> dict[str, Any]:
+    """Victims for the referrals that name them, with consent and feedback; returns timings.
+
+    Contact details and feedback notes go through ``encrypt`` (the project's field
+    cipher, one value at a time as its write path does) and in by COPY; the rest is
+    worked out server-side like the referrals. Run after ``generate``.
+    """
+    steps: dict[str, float] = {}
+    started = time.perf_counter()
+    await connection.execute(UNIFORM_FUNCTION)
+    await connection.execute("SET work_mem = '256MB'")
+
+    async def step(name: str, sql: str, *args: Any) -> None:
+        step_started = time.perf_counter()
+        status = await connection.execute(sql, *args)
+        steps[name] = time.perf_counter() - step_started
+        log(f"  {name}: {status} in {steps[name]:.1f}s")
+
+    await step("victim_plan (temp)", VICTIM_PLAN_SQL)
+    step_started = time.perf_counter()
+    victims = 0
+    chunk: list[tuple[Any, ...]] = []
+    async with connection.transaction():
+        async for row in connection.cursor(
+            "SELECT id, referral, j, relationship, received_on FROM victim_plan ORDER BY j",
+            prefetch=20_000,
+        ):
+            j = row["j"]
+            first = FIRST_NAMES[j % len(FIRST_NAMES)] if j % 7 else "Sarah"
+            last = LAST_NAMES[(j // 7) % len(LAST_NAMES)] if j % 5 else None
+            phone = "+4475" + str(j % 100_000_000).zfill(8) if j % 3 else None
+            chunk.append(
+                (
+                    row["id"],
+                    row["referral"],
+                    encrypt(first),
+                    encrypt(last),
+                    encrypt(phone),
+                    row["relationship"],
+                    None,
+                )
+            )
+            if len(chunk) >= 20_000:
+                victims += len(chunk)
+                await _copy_victims(connection, chunk)
+                chunk = []
+    if chunk:
+        victims += len(chunk)
+        await _copy_victims(connection, chunk)
+    steps["victim (encrypted, COPY)"] = time.perf_counter() - step_started
+    log(f"  victim: {victims:,} encrypted and copied in {steps['victim (encrypted, COPY)']:.1f}s")
+    await step(
+        "contact_consent",
+        """
+INSERT INTO contact_consent (id, victim, given, obtained_on, withdrawn_on, recorded_by)
+SELECT md5('consent:' || j)::uuid, id, consent_given,
+       received_on + floor(pg_temp.u(j, 302) * 10)::int, NULL, NULL
+FROM victim_plan
+""",
+    )
+    await step("feedback_plan (temp)", FEEDBACK_PLAN_SQL, cutoff, NOTE_SHARE)
+    step_started = time.perf_counter()
+    feedback = 0
+    note = "Said how things have been at home since the last call."
+    columns = ("id", "victim", "stage", "collected_on", "behaviour", "feels_safer", "note")
+    chunk = []
+    async with connection.transaction():
+        async for row in connection.cursor(
+            "SELECT * FROM feedback_plan ORDER BY collected_on", prefetch=20_000
+        ):
+            chunk.append(
+                (
+                    row["id"],
+                    row["victim"],
+                    row["stage"],
+                    row["collected_on"],
+                    row["behaviour"],
+                    row["feels_safer"],
+                    encrypt(note) if row["has_note"] else None,
+                )
+            )
+            if len(chunk) >= 20_000:
+                feedback += len(chunk)
+                await connection.copy_records_to_table("feedback", records=chunk, columns=columns)
+                chunk = []
+    if chunk:
+        feedback += len(chunk)
+        await connection.copy_records_to_table("feedback", records=chunk, columns=columns)
+    steps["feedback (encrypted notes, COPY)"] = time.perf_counter() - step_started
+    log(f"  feedback: {feedback:,} copied in {steps['feedback (encrypted notes, COPY)']:.1f}s")
+    await connection.execute("DROP TABLE IF EXISTS victim_plan, feedback_plan")
+    step_started = time.perf_counter()
+    for table in ("victim", "contact_consent", "feedback"):
+        await connection.execute(f"VACUUM (ANALYZE) {table}")
+    steps["VACUUM (ANALYZE)"] = time.perf_counter() - step_started
+    counts = {
+        table: int(await connection.fetchval(f"SELECT count(*) FROM {table}"))
+        for table in ("victim", "contact_consent", "feedback")
+    }
+    by_stage = {
+        r["stage"]: int(r["n"])
+        for r in await connection.fetch("SELECT stage, count(*) AS n FROM feedback GROUP BY 1")
+    }
+    return {
+        "seconds": time.perf_counter() - started,
+        "steps": steps,
+        "rows": counts,
+        "feedback_by_stage": by_stage,
+    }
+
+
+async def _copy_victims(connection: Any, records: list[tuple[Any, ...]]) -> None:
+    await connection.copy_records_to_table(
+        "victim",
+        records=records,
+        columns=(
+            "id",
+            "referral",
+            "first_name",
+            "last_name",
+            "phone",
+            "relationship",
+            "recorded_by",
+        ),
+    )

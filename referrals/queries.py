@@ -147,3 +147,19 @@ WHERE id = (
     LIMIT 1
 )
 """
+
+# One section of a facilitator's caseload: the newest referrals ($2 of them) at status
+# $1, with the names the page shows and no more, and how many there are in all; $3 the
+# only agency to look in (a referrer's), or NULL. The order is the referral list's
+# (``services.list_referrals``), served by ``referral_status_received``.
+CASELOAD_SECTION = """
+SELECT r.id, r.reference, p.first_name, p.last_name, r.received_on, r.status, r.status_on
+FROM referral r JOIN person p ON p.id = r.person
+WHERE r.status = $1 AND ($3::uuid IS NULL OR r.agency = $3::uuid)
+ORDER BY r.received_on DESC, r.id
+LIMIT $2
+"""
+
+CASELOAD_SECTION_TOTAL = """
+SELECT count(*) FROM referral WHERE status = $1 AND ($2::uuid IS NULL OR agency = $2::uuid)
+"""

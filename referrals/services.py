@@ -653,6 +653,58 @@ async def list_referrals(
     return ReferralPage(items=items, total=total, limit=limit, offset=offset)
 
 
+@dataclass(frozen=True)
+class CaseloadReferral:
+    """A referral as a caseload lists it: who, when received, and where it has got to.
+    A withdrawn referral's names are withheld, as in every named view."""
+
+    id: UUID
+    reference: str
+    first_name: str | None
+    last_name: str | None
+    received_on: date
+    status: str
+    status_on: date
+    restricted: bool
+
+
+async def caseload_section(
+    actor: Principal, status: Status, limit: int
+) -> tuple[list[CaseloadReferral], int]:
+    """The newest ``limit`` referrals at ``status`` and how many there are: the rows and
+    order of ``list_referrals`` for that status, read and audited the same way, without
+    the whole record and timeline a caseload line never shows (at a million referrals,
+    building those for its 2,000 lines was most of the page's time)."""
+    filters = _scope(actor, ReferralFilters(status=status))
+    async with database.connection() as connection:
+        rows = await connection.fetch(
+            queries.CASELOAD_SECTION, status.value, limit, filters.agency_id
+        )
+        total = await connection.fetchval(
+            queries.CASELOAD_SECTION_TOTAL, status.value, filters.agency_id
+        )
+    lines = []
+    for row in rows:
+        restricted = row["status"] == Status.withdrawn.value
+        lines.append(
+            CaseloadReferral(
+                id=row["id"],
+                reference=row["reference"],
+                first_name=None if restricted else row["first_name"],
+                last_name=None if restricted else row["last_name"],
+                received_on=row["received_on"],
+                status=row["status"],
+                status_on=row["status_on"],
+                restricted=restricted,
+            )
+        )
+    await audit.record_many(
+        actor, AuditAction.read, RecordType.referral, [line.id for line in lines],
+        {"view": _view_name(actor)},
+    )  # fmt: skip
+    return lines, int(total)
+
+
 async def get_referral(
     actor: Principal, referral_id: UUID, secret: str, outcomes: OutcomesHooks
 ) -> ReferralView:

@@ -38,7 +38,7 @@ from programme.platform.web import browser
 from referrals import services as referrals
 from referrals.rules import Status, allowed_next, reason_problems
 from referrals.schemas import EventCreate, ReferralNamedView, ReferralSearch, ReferralView
-from referrals.services import OutcomesHooks, ReferralFilters
+from referrals.services import OutcomesHooks
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -198,11 +198,22 @@ def _name(view: Any) -> str:
     return "Details withheld"
 
 
-async def _section(actor: Principal, status: Status, secret: str) -> tuple[list[CaseloadLine], int]:
-    found = await referrals.list_referrals(
-        actor, ReferralFilters(status=status), MAX_LIMIT, 0, secret
-    )
-    return [_line(v) for v in found.items], found.total
+async def _section(actor: Principal, status: Status) -> tuple[list[CaseloadLine], int]:
+    found, total = await referrals.caseload_section(actor, status, MAX_LIMIT)
+    lines = [
+        CaseloadLine(
+            r.id,
+            r.reference,
+            "Details withheld"
+            if r.restricted
+            else f"{r.first_name or ''} {r.last_name or ''}".strip(),
+            r.received_on,
+            r.status,
+            r.status_on,
+        )
+        for r in found
+    ]
+    return lines, total
 
 
 @get(CASELOAD, guards=[STAFF], opt={browser.NAV: "Caseload", "nav_order": 10})
@@ -210,20 +221,19 @@ async def caseload(
     request: Request[Any, Any, Any], actor: access.SignedIn, state: State
 ) -> Template:
     """Waiting for first contact (oldest first, overdue ones highlighted), contacted, engaged."""
-    secret = _secret(state)
     settings: Settings = state.settings
     now = today()
-    waiting, waiting_total = await _section(actor, Status.accepted, secret)
+    waiting, waiting_total = await _section(actor, Status.accepted)
     for line in waiting:
         line.working_days = rules.working_days_between(line.received_on, now)
         line.overdue = rules.overdue_for_contact(
             line.received_on, now, settings.first_contact_working_days
         )
     waiting.sort(key=lambda line: (line.received_on, line.reference))
-    contacted, contacted_total = await _section(actor, Status.contacted, secret)
+    contacted, contacted_total = await _section(actor, Status.contacted)
     contacted.sort(key=lambda line: (line.status_on, line.reference))
-    engaged, engaged_total = await _section(actor, Status.engaged, secret)
-    started, started_total = await _section(actor, Status.started, secret)
+    engaged, engaged_total = await _section(actor, Status.engaged)
+    started, started_total = await _section(actor, Status.started)
     engaged = sorted(engaged + started, key=lambda line: (line.status_on, line.reference))
     return browser.page(
         request,

@@ -23,3 +23,13 @@ def insert_entries(parameter: int) -> str:
     FROM jsonb_to_recordset(${parameter}::jsonb) AS e(
         occurred_at timestamptz, account_id uuid, username text, role text, action text,
         record_type text, record_id text, detail jsonb)"""  # noqa: S608 - constants only
+
+
+RECORD_MANY = f"""
+INSERT INTO audit_event ({", ".join(ENTRY_COLUMNS)})
+SELECT $1::timestamptz, $2::uuid, $3, $4, $5, $6, record_id, $8::jsonb
+FROM unnest($7::text[]) WITH ORDINALITY AS r(record_id, position)
+ORDER BY position
+"""  # noqa: S608 - constants only; values are bound
+"""The same row for each of many records ($7), differing only in the record: a list page's
+reads in one statement, its values sent once (not one bound row of eight per record)."""

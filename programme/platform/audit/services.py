@@ -19,7 +19,7 @@ from uuid import UUID
 import asyncpg
 
 from programme.platform import database
-from programme.platform.audit.queries import ENTRY_COLUMNS
+from programme.platform.audit.queries import ENTRY_COLUMNS, RECORD_MANY
 from programme.platform.audit.schemas import Actor, AuditEntry
 from programme.platform.errors import FieldError, InvalidInput
 from programme.platform.paging import Page, Paging
@@ -88,9 +88,17 @@ async def record_many(
     """One row per record, written in a single statement."""
     if not record_ids:
         return
-    detail_json = json.dumps(detail or {})
-    await AuditEvent.insert(
-        *[_row(actor, action, record_type, record_id, detail_json) for record_id in record_ids]
+    made = _row(actor, action, record_type, None, json.dumps(detail or {}))
+    await database.fetch(
+        RECORD_MANY,
+        made.occurred_at,
+        made.account_id,
+        made.username,
+        made.role,
+        made.action,
+        made.record_type,
+        [str(record_id) for record_id in record_ids],
+        made.detail,
     )
 
 

@@ -148,17 +148,22 @@ WHERE id = (
 )
 """
 
-# One section of a facilitator's caseload: the newest referrals ($2 of them) at status
-# $1, with the names the page shows and no more, and how many there are in all; $3 the
-# only agency to look in (a referrer's), or NULL. The order is the referral list's
-# (``services.list_referrals``), served by ``referral_status_received``.
-CASELOAD_SECTION = """
+# One section of a facilitator's caseload: the referrals ($2 of them) at status $1 that
+# have waited longest, with the names the page shows and no more; $3 the only agency to
+# look in (a referrer's), or NULL. Waiting for first contact: by the day received (served
+# by ``referral_status_received``); further on, by the day of the status (a top-N sort of
+# that status's rows).
+_CASELOAD_SECTION = """
 SELECT r.id, r.reference, p.first_name, p.last_name, r.received_on, r.status, r.status_on
 FROM referral r JOIN person p ON p.id = r.person
 WHERE r.status = $1 AND ($3::uuid IS NULL OR r.agency = $3::uuid)
-ORDER BY r.received_on DESC, r.id
+ORDER BY {order}, r.id
 LIMIT $2
 """
+CASELOAD_SECTION = {
+    "received_on": _CASELOAD_SECTION.format(order="r.received_on"),
+    "status_on": _CASELOAD_SECTION.format(order="r.status_on, r.received_on"),
+}
 
 CASELOAD_SECTION_TOTAL = """
 SELECT count(*) FROM referral WHERE status = $1 AND ($2::uuid IS NULL OR agency = $2::uuid)

@@ -669,16 +669,18 @@ class CaseloadReferral:
 
 
 async def caseload_section(
-    actor: Principal, status: Status, limit: int
+    actor: Principal, status: Status, limit: int, waited_since: str = "received_on"
 ) -> tuple[list[CaseloadReferral], int]:
-    """The newest ``limit`` referrals at ``status`` and how many there are: the rows and
-    order of ``list_referrals`` for that status, read and audited the same way, without
-    the whole record and timeline a caseload line never shows (at a million referrals,
-    building those for its 2,000 lines was most of the page's time)."""
+    """The ``limit`` referrals at ``status`` that have waited longest (since the day
+    ``waited_since``: received, or reached the status) and how many there are in all,
+    read and audited as ``list_referrals`` reads them, without the whole record and
+    timeline a caseload line never shows (at a million referrals, building those for its
+    2,000 lines was most of the page's time). Longest first, because when a section
+    holds more than a page shows, the people waiting longest are the ones to reach."""
     filters = _scope(actor, ReferralFilters(status=status))
     async with database.connection() as connection:
         rows = await connection.fetch(
-            queries.CASELOAD_SECTION, status.value, limit, filters.agency_id
+            queries.CASELOAD_SECTION[waited_since], status.value, limit, filters.agency_id
         )
         total = await connection.fetchval(
             queries.CASELOAD_SECTION_TOTAL, status.value, filters.agency_id

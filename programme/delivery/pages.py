@@ -198,8 +198,10 @@ def _name(view: Any) -> str:
     return "Details withheld"
 
 
-async def _section(actor: Principal, status: Status) -> tuple[list[CaseloadLine], int]:
-    found, total = await referrals.caseload_section(actor, status, MAX_LIMIT)
+async def _section(
+    actor: Principal, status: Status, waited_since: str
+) -> tuple[list[CaseloadLine], int]:
+    found, total = await referrals.caseload_section(actor, status, MAX_LIMIT, waited_since)
     lines = [
         CaseloadLine(
             r.id,
@@ -223,17 +225,17 @@ async def caseload(
     """Waiting for first contact (oldest first, overdue ones highlighted), contacted, engaged."""
     settings: Settings = state.settings
     now = today()
-    waiting, waiting_total = await _section(actor, Status.accepted)
+    waiting, waiting_total = await _section(actor, Status.accepted, "received_on")
     for line in waiting:
         line.working_days = rules.working_days_between(line.received_on, now)
         line.overdue = rules.overdue_for_contact(
             line.received_on, now, settings.first_contact_working_days
         )
     waiting.sort(key=lambda line: (line.received_on, line.reference))
-    contacted, contacted_total = await _section(actor, Status.contacted)
+    contacted, contacted_total = await _section(actor, Status.contacted, "status_on")
     contacted.sort(key=lambda line: (line.status_on, line.reference))
-    engaged, engaged_total = await _section(actor, Status.engaged)
-    started, started_total = await _section(actor, Status.started)
+    engaged, engaged_total = await _section(actor, Status.engaged, "status_on")
+    started, started_total = await _section(actor, Status.started, "status_on")
     engaged = sorted(engaged + started, key=lambda line: (line.status_on, line.reference))
     return browser.page(
         request,

@@ -323,10 +323,10 @@ def concordance(durations: np.ndarray, scores: np.ndarray, events: np.ndarray) -
         below = np.searchsorted(pool, run, side="left")
         correct += int(below.sum())
         tied += int((np.searchsorted(pool, run, side="right") - below).sum())
-        pairs += before * (end - start)
+        pairs += before * int(end - start)
     if pairs == 0:
         raise AnalysisError("no comparable pairs: no one reoffended before anyone else left")
-    return (correct + tied / 2) / pairs
+    return float((correct + tied / 2) / pairs)
 
 
 def time_varying_cox(

@@ -36,6 +36,7 @@ def test_equals_lifelines(seed, n, days, score_levels, share):
     t, s, e = simulated(seed, n, days, score_levels, share)
     assert concordance(t, s, e) == pytest.approx(concordance_index(t, s, e), abs=1e-12)
     assert concordance(t, s, e) == concordance_index(t, s, e)
+    assert type(concordance(t, s, e)) is float  # published as it is (msgspec, JSON)
 
 
 def test_censored_and_reoffending_on_the_same_day():

@@ -109,15 +109,17 @@ SELECT count(*) FILTER (WHERE before > 0) AS any_before,
        coalesce(sum(after), 0)::int AS incidents_after,
        count(*) AS n
 FROM (
-    SELECT r.id,
+    SELECT r.referral,
            count(o.id) FILTER (WHERE o.offence_date >= r.received_on - $2::int
                                  AND o.offence_date < r.received_on) AS before,
            count(o.id) FILTER (WHERE o.offence_date > r.received_on
                                  AND o.offence_date <= r.received_on + $2::int) AS after
-    FROM referral r
+    -- The cohort table's person and received date, the referral's own (one row each,
+    -- kept by triggers), read from its narrow rows rather than the referral's wide ones.
+    FROM reoffending_cohort r
     LEFT JOIN reoffence o ON o.person = r.person
     WHERE r.received_on <= $1
-    GROUP BY r.id
+    GROUP BY r.referral
 ) windows
 """
 

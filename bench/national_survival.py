@@ -373,11 +373,14 @@ async def survival_benchmark(
         connection = await connect()
         try:
             plan = await explain(connection, queries.COHORT_SQL, as_of)
+            table_plan = await explain(connection, queries.COHORT_COPY_SQL, as_of)
         finally:
             await connection.close()
         out["cohort_plan"] = plan
         out["cohort_sql_execution_ms"] = execution_ms(plan)
         out["cohort_scans"] = index_usage(plan)
+        out["cohort_table_execution_ms"] = execution_ms(table_plan)
+        out["cohort_table_scans"] = index_usage(table_plan)
         out["ph_scaling"] = ph_scaling(kept, scaling_sizes, out["n"])
         del kept
         gc.collect()

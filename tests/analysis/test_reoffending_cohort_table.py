@@ -59,11 +59,25 @@ async def copied(sql: str, as_of: date) -> bytes:
     return b"".join(chunks)
 
 
+DERIVED_BEFORE_AFTER_SQL = (
+    queries.BEFORE_AFTER_SQL.replace("SELECT r.referral,", "SELECT r.id,")
+    .replace("FROM reoffending_cohort r", "FROM referral r")
+    .replace("GROUP BY r.referral", "GROUP BY r.id")
+)
+"""The before/after counts from the referral table, as they were read before."""
+assert "reoffending_cohort" not in DERIVED_BEFORE_AFTER_SQL
+
+
 async def assert_same_everywhere(step: str) -> None:
     for as_of in CUT_OFFS:
         derived = await copied(DERIVED_COPY_SQL, as_of)
         kept = await copied(queries.COHORT_COPY_SQL, as_of)
         assert kept == derived, f"after {step}, cut-off {as_of}"
+        async with database.connection() as connection:
+            for window in (30, 182, 365):
+                before = await connection.fetchrow(DERIVED_BEFORE_AFTER_SQL, as_of, window)
+                now = await connection.fetchrow(queries.BEFORE_AFTER_SQL, as_of, window)
+                assert dict(now) == dict(before), f"before/after, {step}, {as_of}, {window}"
 
 
 async def execute(*statements: str) -> None:

@@ -207,8 +207,10 @@ for _table, _function, _events in _TRIGGERS:
         )
         FORWARDS.append(f"ALTER TABLE {_table} ENABLE ALWAYS TRIGGER {_name}")
 
-# The referrals already recorded.
+# The referrals already recorded, and statistics for the planner at once (the read's join
+# and order are planned on them; autovacuum would take a while to get to it).
 FORWARDS.append("SELECT reoffending_cohort_refresh(ARRAY(SELECT id FROM referral))")
+FORWARDS.append("ANALYZE reoffending_cohort")
 
 BACKWARDS = [
     *(

@@ -73,25 +73,32 @@ COHORT_COLUMNS = (
 whole numbers the age rule takes (``referrals.rules.whole_years``)."""
 
 
-def _parts(day: str, name: str) -> str:
-    # A date column can hold ±infinity (asyncpg writes Python's date.min and date.max
-    # so): no year of it exists, so it reads as not recorded rather than failing.
-    return (
-        f"CASE WHEN isfinite({day}) THEN extract(year FROM {day})::int END AS {name}_year, "
-        f"CASE WHEN isfinite({day}) THEN (extract(month FROM {day}) * 100 "
-        f"+ extract(day FROM {day}))::int END AS {name}_month_day"
-    )
+COHORT_COPY_SQL = """
+SELECT c.person, c.born_year, c.born_month_day, c.received_year, c.received_month_day,
+       c.gender, c.risk_level, c.prior_incidents, c.substance_misuse, c.mental_health,
+       c.children_in_household, c.local_authority, a.name AS agency,
+       $1 - c.received_on AS days_available,
+       CASE WHEN c.engaged_on <= $1 THEN c.engaged_on - c.received_on END AS days_to_engaged,
+       CASE WHEN c.completed_on <= $1 THEN c.completed_on - c.received_on END
+           AS days_to_completed,
+       CASE WHEN c.reoffended_on <= $1 THEN c.reoffended_on - c.received_on END
+           AS days_to_reoffence
+FROM reoffending_cohort c
+JOIN agency a ON a.id = c.agency
+WHERE c.received_on < $1
+ORDER BY c.referral
+"""
+"""The cohort as ``COPY ... TO STDOUT`` sends it, read from ``reoffending_cohort`` (one row
+per referral, kept current by triggers: migration ``analysis_2026_11_27t20_15_00``) rather
+than worked out from every event and incident on each call: the same rows in the same
+order as ``COHORT_SQL``, with each date given as the two whole numbers the age rule takes.
 
+The table keeps each referral's first engagement, completion and incident after it
+whenever they happened; the first of them on or before the cut-off is that first date
+if it is on or before the cut-off, and none otherwise, so the cut-off applies here.
+One text stream the database writes and pandas' C parser reads as columns, rather than a
+million rows decoded into Python objects one value at a time."""
 
-COHORT_COPY_SQL = COHORT_SQL.replace(
-    "SELECT r.person, r.received_on, p.date_of_birth, p.gender,",
-    f"SELECT r.person, {_parts('p.date_of_birth', 'born')}, "
-    f"{_parts('r.received_on', 'received')}, p.gender,",
-)
-"""The cohort as ``COPY ... TO STDOUT`` sends it: one text stream the database writes and
-pandas' C parser reads as columns, rather than a million rows decoded into Python
-objects one value at a time. The same rows in the same order as ``COHORT_SQL``."""
-assert COHORT_COPY_SQL != COHORT_SQL  # the statement changed under this edit
 
 BEFORE_AFTER_SQL = """
 SELECT count(*) FILTER (WHERE before > 0) AS any_before,
@@ -102,15 +109,17 @@ SELECT count(*) FILTER (WHERE before > 0) AS any_before,
        coalesce(sum(after), 0)::int AS incidents_after,
        count(*) AS n
 FROM (
-    SELECT r.id,
+    SELECT r.referral,
            count(o.id) FILTER (WHERE o.offence_date >= r.received_on - $2::int
                                  AND o.offence_date < r.received_on) AS before,
            count(o.id) FILTER (WHERE o.offence_date > r.received_on
                                  AND o.offence_date <= r.received_on + $2::int) AS after
-    FROM referral r
+    -- The cohort table's person and received date, the referral's own (one row each,
+    -- kept by triggers), read from its narrow rows rather than the referral's wide ones.
+    FROM reoffending_cohort r
     LEFT JOIN reoffence o ON o.person = r.person
     WHERE r.received_on <= $1
-    GROUP BY r.id
+    GROUP BY r.referral
 ) windows
 """
 

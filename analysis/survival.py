@@ -265,13 +265,68 @@ def cox(
         terms=_term_columns(columns),
         transform=PH_TRANSFORM,
     )
+    # The partial hazards lifelines computed in the fit (centred covariates) with the
+    # durations beside them, so the ranking, ties included, is the one its
+    # ``concordance_index_`` would count.
+    hazards = fitter._predicted_partial_hazards_
     return CoxModel(
         terms=terms,
-        concordance=float(fitter.concordance_index_),
+        concordance=concordance(
+            hazards["T"].to_numpy(), -hazards["P"].to_numpy(), hazards["E"].to_numpy()
+        ),
         ph_test=ph,
         n=len(t),
         events=int(e.sum()),
     )
+
+
+def concordance(durations: np.ndarray, scores: np.ndarray, events: np.ndarray) -> float:
+    """Harrell's concordance index, counted exactly as lifelines' ``concordance_index``.
+
+    A pair is comparable when the one who left first reoffended: a reoffence at day t is
+    compared with everyone who reoffended before t, a censoring at day t with everyone who
+    reoffended on or before t. It is concordant when the later one has the higher score
+    (a longer predicted time), half when the scores tie. lifelines counts the pairs in a
+    Python loop, one binary-tree walk per person (seconds at a million); here the people
+    are taken in runs that share the same set of earlier reoffenders (a few per follow-up
+    day), and each run is counted at once against those reoffenders' sorted scores. The
+    counts are whole numbers, so the index is the same to the last bit.
+    """
+    t = np.asarray(durations, dtype=float)
+    s = np.asarray(scores, dtype=float)
+    died = np.asarray(events).astype(bool)
+    # By time, and at the same time the reoffenders first: they are not compared with
+    # each other, but the censored at that time are compared with them.
+    order = np.lexsort((~died, t))
+    t, s, died = t[order], s[order], died[order]
+    # How many reoffended before each person in that order, counting only earlier times
+    # (reoffenders at the same time are not before one another).
+    new_time = np.r_[True, t[1:] != t[:-1]]
+    first_of_time = np.maximum.accumulate(np.where(new_time, np.arange(len(t)), 0))
+    died_so_far = np.r_[0, np.cumsum(died)]
+    earlier = np.where(died, died_so_far[first_of_time], died_so_far[np.arange(len(t))])
+    died_scores = s[died]
+    starts = np.flatnonzero(np.r_[True, earlier[1:] != earlier[:-1]])
+    ends = np.r_[starts[1:], len(t)]
+    correct = tied = pairs = 0
+    pool = np.empty(0)
+    inserted = 0
+    for start, end in zip(starts, ends, strict=True):
+        before = int(earlier[start])
+        if before == 0:
+            continue
+        if before > inserted:
+            added = np.sort(died_scores[inserted:before])
+            pool = np.insert(pool, np.searchsorted(pool, added), added)
+            inserted = before
+        run = s[start:end]
+        below = np.searchsorted(pool, run, side="left")
+        correct += int(below.sum())
+        tied += int((np.searchsorted(pool, run, side="right") - below).sum())
+        pairs += before * int(end - start)
+    if pairs == 0:
+        raise AnalysisError("no comparable pairs: no one reoffended before anyone else left")
+    return float((correct + tied / 2) / pairs)
 
 
 def time_varying_cox(

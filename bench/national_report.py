@@ -155,4 +155,9 @@ def print_report(results: dict[str, Any]) -> None:
         f"COHORT_SQL server-side (EXPLAIN ANALYZE): {s['cohort_sql_execution_ms']:.0f} ms; "
         f"plan {s['cohort_scans']}; concordance {s['concordance']:.3f}"
     )
+    if "cohort_table_execution_ms" in s:
+        print(
+            f"COHORT_COPY_SQL (the cohort table) server-side (EXPLAIN ANALYZE): "
+            f"{s['cohort_table_execution_ms']:.0f} ms; plan {s['cohort_table_scans']}"
+        )
     print(f"\nwhole run {results['wall_seconds']:.0f} s")

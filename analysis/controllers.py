@@ -89,7 +89,9 @@ class ReportController(Controller):
         now = today()
         start, end = rules.default_range(first, last, now)
         threshold = state.settings.suppress_below
-        report = services.publish_quarterly(await services.quarterly(start, end, by), threshold)
+        report = await services.published_quarterly(
+            await services.quarterly(start, end, by), threshold
+        )
         await services.record_report_export(actor, "quarterly", start, end, format=format, by=by)
         notes = [*services.QUARTERLY_NOTES, *services.suppression_note(threshold)]
         if format != "json":
@@ -132,7 +134,9 @@ class ReportController(Controller):
         now = today()
         start, end = rules.default_range(first, last, now)
         threshold = state.settings.suppress_below
-        rows = services.publish_quality(await services.referral_quality(start, end, by), threshold)
+        rows = await services.published_quality(
+            await services.referral_quality(start, end, by), threshold
+        )
         await services.record_report_export(
             actor, "referral-quality", start, end, format=format, by=by
         )

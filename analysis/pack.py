@@ -91,7 +91,7 @@ async def build(quarter: Quarter, today: date, threshold: int) -> Pack:
     year_to_date = await services.dashboard(Quarter(quarter.year, 1), quarter, today, threshold)
     trend_from = quarter.previous().previous().previous()
     trend = services.trend_points(
-        services.publish_quarterly(await services.quarterly(trend_from, quarter), threshold)
+        await services.published_quarterly(await services.quarterly(trend_from, quarter), threshold)
     )
     return Pack(
         quarter=quarter,

@@ -162,14 +162,14 @@ async def download(
     grouping = by or None
     built: Download
     if report == "quarterly":
-        published = services.publish_quarterly(
+        published = await services.published_quarterly(
             await services.quarterly(start, end, grouping), threshold
         )
         notes = [*services.QUARTERLY_NOTES, *services.suppression_note(threshold)]
         built = quarterly_download(published, start, end, now, notes)
     elif report == "referral-quality":
         grouping = grouping or "agency"
-        rows = services.publish_quality(
+        rows = await services.published_quality(
             await services.referral_quality(start, end, grouping), threshold
         )
         notes = [*services.QUALITY_NOTES, *services.suppression_note(threshold)]

@@ -38,7 +38,7 @@ from programme.platform.web import browser
 from referrals import services as referrals
 from referrals.rules import Status, allowed_next, reason_problems
 from referrals.schemas import EventCreate, ReferralNamedView, ReferralSearch, ReferralView
-from referrals.services import OutcomesHooks
+from referrals.services import CaseloadReferral, OutcomesHooks
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -193,7 +193,8 @@ def _line(view: ReferralView) -> CaseloadLine:
 
 
 def _name(view: Any) -> str:
-    if isinstance(view, ReferralNamedView) and not view.restricted:
+    """The name a facilitator's line shows: a caseload section's line or the named view."""
+    if isinstance(view, ReferralNamedView | CaseloadReferral) and not view.restricted:
         return f"{view.first_name or ''} {view.last_name or ''}".strip()
     return "Details withheld"
 
@@ -203,16 +204,7 @@ async def _section(
 ) -> tuple[list[CaseloadLine], int]:
     found, total = await referrals.caseload_section(actor, status, MAX_LIMIT, waited_since)
     lines = [
-        CaseloadLine(
-            r.id,
-            r.reference,
-            "Details withheld"
-            if r.restricted
-            else f"{r.first_name or ''} {r.last_name or ''}".strip(),
-            r.received_on,
-            r.status,
-            r.status_on,
-        )
+        CaseloadLine(r.id, r.reference, _name(r), r.received_on, r.status, r.status_on)
         for r in found
     ]
     return lines, total

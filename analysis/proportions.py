@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import highspy
 import numpy as np
+from scipy.sparse import csc_matrix
 from scipy.stats import binomtest
 
 
@@ -81,6 +82,11 @@ subtracting the rest of a sum from its total (secondary suppression; ONS's mark 
 confidential cell)."""
 
 
+def _cells(total: int | None, parts: Sequence[int]) -> tuple[int, ...]:
+    """A sum's counts: its parts, and its total when it is in the table."""
+    return (*parts, *(() if total is None else (total,)))
+
+
 def secondary_suppression(
     counts: Sequence[int], sums: Sequence[tuple[int | None, Sequence[int]]], threshold: int
 ) -> frozenset[int]:
@@ -94,8 +100,8 @@ def secondary_suppression(
     least information lost), else the total. A count withheld for one sum can expose
     another, so the sums are gone over again until none holds exactly one. Zeros are shown
     and never chosen: a zero reveals no one; nor is the only non-zero part of a sum whose
-    total is published elsewhere, known from there. Returns the secondary positions only; the small
-    ones (``is_small``) are the primary suppression.
+    total is published elsewhere, known from there. Returns the secondary positions only;
+    the small ones (``is_small``) are the primary suppression.
     """
     # A sum of one part whose total is published elsewhere is that table's own count,
     # withheld there by the same sums: it ties nothing here.
@@ -103,12 +109,11 @@ def secondary_suppression(
     withheld = {i for i, count in enumerate(counts) if is_small(count, threshold)}
     primary = frozenset(withheld)
     # The only non-zero part of a sum published elsewhere is known from there: withholding
-    # it here would hide nothing, so it is never the second count. (A sum of one part is
-    # the other table's own count, withheld there by the same sums.)
+    # it here would hide nothing, so it is never the second count.
     known = set()
     for total, parts in sums:
         nonzero = [i for i in parts if counts[i]]
-        if total is None and len(parts) > 1 and len(nonzero) == 1:
+        if total is None and len(nonzero) == 1:
             known.add(nonzero[0])
 
     def pinned(total: int | None, parts: Sequence[int]) -> bool:
@@ -116,20 +121,14 @@ def secondary_suppression(
         withheld ones add up to what the rest leaves, a small one lies from 1 to
         threshold - 1 and any other withheld one is at least the threshold, so (1, 1, 1)
         with 9 shown out of 12 gives each 1 away, as would (1, [c]) where [c] is 5."""
-        cells = [*parts, *([] if total is None else [total])]
-        hidden = [i for i in cells if i in withheld]
+        hidden = [i for i in _cells(total, parts) if i in withheld]
         if total is None and is_small(sum(counts[i] for i in parts), threshold):
             return False  # the other table shows its total only as small: checked below
         if len(hidden) == 1:
             return True
-        if not any(i in primary for i in hidden):
-            return False
-        # The withheld parts less the withheld total: what the shown cells leave.
-        left = sum(counts[i] for i in hidden if i != total) - (
-            counts[total] if total in hidden else 0
-        )
-        if total in hidden:
-            return False  # a withheld total leaves the parts unbounded above
+        if not any(i in primary for i in hidden) or total in hidden:
+            return False  # nothing small here, or a withheld total leaves no bound above
+        left = sum(counts[i] for i in hidden)  # what the shown counts leave the withheld
         for cell in hidden:
             if cell not in primary:
                 continue
@@ -159,15 +158,14 @@ def secondary_suppression(
         return True
 
     def sums_of(cell: int) -> list[tuple[int | None, Sequence[int]]]:
-        return [(t, ps) for t, ps in sums if cell == t or cell in ps]
+        return [(t, ps) for t, ps in sums if cell in _cells(t, ps)]
 
     for _ in range(len(counts) + 1):
         changed = True
         while changed:
             changed = False
             for total, parts in sums:
-                cells = (*parts, *([] if total is None else [total]))
-                if any(i in withheld for i in cells) and pinned(total, parts):
+                if withheld.intersection(_cells(total, parts)) and pinned(total, parts):
                     changed = add_beside(total, parts) or changed
         # Sums interlock (a quarter's row and its column), so what one sum leaves open
         # another can close: every withheld count is checked against all of them at once.
@@ -186,7 +184,7 @@ def secondary_suppression(
         grew = grew or any(
             add_beside(total, parts)
             for total, parts in sums
-            if withheld.intersection((*parts, *([] if total is None else [total])))
+            if withheld.intersection(_cells(total, parts))
         )
         if not grew:
             break
@@ -256,7 +254,7 @@ def _pinned_by_all(
 
     tied = []
     for total, parts in sums:
-        cells = [i for i in (*parts, *([] if total is None else [total])) if i in withheld]
+        cells = [i for i in _cells(total, parts) if i in withheld]
         if cells:
             tied.append((total, parts, cells))
             for other in cells[1:]:
@@ -287,33 +285,36 @@ def _pinned_in(
     column = {cell: n for n, cell in enumerate(hidden)}
     equations, lower, upper = [], [], []
     for total, parts in sums:
+        # The withheld parts (less a withheld total) equal what the shown counts leave.
         row = [0.0] * len(hidden)
-        right = 0.0
+        left = 0.0
         for i in parts:
             if i in column:
                 row[column[i]] += 1.0
             else:
-                right -= counts[i]
-        # A total published elsewhere is known there: exactly, or only as small.
-        elsewhere = sum(counts[i] for i in parts) if total is None else 0
-        if total is None:
-            right += elsewhere
-        elif total in column:
+                left -= counts[i]
+        if total in column:
             row[column[total]] -= 1.0
+        elif total is not None:
+            left += counts[total]
+        if not any(row):
+            continue
+        equations.append(row)
+        if total is None and is_small(known := sum(counts[i] for i in parts), threshold):
+            # Published elsewhere only as small: from 1 to threshold - 1.
+            lower.append(left + 1)
+            upper.append(left + threshold - 1)
         else:
-            right += counts[total]
-        if any(row):
-            equations.append(row)
-            small = total is None and is_small(elsewhere, threshold)
-            lower.append(right - elsewhere + 1 if small else right)
-            upper.append(right - elsewhere + threshold - 1 if small else right)
+            exact = left + (known if total is None else 0)
+            lower.append(exact)
+            upper.append(exact)
     if not equations:
         return set()
     # One model, solved twice per count with only the objective changed: HiGHS starts
     # each solve from the last basis (microseconds, where a fresh linprog took milliseconds).
     highs = highspy.Highs()
     highs.setOptionValue("output_flag", False)
-    matrix = np.array(equations)
+    matrix = csc_matrix(np.array(equations))
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = len(hidden), len(equations)
     lp.col_cost_ = np.zeros(len(hidden))
@@ -322,11 +323,10 @@ def _pinned_in(
         [float(threshold - 1) if i in primary else highspy.kHighsInf for i in hidden]
     )
     lp.row_lower_, lp.row_upper_ = np.array(lower), np.array(upper)
-    columns = [np.nonzero(matrix[:, j])[0] for j in range(len(hidden))]
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = np.concatenate([[0], np.cumsum([len(c) for c in columns])])
-    lp.a_matrix_.index_ = np.concatenate(columns).astype(np.int32)
-    lp.a_matrix_.value_ = np.concatenate([matrix[c, j] for j, c in enumerate(columns)])
+    lp.a_matrix_.start_ = matrix.indptr
+    lp.a_matrix_.index_ = matrix.indices
+    lp.a_matrix_.value_ = matrix.data
     highs.passModel(lp)
     everything = np.arange(len(hidden), dtype=np.int32)
     # Two opposite corners of what a reader could believe, in a few random directions:
@@ -339,15 +339,8 @@ def _pinned_in(
         if not unproven:
             break
         highs.changeColsCost(len(hidden), everything, directions.standard_normal(len(hidden)))
-        corners = []
-        for sense in (highspy.ObjSense.kMinimize, highspy.ObjSense.kMaximize):
-            highs.changeObjectiveSense(sense)
-            highs.run()
-            if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-                break
-            corners.append(np.array(highs.getSolution().col_value))
-        if len(corners) == 2:
-            apart = np.abs(corners[0] - corners[1]) >= 1 - 1e-9
+        if corners := _least_and_greatest(highs):
+            apart = np.abs(np.subtract(corners[0][1], corners[1][1])) >= 1 - 1e-9
             unproven = {cell for cell in unproven if not apart[column[cell]]}
     highs.changeColsCost(len(hidden), everything, np.zeros(len(hidden)))
     out = set()
@@ -356,14 +349,23 @@ def _pinned_in(
             continue
         j = column[cell]
         highs.changeColCost(j, 1.0)
-        ends = []
-        for sense in (highspy.ObjSense.kMinimize, highspy.ObjSense.kMaximize):
-            highs.changeObjectiveSense(sense)
-            highs.run()
-            if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-                break
-            ends.append(highs.getInfo().objective_function_value)
+        ends = _least_and_greatest(highs)
         highs.changeColCost(j, 0.0)
-        if len(ends) == 2 and ends[1] - ends[0] < 1 - 1e-9:
+        if ends and ends[1][0] - ends[0][0] < 1 - 1e-9:
             out.add(cell)
     return out
+
+
+def _least_and_greatest(
+    highs: highspy.Highs,
+) -> tuple[tuple[float, list[float]], tuple[float, list[float]]] | None:
+    """The model's objective minimised, then maximised: each value with the counts that
+    reach it; None if either cannot be solved."""
+    ends = []
+    for sense in (highspy.ObjSense.kMinimize, highspy.ObjSense.kMaximize):
+        highs.changeObjectiveSense(sense)
+        highs.run()
+        if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return None
+        ends.append((highs.getInfo().objective_function_value, list(highs.getSolution().col_value)))
+    return ends[0], ends[1]

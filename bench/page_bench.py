@@ -74,6 +74,7 @@ from harness import (
 from register_setup import HISTORY_DAYS, REGISTER_A, REGISTER_B, build_setup, new_sessions
 
 TARGET_RATIO = 1.3
+PAIR_NAMES = ("live check", "register GET", "register GET, vs marks + members", "register save")
 BACKDATE_DAYS = HISTORY_DAYS + 20
 CSRF_FIELD = re.compile(r'name="_csrf_token" value="([^"]+)"')
 ACCESS_LINE = re.compile(r"programme\.access: (\w+) (\S+) (\d{3}) ([\d.]+)ms")
@@ -343,6 +344,8 @@ async def run(args: argparse.Namespace, server: Server, users: dict[str, tuple[s
     results: dict[str, Any] = {"machine": await machine(), "pairs": [], "options": vars(args)}
     results["options"] = {k: str(v) for k, v in vars(args).items()}
     found, clients = await pairs(server.url, users, args.concurrency)
+    if args.only:
+        found = [pair for pair in found if pair[0] in args.only]
     try:
         for name, page, api in found:
             log(f"{name}: warm-up")
@@ -350,7 +353,7 @@ async def run(args: argparse.Namespace, server: Server, users: dict[str, tuple[s
                 await drive(sender, args.warm_up, args.concurrency, args.time_limit)
             measured: dict[str, list[Round]] = {page.name: [], api.name: []}
             for number in range(args.rounds):
-                for sender in (page, api):
+                for sender in (page, api) if not args.api_first else (api, page):
                     offset = server.log_path.stat().st_size
                     done = await drive(sender, args.requests, args.concurrency, args.time_limit)
                     await asyncio.sleep(0.2)  # the last lines reach the log
@@ -468,6 +471,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds allowed per round")
     parser.add_argument(
         "--server-log", type=Path, help="copy the service's log (stderr) here at the end"
+    )
+    parser.add_argument(
+        "--api-first", action="store_true", help="in each round, the API side before the page"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=PAIR_NAMES,
+        help="measure this pair only (may be given more than once); every pair by default",
     )
     add_common_arguments(parser, empties_database=False)
     args = parser.parse_args(argv)

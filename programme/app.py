@@ -122,7 +122,8 @@ def create_app(
                 account_pages.TEMPLATES,
                 audit_pages.TEMPLATES,
                 analysis_pages.TEMPLATES,
-            ]
+            ],
+            delivery_pages.TEMPLATE_GLOBALS,
         ),
         plugins=[HTMXPlugin()],
         stores={browser.SESSION_STORE: browser.session_store(settings)},

@@ -24,6 +24,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
+from markupsafe import Markup
 
 from programme.delivery import rules, schemas, services
 from programme.platform.accounts import access
@@ -82,6 +83,31 @@ MARK_CHOICES = tuple(
     ("" if n == 1 else f"-{n}", mark.value, MARK_LABELS[mark]) for n, mark in enumerate(MARKS, 1)
 )
 """Each radio of a register's row: its id's ending (GOV.UK's: none for the first), value, label."""
+
+STATUS_TAG_COLOURS = {
+    "accepted": "govuk-tag--blue",
+    "contacted": "govuk-tag--light-blue",
+    "engaged": "govuk-tag--turquoise",
+    "started": "govuk-tag--green",
+    "completed": "govuk-tag--green",
+    "disengaged": "govuk-tag--orange",
+    "withdrawn": "govuk-tag--grey",
+    "closed": "govuk-tag--grey",
+}
+
+
+def status_tag(status: str) -> Markup:
+    """A referral's status as a GOV.UK tag: "new" for one nobody has contacted yet.
+
+    A template global, not a macro: a caseload draws one a line and a register one a
+    row, and calling a Jinja macro costs more than the tag itself.
+    """
+    label = "new" if status == "accepted" else status.replace("_", " ")
+    colour = STATUS_TAG_COLOURS.get(status, "govuk-tag--grey")
+    return Markup('<strong class="govuk-tag {}">{}</strong>').format(colour, label)
+
+
+TEMPLATE_GLOBALS = {"status_tag": status_tag}
 
 NOTICE = "notice"
 """Session key of a one-off message for the next page (never put in an address)."""
@@ -974,14 +1000,62 @@ def _register_path(group_id: UUID, session_id: UUID) -> str:
     return f"{GROUPS}/{group_id}/sessions/{session_id}/register"
 
 
-@dataclass
+@dataclass(frozen=True)
+class RegisterRadio:
+    id: str
+    value: str
+    label: str
+    checked: bool
+
+
+@dataclass(frozen=True)
 class RegisterRow:
+    """One member's line of the register, worked out here so the template only writes it out:
+    the twelve rows of radios were most of the page's drawing (bench/page_bench.py)."""
+
     referral_id: UUID
     reference: str
     status: str
     """The referral's status now (started appears once the register says so)."""
     mark: str
     marked_by: str | None
+    error: str | None
+    field: str
+    """The row's form field (``mark-<referral id>``), the radios' name and ids' stem."""
+    described_by: str
+    """The ids of the earlier mark's hint and the error message shown, for the fieldset."""
+    radios: tuple[RegisterRadio, ...]
+
+    @classmethod
+    def of(
+        cls,
+        referral_id: UUID,
+        reference: str,
+        status: str,
+        mark: str,
+        marked_by: str | None,
+        error_for: dict[str, str],
+    ) -> RegisterRow:
+        field = f"mark-{referral_id}"
+        error = error_for.get(field)
+        described = [f"{field}-hint"] if marked_by else []
+        if error:
+            described.append(f"{field}-error")
+        radios = tuple(
+            RegisterRadio(field + suffix, value, label, mark == value)
+            for suffix, value, label in MARK_CHOICES
+        )
+        return cls(
+            referral_id,
+            reference,
+            status,
+            mark,
+            marked_by,
+            error,
+            field,
+            " ".join(described),
+            radios,
+        )
 
 
 async def _register_page(
@@ -995,8 +1069,9 @@ async def _register_page(
 ) -> Template:
     register = sheet.register
     marks = {line.referral_id: line for line in register.marks}
+    error_for = {e.field: e.message for e in errors or () if e.field}
     rows = [
-        RegisterRow(
+        RegisterRow.of(
             m.referral_id,
             m.reference,
             m.status,
@@ -1004,6 +1079,7 @@ async def _register_page(
             if m.referral_id in marks
             else (entered or {}).get(str(m.referral_id), ""),
             marks[m.referral_id].marked_by if m.referral_id in marks else None,
+            error_for,
         )
         for m in sheet.members
     ]
@@ -1022,7 +1098,6 @@ async def _register_page(
         register=register,
         rows=rows,
         left=left,
-        mark_choices=MARK_CHOICES,
         notice=notice or _notice(request),
         fragment=fragment,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -53,7 +53,9 @@ still use: choosing the new password, signing out, who am I. Every other one ans
 
 OPENAPI_PATH = "/schema"
 
-Guard = Callable[[ASGIConnection, BaseRouteHandler], None]
+Guard = Callable[[ASGIConnection, BaseRouteHandler], Awaitable[None]]
+"""Guards are coroutines: Litestar runs a plain function guard in a worker thread, a
+thread hop per guard per request for a check that reads only the request."""
 
 
 def requires(*roles: Role) -> Guard:
@@ -62,7 +64,7 @@ def requires(*roles: Role) -> Guard:
     if not allowed:
         raise ValueError("a route must name at least one role")
 
-    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    async def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         principal = connection.user
         if not isinstance(principal, Principal) or principal.role not in allowed:
             raise NotPermitted()
@@ -96,7 +98,7 @@ NOT_SERVED = frozenset({"OPTIONS", "HEAD"})
 there is no CORS preflight to answer, and no route is written for HEAD."""
 
 
-def refuse_options(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+async def refuse_options(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     """App-wide guard, first of all: OPTIONS is refused (405) with the methods the path serves.
 
     Litestar answers OPTIONS on every path by itself; its answer carries no roles, so
@@ -116,7 +118,7 @@ def refuse_options(connection: ASGIConnection, handler: BaseRouteHandler) -> Non
     raise MethodNotAllowedException(headers={"Allow": allow})
 
 
-def require_new_password(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+async def require_new_password(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     """App-wide guard: after an admin's reset, only choosing a new password is allowed.
 
     The same for bearer tokens and browser sessions (both arrive as a ``Principal``).
@@ -131,7 +133,7 @@ def require_new_password(connection: ASGIConnection, handler: BaseRouteHandler) 
         raise NewPasswordRequired()
 
 
-def deny_undeclared(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+async def deny_undeclared(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     """App-wide guard: a route that names no roles is refused, whoever calls it."""
     if _is_public(handler, connection.scope["path"]):
         return

@@ -21,7 +21,7 @@ render as HTML). Only on that router:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -228,8 +228,11 @@ def session_store(settings: Settings) -> FileStore:
     return _SessionFiles(settings.data_dir / "web-sessions", create_directories=True)
 
 
-def template_config(extra_directories: Sequence[Path] = ()) -> TemplateConfig[JinjaTemplateEngine]:
-    """Our templates, later pages' directories, and GOV.UK Frontend's macros."""
+def template_config(
+    extra_directories: Sequence[Path] = (), template_globals: Mapping[str, Any] | None = None
+) -> TemplateConfig[JinjaTemplateEngine]:
+    """Our templates, later pages' directories, GOV.UK Frontend's macros, and the
+    functions the domains' pages give every template."""
     environment = Environment(
         loader=ChoiceLoader(
             [
@@ -240,7 +243,11 @@ def template_config(extra_directories: Sequence[Path] = ()) -> TemplateConfig[Ji
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        # The templates ship with the code: checking every file's time on every page
+        # (Jinja's default) only costs; a changed template needs a restart, as code does.
+        auto_reload=False,
     )
+    environment.globals.update(template_globals or {})
     return TemplateConfig(instance=JinjaTemplateEngine.from_environment(environment))
 
 

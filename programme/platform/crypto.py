@@ -45,8 +45,12 @@ class KeyPurpose(StrEnum):
     returned_person = "returned referral person"
 
 
+@lru_cache(maxsize=64)
 def derive_key(secret: str, salt: bytes, info: bytes) -> bytes:
-    """32 bytes for one use of ``secret``; a different ``info`` gives an unrelated key."""
+    """32 bytes for one use of ``secret``; a different ``info`` gives an unrelated key.
+
+    Kept once worked out: pages and routes ask for the same few keys on every request.
+    """
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(secret.encode())
 
 

@@ -181,8 +181,13 @@ def _must_be_set(names: list[str]) -> str:
     return f"{listed} must be set when DATABASE_URL points at a real server"
 
 
+@lru_cache(maxsize=16)
 def _kept_secret(path: Path) -> str:
-    """Read a key from ``path``, creating it (owner-only) the first time."""
+    """Read a key from ``path``, creating it (owner-only) the first time.
+
+    Read once per process, like the environment's keys: every page asks for the signing
+    key, and reading a file on each request would be a disk read on the event loop.
+    """
     if path.exists():
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)

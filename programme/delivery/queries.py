@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from programme.delivery.rules import ON_THE_COURSE, REGISTER_SOURCE, Mark
 from programme.platform.audit.queries import insert_entries
+from programme.platform.locked_quarters.queries import share_quarters
 from referrals.rules import Status
 
 CREATE_PROGRAMME = """
@@ -43,25 +44,36 @@ ORDER BY e.engaged_on, r.reference
 # at the end of a person's register, in session order. The register raises its
 # at-risk alert from it (for the referrals it changed, ``MILESTONE_FACTS``) and the
 # at-risk list reads it (``ABSENCE_RUNS``, $1: one referral, or NULL for everyone).
-def _absence_runs(whose: str) -> str:
+# ``marks``: the marks that count (``referral``, ``status``, ``held_on``, ``number``).
+# A mark is in the run when it and every later one are absent (a running ``bool_and``
+# from the latest back), so one pass over the marks answers the run, the day it
+# began and the last marked day, with no second look-up of the run's first mark.
+def _absence_runs(marks: str) -> str:
     return f"""
-WITH ranked AS (
-    SELECT a.referral, a.status, s.held_on,
-           row_number() OVER (PARTITION BY a.referral
-                              ORDER BY s.held_on DESC, s.number DESC) AS n
-    FROM attendance a JOIN programme_session s ON s.id = a.session
-    WHERE {whose} AND s.cancelled_at IS NULL
-), runs AS (
-    SELECT referral, max(held_on) AS last_marked_on,
-           coalesce(min(n) FILTER (WHERE status <> '{Mark.absent}'), count(*) + 1) - 1 AS run
-    FROM ranked GROUP BY referral
-)
-SELECT runs.*, ranked.held_on AS run_began
-FROM runs LEFT JOIN ranked ON ranked.referral = runs.referral AND ranked.n = runs.run
+SELECT referral, max(held_on) AS last_marked_on,
+       count(*) FILTER (WHERE in_run) AS run,
+       min(held_on) FILTER (WHERE in_run) AS run_began
+FROM (
+    SELECT referral, held_on,
+           bool_and(status = '{Mark.absent}') OVER (
+               PARTITION BY referral ORDER BY held_on DESC, number DESC
+               ROWS UNBOUNDED PRECEDING) AS in_run
+    FROM ({marks}) marks
+) latest_first
+GROUP BY referral
 """  # noqa: S608 - constants only
 
 
-ABSENCE_RUNS = _absence_runs("($1::uuid IS NULL OR a.referral = $1::uuid)")
+# The marks that count of the referrals ``whose`` names: on sessions not cancelled.
+def _counted_marks(whose: str) -> str:
+    return f"""
+    SELECT a.referral, a.status, s.held_on, s.number, s.kind
+    FROM attendance a JOIN programme_session s ON s.id = a.session
+    WHERE {whose} AND s.cancelled_at IS NULL
+"""  # noqa: S608 - constants only
+
+
+ABSENCE_RUNS = _absence_runs(_counted_marks("($1::uuid IS NULL OR a.referral = $1::uuid)"))
 
 AT_RISK = f"""
 WITH absence_runs AS ({ABSENCE_RUNS})
@@ -168,11 +180,12 @@ FOR UPDATE OF s
 
 # The register's marks ($2 referrals, $3 marks) written on session $1 by account $4 at
 # $5: new marks inserted, changed ones corrected, the same ones left alone; the changed
-# people's referrals locked in id order first (see ``services.record_register``). Answers
+# people's referrals locked in id order first, then, if a mark changed, the shared lock
+# of the session's quarter ($6, its label; see ``services.record_register``). Answers
 # the session's whole register as it now stands, by reference, with each changed line's
 # earlier mark (``was``, NULL for a new one) and each person's status before the
 # register's milestones (read after the session's lock, so after any save before it).
-SAVE_MARKS = """
+SAVE_MARKS = f"""
 WITH given AS (
     SELECT * FROM unnest($2::uuid[], $3::text[]) AS g(referral, status)
 ), existing AS (
@@ -184,6 +197,10 @@ WITH given AS (
 ), locked AS (
     SELECT id FROM referral WHERE id IN (SELECT referral FROM changed)
     ORDER BY id FOR UPDATE
+), quarter_shared AS (
+    -- Reads ``locked`` whole first, so the quarter's lock comes after the referrals'.
+    SELECT count(*) FROM ({share_quarters("$6")}) q
+    WHERE EXISTS (SELECT 1 FROM changed) AND (SELECT count(*) FROM locked) >= 0
 ), added AS (
     INSERT INTO attendance (session, referral, status, marked_by, marked_at)
     SELECT $1, referral, status, $4::uuid, $5::timestamptz FROM changed WHERE attendance IS NULL
@@ -194,24 +211,35 @@ WITH given AS (
 SELECT r.id AS referral_id, r.reference, coalesce(c.status, e.status) AS status,
        m.username AS marked_by, c.referral IS NOT NULL AS changed, c.was,
        r.status AS referral_status,
-       (SELECT count(*) FROM locked) AS locked
+       (SELECT count(*) FROM locked) AS locked,
+       (SELECT count FROM quarter_shared) AS quarter_shared
 FROM (SELECT referral FROM existing UNION SELECT referral FROM changed) l
 JOIN referral r ON r.id = l.referral
 LEFT JOIN existing e ON e.referral = l.referral
 LEFT JOIN changed c ON c.referral = l.referral
 LEFT JOIN account m ON m.id = CASE WHEN c.referral IS NULL THEN e.marked_by ELSE $4::uuid END
 ORDER BY r.reference
-"""
+"""  # noqa: S608 - constants only; values are bound
 
 # What deciding the register's milestones reads, for each of the referrals $1 (whose
 # rows the caller has locked): status, marks that count in session order, lifecycle
 # steps that count, exit review, the run of absences at the end of the register, and
-# the latest at-risk alert.
+# the latest at-risk alert. The marks that count are read once (``counted``), for both
+# the marks and the runs: this statement runs while the referrals are locked, so
+# every save of the same people waits for it.
 # (The runs with a condition of their own: in a generic plan, ``ABSENCE_RUNS``'s "or
 # NULL for everyone" cannot use the attendance index, so PostgreSQL would have to plan
 # this statement afresh on every save.)
 MILESTONE_FACTS = f"""
-WITH absence_runs AS ({_absence_runs("a.referral = ANY($1::uuid[])")})
+WITH counted AS ({_counted_marks("a.referral = ANY($1::uuid[])")}),
+absence_runs AS ({_absence_runs("SELECT * FROM counted")}),
+marks AS (
+    SELECT referral,
+           array_agg(status ORDER BY held_on, number) AS marks,
+           array_agg(held_on ORDER BY held_on, number) AS held_on,
+           array_agg(kind ORDER BY held_on, number) AS kinds
+    FROM counted GROUP BY referral
+)
 SELECT r.id, r.status, r.status_on,
        marks.marks, marks.held_on, marks.kinds,
        steps.ids AS step_ids, steps.types AS step_types, steps.occurred_on AS step_on,
@@ -221,13 +249,7 @@ SELECT r.id, r.status, r.status_on,
        (SELECT max(p.raised_on) FROM participant_alert p
         WHERE p.referral = r.id AND p.kind = 'at_risk') AS alerted_on
 FROM referral r
-CROSS JOIN LATERAL (
-    SELECT array_agg(a.status ORDER BY s.held_on, s.number) AS marks,
-           array_agg(s.held_on ORDER BY s.held_on, s.number) AS held_on,
-           array_agg(s.kind ORDER BY s.held_on, s.number) AS kinds
-    FROM attendance a JOIN programme_session s ON s.id = a.session
-    WHERE a.referral = r.id AND s.cancelled_at IS NULL
-) marks
+LEFT JOIN marks ON marks.referral = r.id
 CROSS JOIN LATERAL (
     SELECT array_agg(e.id ORDER BY e.id) AS ids, array_agg(e.type ORDER BY e.id) AS types,
            array_agg(e.occurred_on ORDER BY e.id) AS occurred_on,
@@ -242,6 +264,10 @@ ORDER BY r.id
 # What the register decided, written at once with every audit row of the save: steps
 # added ($4-$6) by account $1 at $2, removed ($7) and re-dated ($8, $9); referrals'
 # new status ($10-$12); at-risk alerts ($13, $14, each with detail $15); audit rows $3.
+# And the reported quarters' check of a register save (``services.record_register``):
+# answers which of the quarters $16 (shared by an earlier statement, ``SAVE_MARKS``) are
+# locked, and takes the shared locks of the other quarters the save touches ($17),
+# which a later statement reads.
 SAVE_MILESTONES = f"""
 WITH added AS (
     INSERT INTO referral_event (referral, type, occurred_on, recorded_by, recorded_at, source)
@@ -262,6 +288,8 @@ WITH added AS (
     FROM unnest($13::uuid[], $14::date[]) AS x(referral, raised_on)
 ), audited AS (
     {insert_entries(3)}
-)
-SELECT 1
+), quarters_shared AS ({share_quarters("$17")})
+SELECT (SELECT count(*) FROM quarters_shared) AS quarters_shared,
+       ARRAY(SELECT quarter FROM locked_quarter WHERE quarter = ANY($16::text[])
+             ORDER BY first_day) AS locked
 """  # noqa: S608 - constants only; values are bound

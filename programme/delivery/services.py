@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
@@ -43,7 +43,12 @@ from programme.platform.accounts.schemas import Principal
 from programme.platform.audit import services as audit
 from programme.platform.database import engine
 from programme.platform.errors import Conflict, FieldError, InvalidInput, NotFound, NotPermitted
-from programme.platform.locked_quarters.services import require_unlocked
+from programme.platform.locked_quarters.queries import LOCKED_AMONG
+from programme.platform.locked_quarters.services import (
+    quarter_labels,
+    refuse_or_override,
+    require_unlocked,
+)
 from programme.platform.paging import Page, Paging
 from programme.platform.tables import Account, AuditAction, RecordType, Role
 from referrals.rules import Status, affected_days, day_problem, reason_problems
@@ -556,11 +561,13 @@ async def record_register(
     session must belong to; ``every_member``: each member now must be marked.
 
     A changed mark touches the session's day and any milestone it moves: in a
-    reported quarter that needs an admin's ``override_reason`` (``require_unlocked``).
+    reported quarter that needs an admin's ``override_reason`` (``require_unlocked``'s
+    check, made in the statements below).
 
     A save is a handful of statements whatever the size of the register (a 12-person
-    correction: BEGIN, the four below, the two of ``require_unlocked``, COMMIT), each
-    one needing the locks the one before it took:
+    correction: BEGIN, the four below, COMMIT; one more when its milestones move in a
+    quarter other than the session's), each one needing the locks the one before it
+    took:
 
     1. ``REGISTER_CONTEXT`` locks the session's row and reads what the checks need.
        One register save at a time per session: a second one waits here, and its
@@ -572,15 +579,29 @@ async def record_register(
        takes a share lock on its referral, and deriving milestones then needs the
        update lock, so two registers for the same people (two sessions saved at
        once) would deadlock if either took a share lock first: the foreign key
-       checks run at the end of the statement, after its ``FOR UPDATE``.
+       checks run at the end of the statement, after its ``FOR UPDATE``. If a mark
+       changed, it then takes the shared lock of the session's quarter (the
+       session's day is touched): after the referrals', as in every write.
     3. ``MILESTONE_FACTS`` reads the changed people's registers and lifecycle
        steps, in a statement after the one that locked them, so it sees what any
        save that held them before committed.
-    4. ``SAVE_MILESTONES`` writes what the register decided and every audit row.
+    4. ``SAVE_MILESTONES`` writes what the register decided and every audit row,
+       reads whether the session's quarter is locked (a statement after the one
+       that shared it, so it sees a quarter locked while the save waited) and
+       shares the quarters of any other day the milestones touch, which one more
+       statement (``LOCKED_AMONG``) then reads. That is ``require_unlocked``'s
+       check in the statements the save makes anyway: every statement after the
+       referrals' locks is one more wait for the next save of the same people.
 
     Lock order, the same in every write of the register and of the corrections of
     delivery (``move_session``, ``cancel_session``): the session, the referrals
-    concerned in id order, then the reported quarters' shared locks.
+    concerned in id order, then the reported quarters' shared locks (here the
+    session's quarter first, then the others, whose days are all later, in label
+    order). A shared lock waits only behind a quarter being locked, which holds that
+    one quarter's lock and waits for nothing else; two saves taking two quarters in
+    opposite orders while both are being locked would wait on each other only
+    through the order of a lock's queue, which PostgreSQL's deadlock check reorders
+    instead of cancelling either.
     """
     ids = [mark.referral_id for mark in marks]
     async with engine().transaction():
@@ -611,6 +632,8 @@ async def record_register(
             programme = await current_programme()
         else:
             programme = {name: session[name] for name in _RULE_COLUMNS}
+        # The session's day is touched if any mark changes: SAVE_MARKS shares its quarter.
+        session_quarter = quarter_labels([session["held_on"]])
         lines = await database.fetch(
             queries.SAVE_MARKS,
             session_id,
@@ -618,6 +641,7 @@ async def record_register(
             [mark.status.value for mark in marks],
             actor.id,
             datetime.now(UTC),
+            session_quarter,
         )
         was = {line["referral_id"]: line["was"] for line in lines if line["changed"]}
         entries = []
@@ -634,18 +658,20 @@ async def record_register(
             )
         # Unchanged marks leave the derived milestones as they are.
         changed = sorted(was)
-        touched: list[date] = [session["held_on"]] if changed else []
         # Each person's status as this save leaves it: what the milestones decided for
         # the changed (whose rows it locked), else as read after the session's lock.
         statuses = {line["referral_id"]: line["referral_status"] for line in lines}
-        touched += await _derive_milestones(changed, programme, actor, entries, statuses)
-        await require_unlocked(
-            touched,
-            actor=actor,
-            override_reason=override_reason,
-            record_type=RecordType.attendance,
-            record_id=session_id,
-        )
+        if changed:
+            decided = await _derive_milestones(
+                changed, programme, actor, entries, statuses, session_quarters=session_quarter
+            )
+            await refuse_or_override(
+                decided.locked_quarters,
+                actor=actor,
+                override_reason=override_reason,
+                record_type=RecordType.attendance,
+                record_id=session_id,
+            )
     register = schemas.Register(
         session_id=session_id,
         held_on=session["held_on"],
@@ -680,7 +706,15 @@ async def derive_milestones(
     The caller holds the referral's row lock. Returns the days of the milestones
     added, removed or moved (old and new day), whose quarters' figures change.
     """
-    return await _derive_milestones([referral_id], programme, actor, [])
+    return (await _derive_milestones([referral_id], programme, actor, [])).touched
+
+
+@dataclass(frozen=True)
+class _Derived:
+    touched: list[date]
+    """The days of the milestones added, removed or moved (old and new day)."""
+    locked_quarters: list[str]
+    """With ``session_quarters``: the locked quarters among every one the save touches."""
 
 
 async def _derive_milestones(
@@ -689,10 +723,18 @@ async def _derive_milestones(
     actor: Principal,
     entries: list[dict[str, Any]],
     statuses: dict[UUID, str] | None = None,
-) -> list[date]:
+    *,
+    session_quarters: Sequence[str] | None = None,
+) -> _Derived:
     """``derive_milestones`` for several referrals in two statements, writing ``entries``
     (audit rows of the caller's own work) with its own; the caller holds the rows' locks.
-    ``statuses``, when given, receives each referral's status as decided."""
+    ``statuses``, when given, receives each referral's status as decided.
+
+    ``session_quarters``: a register save's check of the reported quarters, in the
+    statements it makes anyway. The caller took these quarters' shared locks in an
+    earlier statement; the write answers which of them are locked and takes the
+    shared locks of the other quarters the milestones touch, read by one more
+    statement only when there are any (``require_unlocked`` is then not needed)."""
     facts = await database.fetch(queries.MILESTONE_FACTS, referral_ids) if referral_ids else []
     added: list[tuple[UUID, str, date]] = []
     removed: list[int] = []
@@ -747,8 +789,11 @@ async def _derive_milestones(
         if alert_on is not None:
             alerts.append((referral_id, alert_on))
         touched += change.touched
-    if entries or added or removed or moved or progressed or alerts:
-        await database.fetch(
+    others = [] if session_quarters is None else quarter_labels(touched)
+    others = [label for label in others if label not in (session_quarters or ())]
+    locked: list[str] = []
+    if entries or added or removed or moved or progressed or alerts or session_quarters:
+        saved = await database.fetch(
             queries.SAVE_MILESTONES,
             actor.id,
             datetime.now(UTC),
@@ -759,8 +804,13 @@ async def _derive_milestones(
             *_columns(progressed, 3),
             *_columns(alerts, 2),
             json.dumps({"consecutive_absences": programme["at_risk_absences"]}),
+            list(session_quarters or ()),
+            others,
         )
-    return touched
+        locked = list(saved[0]["locked"])
+    if others:
+        locked += [row["quarter"] for row in await database.fetch(LOCKED_AMONG, others)]
+    return _Derived(touched, locked)
 
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:

@@ -10,10 +10,19 @@ from __future__ import annotations
 
 LOCK_KEY = "hashtextextended('locked_quarter:' || label, 0)"
 
-SHARE_QUARTERS = f"""
+
+def share_quarters(labels: str) -> str:
+    """The shared locks of the quarters ``labels`` (a text[] parameter), in label order:
+    a statement of its own, or a part of a write's statement. What the quarters' locks
+    guard must be read in a later statement (a statement sees what was committed
+    when it began, and the lock may have waited for a quarter being locked)."""
+    return f"""
 SELECT pg_advisory_xact_lock_shared({LOCK_KEY})
-FROM unnest($1::text[]) AS q(label) ORDER BY label
+FROM unnest({labels}::text[]) AS q(label) ORDER BY label
 """  # noqa: S608 - constants only
+
+
+SHARE_QUARTERS = share_quarters("$1")
 
 HOLD_QUARTER = f"SELECT pg_advisory_xact_lock({LOCK_KEY}) FROM (SELECT $1::text AS label) q"  # noqa: S608
 

@@ -9,7 +9,7 @@ override is audited with its reason and marks the quarter revised since reported
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date
 
 from programme.platform import database
@@ -20,6 +20,11 @@ from programme.platform.locked_quarters import queries, rules
 from programme.platform.locked_quarters.schemas import LockedQuarterOut
 from programme.platform.quarters import Quarter
 from programme.platform.tables import AuditAction, RecordType
+
+
+def quarter_labels(days: Iterable[date | None]) -> list[str]:
+    """The labels of the quarters some days fall in, in order (``None`` days ignored)."""
+    return [quarter.label for quarter in rules.quarters_of(days)]
 
 
 async def require_unlocked(
@@ -39,13 +44,34 @@ async def require_unlocked(
     when none was locked); each override writes an audit row (``locked_quarter``,
     with the reason and what was written) and marks the quarter revised.
     """
-    labels = [quarter.label for quarter in rules.quarters_of(days)]
+    labels = quarter_labels(days)
     if not labels:
         return []
     await database.fetch(queries.SHARE_QUARTERS, labels)
     locked = [row["quarter"] for row in await database.fetch(queries.LOCKED_AMONG, labels)]
+    return await refuse_or_override(
+        locked,
+        actor=actor,
+        override_reason=override_reason,
+        record_type=record_type,
+        record_id=record_id,
+    )
+
+
+async def refuse_or_override(
+    locked: Sequence[str],
+    *,
+    actor: Actor,
+    override_reason: str | None,
+    record_type: RecordType,
+    record_id: object = None,
+) -> list[str]:
+    """``require_unlocked``'s answer for a write that took its quarters' shared locks
+    (``queries.share_quarters``) and then, in a later statement, found the quarters
+    ``locked`` among them: refuse, or record the admin's override."""
     if not locked:
         return []
+    locked = sorted(set(locked), key=lambda label: Quarter.parse(label).first_day)
     named = ", ".join(locked)
     if not rules.override_allowed(actor.role, override_reason):
         message = (
@@ -55,7 +81,7 @@ async def require_unlocked(
         )
         raise QuarterLocked(message, locked)
     assert override_reason is not None
-    await database.fetch(queries.MARK_REVISED, locked)
+    await database.fetch(queries.MARK_REVISED, list(locked))
     for label in locked:
         await audit.record(
             actor,

@@ -150,7 +150,7 @@ async def dashboard_parts(now: Any) -> dict[str, Any]:
             "quality": await explain(
                 connection, queries.QUALITY_OVER_RANGE_SQL["agency"], low, high
             ),
-            "waiting": await explain(connection, delivery_queries.WAITING_LIST),
+            "waiting": await explain(connection, delivery_queries.WAITING_SUMMARY, now),
             "feedback": await explain(connection, queries.FEEDBACK_SQL, low, high),
         }
     finally:

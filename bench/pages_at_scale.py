@@ -71,7 +71,11 @@ from harness import (
 from national_data import generate, generate_victims
 from page_bench import ACCESS_LINE, page_client
 
-PAGES = {"dashboard": "/monitoring", "caseload": "/caseload"}
+PAGES = {
+    "dashboard": "/monitoring",
+    "caseload": "/caseload",
+    "caseload, page 200": "/caseload?waiting_page=200&contacted_page=200&engaged_page=200",
+}
 TOUCH = "UPDATE programme SET weeks = weeks WHERE false"
 """A write that changes nothing: every statement-level trigger on the table still fires,
 so whatever watches writes sees one (as it must: it cannot tell it changed nothing)."""
@@ -146,7 +150,7 @@ async def dashboard_parts(now: Any) -> dict[str, Any]:
             "quality": await explain(
                 connection, queries.QUALITY_OVER_RANGE_SQL["agency"], low, high
             ),
-            "waiting": await explain(connection, delivery_queries.WAITING_LIST),
+            "waiting": await explain(connection, delivery_queries.WAITING_SUMMARY, now),
             "feedback": await explain(connection, queries.FEEDBACK_SQL, low, high),
         }
     finally:
@@ -160,24 +164,29 @@ async def dashboard_parts(now: Any) -> dict[str, Any]:
     }
 
 
-def caseload_statements() -> dict[str, str]:
-    """The caseload's listing and count for each status it shows, as Piccolo sends them."""
-    from referrals import services as referrals
-    from referrals.rules import Status
-    from referrals.services import ReferralFilters
-    from referrals.tables import Referral
+LATER_PAGE = 200
+"""A later page of every caseload section (lines 9,951 to 10,000): how a deep page costs."""
 
-    out = {}
-    for status in (Status.accepted, Status.contacted, Status.engaged, Status.started):
-        clauses = referrals._where(ReferralFilters(status=status))
-        query = Referral.select(*referrals._COLUMNS)
-        count = Referral.count()
-        for clause in clauses:
-            query = query.where(clause)
-            count = count.where(clause)
-        listed = query.order_by(Referral.received_on, ascending=False).order_by(Referral.id)
-        out[f"{status} list"] = str(listed.limit(500).offset(0))
-        out[f"{status} count"] = str(count)
+
+def caseload_statements() -> dict[str, tuple[str, list[Any]]]:
+    """The caseload's statements for each section (its count, its first page and a later
+    page of 50), as ``referrals.services.caseload_page`` sends them."""
+    from programme.delivery.pages import CASELOAD_PAGE_SIZE
+    from referrals import queries
+
+    sections = {
+        "waiting": (["accepted"], "received_on"),
+        "contacted": (["contacted"], "status_on"),
+        "engaged": (["engaged", "started"], "status_on"),
+    }
+    out: dict[str, tuple[str, list[Any]]] = {}
+    for name, (statuses, waited_since) in sections.items():
+        out[f"{name} count"] = (queries.CASELOAD_SECTION_TOTAL, [statuses, None])
+        for number in (1, LATER_PAGE):
+            out[f"{name} page {number}"] = (
+                queries.caseload_page(len(statuses), waited_since),
+                [statuses, CASELOAD_PAGE_SIZE, (number - 1) * CASELOAD_PAGE_SIZE, None],
+            )
     return out
 
 
@@ -185,7 +194,8 @@ async def caseload_plans() -> dict[str, Any]:
     connection = await connect()
     try:
         plans = {
-            name: await explain(connection, sql) for name, sql in caseload_statements().items()
+            name: await explain(connection, sql, *values)
+            for name, (sql, values) in caseload_statements().items()
         }
         counts = {
             row["status"]: int(row["n"])
@@ -239,7 +249,7 @@ async def pages(
             raise RuntimeError(f"no access line for {PAGES[page]}")
         return lines[-1][3]
 
-    who = {"dashboard": "monitor", "caseload": "facilitator"}
+    who = {"dashboard": "monitor", "caseload": "facilitator", "caseload, page 200": "facilitator"}
     for round_number in range(args.cold_rounds * 2):
         written = round_number % 2 == 0
         server = servers.start_service(f"serve-{round_number}", dict(os.environ))

@@ -148,23 +148,50 @@ WHERE id = (
 )
 """
 
-# One section of a facilitator's caseload: the referrals ($2 of them) at status $1 that
-# have waited longest, with the names the page shows and no more; $3 the only agency to
-# look in (a referrer's), or NULL. Waiting for first contact: by the day received (served
-# by ``referral_status_received``); further on, by the day of the status (a top-N sort of
-# that status's rows).
-_CASELOAD_SECTION = """
+# One page of a section of a facilitator's caseload: the referrals at the statuses $1 (a
+# section may show two, as "engaged" shows engaged and started) that have waited longest,
+# $2 of them after skipping $3, with the names the page shows and no more; $4 the only
+# agency to look in (a referrer's), or NULL. Waiting for first contact: by the day
+# received (``referral_status_received`` read backwards, ties by id sorted within a day);
+# further on, by the day of the status (``referral_status_reached``). One branch per
+# status, each read in order from its index and no further than the page's end, then
+# merged: the planner otherwise read and sorted all 120,000 engaged and started referrals
+# (in parallel) for the first fifty. The page's ids first, then their rows and names, so
+# only the lines shown are joined to their people.
+_CASELOAD_PAGE = """
 SELECT r.id, r.reference, p.first_name, p.last_name, r.received_on, r.status, r.status_on
-FROM referral r JOIN person p ON p.id = r.person
-WHERE r.status = $1 AND ($3::uuid IS NULL OR r.agency = $3::uuid)
-ORDER BY {order}, r.id
-LIMIT $2
+FROM (
+    {branches}
+    ORDER BY {order}, id
+    LIMIT $2::bigint OFFSET $3::bigint
+) AS shown
+JOIN referral r ON r.id = shown.id
+JOIN person p ON p.id = r.person
+ORDER BY {shown_order}, shown.id
 """
-CASELOAD_SECTION = {
-    "received_on": _CASELOAD_SECTION.format(order="r.received_on"),
-    "status_on": _CASELOAD_SECTION.format(order="r.status_on, r.received_on"),
-}
+_CASELOAD_BRANCH = """SELECT * FROM (
+        SELECT id, received_on, status_on FROM referral
+        WHERE status = ($1::text[])[{n}] AND ($4::uuid IS NULL OR agency = $4::uuid)
+        ORDER BY {order}, id
+        LIMIT $2::bigint + $3::bigint
+    ) AS status_{n}"""
+_WAITED_SINCE = {"received_on": "received_on", "status_on": "status_on, received_on"}
+
+
+def caseload_page(statuses: int, waited_since: str) -> str:
+    """The statement for a caseload page over ``statuses`` statuses (the first that many
+    of $1), ordered by how long each has waited since ``waited_since``."""
+    order = _WAITED_SINCE[waited_since]
+    return _CASELOAD_PAGE.format(
+        branches="\n    UNION ALL\n    ".join(
+            _CASELOAD_BRANCH.format(n=n, order=order) for n in range(1, statuses + 1)
+        ),
+        order=order,
+        shown_order=", ".join(f"shown.{column.strip()}" for column in order.split(",")),
+    )
+
 
 CASELOAD_SECTION_TOTAL = """
-SELECT count(*) FROM referral WHERE status = $1 AND ($2::uuid IS NULL OR agency = $2::uuid)
+SELECT count(*) FROM referral
+WHERE status = ANY($1::text[]) AND ($2::uuid IS NULL OR agency = $2::uuid)
 """

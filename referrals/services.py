@@ -668,23 +668,40 @@ class CaseloadReferral:
     restricted: bool
 
 
-async def caseload_section(
-    actor: Principal, status: Status, limit: int, waited_since: str = "received_on"
-) -> tuple[list[CaseloadReferral], int]:
-    """The ``limit`` referrals at ``status`` that have waited longest (since the day
-    ``waited_since``: received, or reached the status) and how many there are in all,
-    read and audited as ``list_referrals`` reads them, without the whole record and
-    timeline a caseload line never shows (at a million referrals, building those for its
-    2,000 lines was most of the page's time). Longest first, because when a section
-    holds more than a page shows, the people waiting longest are the ones to reach."""
-    filters = _scope(actor, ReferralFilters(status=status))
+@dataclass(frozen=True)
+class CaseloadPage:
+    """One page of a caseload section: its lines, how many the section holds in all, and
+    which page this is of how many (at least one, if empty)."""
+
+    lines: list[CaseloadReferral]
+    total: int
+    page: int
+    pages: int
+
+
+async def caseload_page(
+    actor: Principal,
+    statuses: Sequence[Status],
+    waited_since: str,
+    page: int,
+    page_size: int,
+) -> CaseloadPage:
+    """Page ``page`` of the referrals at ``statuses`` ordered by how long they have waited
+    (since the day ``waited_since``: received, or reached the status; longest first, ties
+    by id), ``page_size`` a page, read and audited as ``list_referrals`` reads them
+    (only the lines shown), without the whole record and timeline a caseload line never
+    shows. A page past the last is the last: a link kept from yesterday, when the section
+    held more, still shows its end, not an empty page."""
+    scope = _scope(actor, ReferralFilters()).agency_id
+    values = [status.value for status in statuses]
     async with database.connection() as connection:
+        total = int(await connection.fetchval(queries.CASELOAD_SECTION_TOTAL, values, scope))
+        pages = max(1, -(-total // page_size))
+        page = min(max(page, 1), pages)
         rows = await connection.fetch(
-            queries.CASELOAD_SECTION[waited_since], status.value, limit, filters.agency_id
-        )
-        total = await connection.fetchval(
-            queries.CASELOAD_SECTION_TOTAL, status.value, filters.agency_id
-        )
+            queries.caseload_page(len(values), waited_since),
+            values, page_size, (page - 1) * page_size, scope,
+        )  # fmt: skip
     lines = []
     for row in rows:
         restricted = row["status"] == Status.withdrawn.value
@@ -704,7 +721,16 @@ async def caseload_section(
         actor, AuditAction.read, RecordType.referral, [line.id for line in lines],
         {"view": _view_name(actor)},
     )  # fmt: skip
-    return lines, int(total)
+    return CaseloadPage(lines, total, page, pages)
+
+
+async def caseload_section(
+    actor: Principal, status: Status, limit: int, waited_since: str = "received_on"
+) -> tuple[list[CaseloadReferral], int]:
+    """The ``limit`` referrals at ``status`` that have waited longest and how many there
+    are in all: the first page of ``caseload_page`` for one status."""
+    first = await caseload_page(actor, (status,), waited_since, 1, limit)
+    return first.lines, first.total
 
 
 async def get_referral(

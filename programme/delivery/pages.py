@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
@@ -23,7 +23,7 @@ from jinja2 import Template as JinjaTemplate
 from litestar import Request, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.params import FromPath
+from litestar.params import FromPath, QueryParameter
 from litestar.plugins.htmx import HTMXRequest
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
@@ -35,7 +35,7 @@ from programme.platform.accounts.schemas import Principal
 from programme.platform.clock import today
 from programme.platform.crypto import KeyPurpose, purpose_key
 from programme.platform.errors import ApplicationError, FieldError, InvalidInput, NotFound
-from programme.platform.paging import MAX_LIMIT, Paging
+from programme.platform.paging import MAX_LIMIT, MAX_OFFSET, Paging
 from programme.platform.settings import Settings
 from programme.platform.tables import Role
 from programme.platform.web import browser
@@ -228,46 +228,120 @@ def _name(view: Any) -> str:
     return "Details withheld"
 
 
+CASELOAD_PAGE_SIZE = 50
+"""Lines a caseload section shows at once: a facilitator works down a page, not 500 lines
+(GOV.UK's pagination pattern); everyone else is a page on, or found by reference or name."""
+
+CaseloadPageNumber = Annotated[
+    int,
+    QueryParameter(ge=1, le=MAX_OFFSET // CASELOAD_PAGE_SIZE, description="A section's page."),
+]
+"""A caseload section's page number: a page past the last shows the last."""
+
+
+@dataclass
+class CaseloadSection:
+    """One section of the caseload as the page shows it: a page of its lines, how many
+    there are in all, and the links to its other pages."""
+
+    anchor: str
+    lines: list[CaseloadLine]
+    total: int
+    page: int
+    pages: int
+    first_shown: int
+    links: list[tuple[int, str] | None]
+    """Each page number linked (``None``: the numbers left out between them), with its
+    address."""
+    previous: str | None
+    next: str | None
+
+
+def page_numbers(page: int, pages: int) -> list[int | None]:
+    """The page numbers a pagination shows, GOV.UK's way: the first, the last, the
+    current and its neighbours; ``None`` where numbers are left out."""
+    shown = sorted({1, pages, *range(max(1, page - 1), min(pages, page + 1) + 1)})
+    numbers: list[int | None] = []
+    for number in shown:
+        if numbers and number - (numbers[-1] or 0) > 1:
+            numbers.append(None)
+        numbers.append(number)
+    return numbers
+
+
+def _caseload_address(pages: dict[str, int], anchor: str, page: int) -> str:
+    """The caseload with section ``anchor`` at ``page`` and every other section where it
+    is: page numbers only, never anything about a person."""
+    asked = {**pages, anchor: page}
+    query = "&".join(f"{name}_page={number}" for name, number in asked.items() if number > 1)
+    return f"{CASELOAD}{'?' + query if query else ''}#{anchor}"
+
+
 async def _section(
-    actor: Principal, status: Status, waited_since: str
-) -> tuple[list[CaseloadLine], int]:
-    found, total = await referrals.caseload_section(actor, status, MAX_LIMIT, waited_since)
+    actor: Principal,
+    anchor: str,
+    statuses: tuple[Status, ...],
+    waited_since: str,
+    pages_asked: dict[str, int],
+) -> CaseloadSection:
+    found = await referrals.caseload_page(
+        actor, statuses, waited_since, pages_asked[anchor], CASELOAD_PAGE_SIZE
+    )
     lines = [
         CaseloadLine(r.id, r.reference, _name(r), r.received_on, r.status, r.status_on)
-        for r in found
+        for r in found.lines
     ]
-    return lines, total
+    # Links from the page shown (a page past the last was clamped to it).
+    here = {**pages_asked, anchor: found.page}
+
+    def address(number: int) -> str:
+        return _caseload_address(here, anchor, number)
+
+    return CaseloadSection(
+        anchor=anchor,
+        lines=lines,
+        total=found.total,
+        page=found.page,
+        pages=found.pages,
+        first_shown=(found.page - 1) * CASELOAD_PAGE_SIZE + 1,
+        links=[
+            None if number is None else (number, address(number))
+            for number in page_numbers(found.page, found.pages)
+        ],
+        previous=address(found.page - 1) if found.page > 1 else None,
+        next=address(found.page + 1) if found.page < found.pages else None,
+    )
 
 
 @get(CASELOAD, guards=[STAFF], opt={browser.NAV: "Caseload", "nav_order": 10})
 async def caseload(
-    request: Request[Any, Any, Any], actor: access.SignedIn, state: State
+    request: Request[Any, Any, Any],
+    actor: access.SignedIn,
+    state: State,
+    waiting_page: CaseloadPageNumber = 1,
+    contacted_page: CaseloadPageNumber = 1,
+    engaged_page: CaseloadPageNumber = 1,
 ) -> Template:
-    """Waiting for first contact (oldest first, overdue ones highlighted), contacted, engaged."""
+    """Waiting for first contact (oldest first, overdue ones highlighted), contacted,
+    engaged: each a page of those waiting longest, with links to its other pages."""
     settings: Settings = state.settings
     now = today()
-    waiting, waiting_total = await _section(actor, Status.accepted, "received_on")
-    for line in waiting:
+    asked = {"waiting": waiting_page, "contacted": contacted_page, "engaged": engaged_page}
+    waiting = await _section(actor, "waiting", (Status.accepted,), "received_on", asked)
+    for line in waiting.lines:
         line.working_days = rules.working_days_between(line.received_on, now)
         line.overdue = rules.overdue_for_contact(
             line.received_on, now, settings.first_contact_working_days
         )
-    waiting.sort(key=lambda line: (line.received_on, line.reference))
-    contacted, contacted_total = await _section(actor, Status.contacted, "status_on")
-    contacted.sort(key=lambda line: (line.status_on, line.reference))
-    engaged, engaged_total = await _section(actor, Status.engaged, "status_on")
-    started, started_total = await _section(actor, Status.started, "status_on")
-    engaged = sorted(engaged + started, key=lambda line: (line.status_on, line.reference))
+    contacted = await _section(actor, "contacted", (Status.contacted,), "status_on", asked)
+    engaged = await _section(actor, "engaged", (Status.engaged, Status.started), "status_on", asked)
     return browser.page(
         request,
         "delivery/caseload.html",
         title="Caseload",
         waiting=waiting,
-        waiting_total=waiting_total,
         contacted=contacted,
-        contacted_total=contacted_total,
         engaged=engaged,
-        engaged_total=engaged_total + started_total,
         limit_days=settings.first_contact_working_days,
         search={"reference": "", "name": ""},
         results=None,

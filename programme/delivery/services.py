@@ -334,12 +334,15 @@ async def _waiting(today: date) -> tuple[list[schemas.Waiting], list[int], float
 
 
 async def waiting_summary(today: date) -> schemas.WaitingList:
-    """The waiting list's counts alone (as monitors see it): nobody's record is read."""
-    _, days, median = await _waiting(today)
+    """The waiting list's counts alone (as monitors see it): nobody's record is read, and
+    they are counted in PostgreSQL (``queries.WAITING_SUMMARY``: at a million referrals
+    the whole list is 50,000 rows, half the time of the dashboard's waiting figures spent
+    making them Python objects)."""
+    (row,) = await database.fetch(queries.WAITING_SUMMARY, today)
     return schemas.WaitingList(
-        count=len(days),
-        median_days_waiting=median,
-        longest_days_waiting=days[-1] if days else None,
+        count=int(row["count"]),
+        median_days_waiting=row["median"],
+        longest_days_waiting=row["longest"],
         people=None,
     )
 

@@ -506,8 +506,8 @@ def test_a_backup_from_an_older_version_comes_forward(new_data_dir):
         stdin=PASSWORD + "\n",
     )  # fmt: skip
     assert added.returncode == 0, added.stderr
-    # As the database was before its latest referrals migration (the indexes the
-    # reports and the caseload read at national scale).
+    # As the database was before its latest referrals migration (the index the paged
+    # caseload reads at national scale).
     undone = subprocess.run(
         ["piccolo", "migrations", "backwards", "referrals", "--auto_agree"],
         env=env_for(older, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}"),
@@ -517,7 +517,7 @@ def test_a_backup_from_an_older_version_comes_forward(new_data_dir):
         cwd=REPO,
     )
     assert undone.returncode == 0, undone.stderr
-    index = "SELECT indexname FROM pg_indexes WHERE indexname = 'referral_status_received'"
+    index = "SELECT indexname FROM pg_indexes WHERE indexname = 'referral_status_reached'"
     assert query(older, index) == []
     backup = older / "older.backup"
     assert inspire(older, "backup", str(backup)).returncode == 0
@@ -527,7 +527,7 @@ def test_a_backup_from_an_older_version_comes_forward(new_data_dir):
     result = inspire(newer, "restore", str(backup))
     assert result.returncode == 0, result.stderr
     assert "1 migration applied" in result.stdout
-    assert query(newer, index) == [{"indexname": "referral_status_received"}]
+    assert query(newer, index) == [{"indexname": "referral_status_reached"}]
     assert query(newer, "SELECT username FROM account") == [{"username": "alice"}]
 
 

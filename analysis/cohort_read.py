@@ -127,7 +127,7 @@ class CohortStream:
             raise RuntimeError("the cohort's COPY ended part-way through a row")
         names = [name for name, _ in FIELDS]
         if not self._blocks:
-            return {name: np.empty((0, 2) if name in ("referral", "person") else 0) for name in names}
+            self._blocks.append(_block(np.empty(0, dtype=ROW)))
         out = {name: np.concatenate([block[name] for block in self._blocks]) for name in names}
         self._blocks.clear()
         return out
@@ -139,7 +139,7 @@ def _block(rows: np.ndarray) -> dict[str, np.ndarray]:
     if not (rows["fields"] == len(FIELDS)).all():
         raise RuntimeError("the cohort came with another number of columns")
     for name, _ in FIELDS:
-        size = ROW.fields[name][0].itemsize
+        size = ROW[name].itemsize
         if not (rows[f"{name}_length"] == size).all():
             raise RuntimeError(f"the cohort's {name} came NULL or of another size")
     native = {}

@@ -773,9 +773,7 @@ async def load_cohort(as_of: date) -> tuple[pd.DataFrame, int]:
         name: {row[f"{name}_hash"]: row[name] for row in named if row[name] is not None}
         for name in cohort_read.HASHED
     }
-    frame = await off_loop(
-        _frame, columns, [str(agency["name"]) for agency in agencies], names
-    )
+    frame = await off_loop(_frame, columns, [str(agency["name"]) for agency in agencies], names)
     return frame, int(excluded)
 
 
@@ -801,7 +799,9 @@ def follow_up(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
     cohort was read at) days; a reoffence
     within that counts as the event, anything later is censored.
     """
-    out = frame.copy()
+    # A shallow copy: the new and retyped columns are the copy's own, the rest are shared
+    # with the cohort read (a deep copy held the whole cohort twice at the peak).
+    out = frame.copy(deep=False)
     available = out["days_available"].to_numpy(dtype=float)
     limit = np.minimum(float(horizon_days), available)
     to_event = out["days_to_reoffence"].to_numpy(dtype=float)
@@ -863,9 +863,15 @@ def group_labels(frame: pd.DataFrame, group_by: str) -> pd.Series:
 
 def _group_survival(frame: pd.DataFrame, labels: pd.Series, horizon: int) -> list[schemas.GroupOut]:
     out = []
+    # The two columns the curves need, not the whole frame copied once per group.
+    durations, events, groups = (
+        frame["duration"].to_numpy(),
+        frame["event"].to_numpy(),
+        labels.to_numpy(),
+    )
     for label in sorted(labels.unique()):
-        part = frame[labels == label]
-        result = kaplan_meier(part["duration"], part["event"], horizon)
+        part = groups == label
+        result = kaplan_meier(durations[part], events[part], horizon)
         out.append(
             schemas.GroupOut(
                 group=str(label),
@@ -963,13 +969,15 @@ def _cox(
     else:
         same = "'groups' and 'logrank' are on everyone with follow-up."
     population = _population(
-        frame[complete],
+        frame.loc[complete, ["event"]],  # all a population counts: not the frame copied
         _missing_covariates(frame, request.covariates, complete),
         f"People with every covariate recorded. {same}",
     )
+    # Only the complete cases from here: the whole design matrix is let go.
+    matrix = matrix[complete]
     try:
         model = cox(
-            matrix[complete],
+            matrix,
             frame.loc[complete, "duration"],
             frame.loc[complete, "event"],
             clusters=frame.loc[complete, "person"].to_numpy() if "person" in frame else None,

@@ -80,18 +80,35 @@ def _comparable(names: list[str], values: list[list[object]]) -> list[tuple[str,
     out = []
     for name, column in zip(names, values, strict=True):
         if name == "person":
-            out.append((name, [float(code) for code in pd.factorize(pd.Series(column, dtype=str))[0]]))
+            codes = pd.factorize(pd.Series(column, dtype=str))[0]
+            out.append((name, [float(code) for code in codes]))
         else:
             out.append((name, [_value(v) for v in column]))
     return out
 
 
-DERIVED_BEFORE_AFTER_SQL = (
-    queries.BEFORE_AFTER_SQL.replace("SELECT r.referral,", "SELECT r.id,")
-    .replace("FROM reoffending_cohort r", "FROM referral r")
-    .replace("GROUP BY r.referral", "GROUP BY r.id")
-)
-"""The before/after counts from the referral table, as they were read before."""
+DERIVED_BEFORE_AFTER_SQL = """
+SELECT count(*) FILTER (WHERE before > 0) AS any_before,
+       count(*) FILTER (WHERE after > 0) AS any_after,
+       count(*) FILTER (WHERE before > 0 AND after = 0) AS stopped,
+       count(*) FILTER (WHERE before = 0 AND after > 0) AS started,
+       coalesce(sum(before), 0)::int AS incidents_before,
+       coalesce(sum(after), 0)::int AS incidents_after,
+       count(*) AS n
+FROM (
+    SELECT r.id,
+           count(o.id) FILTER (WHERE o.offence_date >= r.received_on - $2::int
+                                 AND o.offence_date < r.received_on) AS before,
+           count(o.id) FILTER (WHERE o.offence_date > r.received_on
+                                 AND o.offence_date <= r.received_on + $2::int) AS after
+    FROM referral r
+    LEFT JOIN reoffence o ON o.person = r.person
+    WHERE r.received_on <= $1
+    GROUP BY r.id
+) windows
+"""
+"""The before/after counts from the referral table, every referral grouped, as they were
+read before the cohort table (and before only referrals with an incident were grouped)."""
 assert "reoffending_cohort" not in DERIVED_BEFORE_AFTER_SQL
 
 

@@ -3,9 +3,10 @@
 ``queries.COHORT_COPY_SQL`` sends every field of every row, none of them NULL (what is
 missing is said in one bit mask), so every row has the same length and a block of rows is
 one fixed-layout numpy record array: no text to parse, no Python object per value. The
-referral and the person come as their 16 bytes; the agency as its place in a list the
-caller sends; gender, risk level and local authority as a 64-bit hash of the text, named
-afterwards from one row holding each hash (a handful of rows: ``exemplars``).
+referral, the person and the agency come as their 16 bytes (the agency is named from the
+agency table in numpy: looked up in SQL once per row, it cost more than the rest);
+gender, risk level and local authority as a 64-bit hash of the text, named afterwards
+from one row holding each hash (a handful of rows: ``exemplar_rows``).
 
 Pure: bytes in, arrays out; the services do the reading.
 """
@@ -29,7 +30,7 @@ TRAILER = b"\xff\xff"
 FIELDS: tuple[tuple[str, str], ...] = (
     ("referral", ">u8,(2,)"),
     ("person", ">u8,(2,)"),
-    ("agency", ">i4"),
+    ("agency", ">u8,(2,)"),
     ("gender", ">i8"),
     ("risk_level", ">i8"),
     ("local_authority", ">i8"),
@@ -47,8 +48,8 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("children_in_household", ">i2"),
     ("missing", ">i4"),
 )
-"""``COHORT_COPY_SQL``'s columns, in order, with their binary types (big-endian): uuid,
-uuid, int4, int8 x 3, int4 x 9, int2 x 3, int4."""
+"""``COHORT_COPY_SQL``'s columns, in order, with their binary types (big-endian): uuid x 3,
+int8 x 3, int4 x 9, int2 x 3, int4."""
 
 
 def _row_type() -> np.dtype:
@@ -146,7 +147,6 @@ def _block(rows: np.ndarray) -> dict[str, np.ndarray]:
     for name, _ in FIELDS:
         column = rows[name]
         native[name] = column.astype(column.dtype.newbyteorder("="))
-    native["agency"] = native["agency"].astype(np.int16)
     native["substance_misuse"] = native["substance_misuse"].astype(np.int8)
     native["mental_health"] = native["mental_health"].astype(np.int8)
     native["children_in_household"] = native["children_in_household"].astype(np.int8)
@@ -165,22 +165,44 @@ def referral_order(referral: np.ndarray) -> np.ndarray | None:
     return np.lexsort((low, high))
 
 
+def _first_appearances(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each value's number in order of first appearance, and where each first appears."""
+    codes, _ = pd.factorize(values)
+    so_far = np.maximum.accumulate(np.r_[-1, codes[:-1]])
+    return codes, np.flatnonzero(codes > so_far)
+
+
+def _uuid_codes(halves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``_first_appearances`` of 16-byte ids given as two 64-bit halves."""
+    high, low = halves[:, 0], halves[:, 1]
+    if len(high) == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    codes, first = _first_appearances(high)
+    # The first half alone almost always tells ids apart; check that the second half is
+    # the same wherever the first is, and otherwise number the whole 16 bytes.
+    if not np.array_equal(low, low[first][codes]):
+        whole = np.ascontiguousarray(halves).view(np.dtype((np.void, 16))).ravel()
+        _, inverse = np.unique(whole, return_inverse=True)
+        codes, first = _first_appearances(inverse.ravel())
+    return codes.astype(np.int64), first
+
+
 def person_codes(person: np.ndarray) -> np.ndarray:
     """One whole number per person (the same number for the same person, in order of first
     appearance): the clusters only need to tell people apart, not 36-character strings."""
-    high, low = person[:, 0], person[:, 1]
-    if len(high) == 0:
-        return np.empty(0, dtype=np.int64)
-    codes, _ = pd.factorize(high)
-    # The first half alone almost always tells people apart; check that the second half is
-    # the same wherever the first is, and otherwise number the whole 16 bytes.
-    so_far = np.maximum.accumulate(np.r_[-1, codes[:-1]])
-    first = np.flatnonzero(codes > so_far)
-    if np.array_equal(low, low[first][codes]):
-        return codes.astype(np.int64)
-    whole = np.ascontiguousarray(person).view(np.dtype((np.void, 16))).ravel()
-    _, inverse = np.unique(whole, return_inverse=True)
-    return pd.factorize(inverse)[0].astype(np.int64)
+    return _uuid_codes(person)[0]
+
+
+def agency_positions(agency: np.ndarray, ids: Sequence[int]) -> np.ndarray:
+    """Each row's agency as its place in ``ids`` (the agencies' uuids as integers), from 1,
+    or 0 for an agency not there (as ``array_position``)."""
+    codes, first = _uuid_codes(agency)
+    place = {value: k + 1 for k, value in enumerate(ids)}
+    found = np.array(
+        [place.get((int(agency[row, 0]) << 64) | int(agency[row, 1]), 0) for row in first],
+        dtype=np.int16,
+    )
+    return found[codes] if len(codes) else np.empty(0, dtype=np.int16)
 
 
 def exemplar_rows(columns: Mapping[str, np.ndarray]) -> list[int]:
@@ -190,8 +212,9 @@ def exemplar_rows(columns: Mapping[str, np.ndarray]) -> list[int]:
     rows: set[int] = set()
     for name in HASHED:
         present = (missing & _bit(name)) == 0
-        _, first = np.unique(columns[name][present], return_index=True)
-        rows.update(np.flatnonzero(present)[first].tolist())
+        if present.any():
+            _, first = _first_appearances(columns[name][present])
+            rows.update(np.flatnonzero(present)[first].tolist())
     return sorted(rows)
 
 
@@ -229,7 +252,8 @@ def frame(
 ) -> pd.DataFrame:
     """The cohort frame: ``cohort_columns`` in order, the person as a whole number, text as
     objects (None where missing) pointing at a few strings, agency names by position in
-    ``agencies`` (1-based, as ``array_position``), ``names`` each text hash's value."""
+    ``agencies`` (``columns["agency"]`` from ``agency_positions``), ``names`` each text
+    hash's value."""
     missing = columns["missing"]
     out: dict[str, np.ndarray] = {}
     for name in cohort_columns:

@@ -758,7 +758,6 @@ async def load_cohort(as_of: date) -> tuple[pd.DataFrame, int]:
         await connection.copy_from_query(
             queries.COHORT_COPY_SQL,
             as_of,
-            [agency["id"] for agency in agencies],
             output=keep,
             format="binary",
         )
@@ -773,13 +772,23 @@ async def load_cohort(as_of: date) -> tuple[pd.DataFrame, int]:
         name: {row[f"{name}_hash"]: row[name] for row in named if row[name] is not None}
         for name in cohort_read.HASHED
     }
-    frame = await off_loop(_frame, columns, [str(agency["name"]) for agency in agencies], names)
+    frame = await off_loop(
+        _frame,
+        columns,
+        [agency["id"].int for agency in agencies],
+        [str(agency["name"]) for agency in agencies],
+        names,
+    )
     return frame, int(excluded)
 
 
 def _frame(
-    columns: dict[str, np.ndarray], agencies: list[str], names: dict[str, dict[int, str]]
+    columns: dict[str, np.ndarray],
+    agency_ids: list[int],
+    agencies: list[str],
+    names: dict[str, dict[int, str]],
 ) -> pd.DataFrame:
+    columns["agency"] = cohort_read.agency_positions(columns["agency"], agency_ids)
     # Only referrals of a known agency, as the join to ``agency`` kept them before (the
     # foreign key makes it every one).
     known = columns["agency"] > 0

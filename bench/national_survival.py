@@ -373,8 +373,7 @@ async def survival_benchmark(
         connection = await connect()
         try:
             plan = await explain(connection, queries.COHORT_SQL, as_of)
-            agencies = [row["id"] for row in await connection.fetch(queries.AGENCIES_SQL)]
-            table_plan = await explain(connection, queries.COHORT_COPY_SQL, as_of, agencies)
+            table_plan = await explain(connection, queries.COHORT_COPY_SQL, as_of)
         finally:
             await connection.close()
         out["cohort_plan"] = plan

@@ -74,30 +74,70 @@ whole numbers the age rule takes (``referrals.rules.whole_years``)."""
 
 
 COHORT_COPY_SQL = """
-SELECT c.person, c.born_year, c.born_month_day, c.received_year, c.received_month_day,
-       c.gender, c.risk_level, c.prior_incidents, c.substance_misuse, c.mental_health,
-       c.children_in_household, c.local_authority, a.name AS agency,
+SELECT c.referral, c.person,
+       c.agency,
+       coalesce(hashtextextended(c.gender, 0), 0) AS gender,
+       coalesce(hashtextextended(c.risk_level, 0), 0) AS risk_level,
+       coalesce(hashtextextended(c.local_authority, 0), 0) AS local_authority,
+       coalesce(c.born_year, 0) AS born_year, coalesce(c.born_month_day, 0) AS born_month_day,
+       coalesce(c.received_year, 0) AS received_year,
+       coalesce(c.received_month_day, 0) AS received_month_day,
+       coalesce(c.prior_incidents, 0) AS prior_incidents,
        $1 - c.received_on AS days_available,
-       CASE WHEN c.engaged_on <= $1 THEN c.engaged_on - c.received_on END AS days_to_engaged,
-       CASE WHEN c.completed_on <= $1 THEN c.completed_on - c.received_on END
+       CASE WHEN c.engaged_on <= $1 THEN c.engaged_on - c.received_on ELSE 0 END
+           AS days_to_engaged,
+       CASE WHEN c.completed_on <= $1 THEN c.completed_on - c.received_on ELSE 0 END
            AS days_to_completed,
-       CASE WHEN c.reoffended_on <= $1 THEN c.reoffended_on - c.received_on END
-           AS days_to_reoffence
+       CASE WHEN c.reoffended_on <= $1 THEN c.reoffended_on - c.received_on ELSE 0 END
+           AS days_to_reoffence,
+       coalesce(c.substance_misuse::int, 2)::int2 AS substance_misuse,
+       coalesce(c.mental_health::int, 2)::int2 AS mental_health,
+       coalesce(c.children_in_household::int, 2)::int2 AS children_in_household,
+       (c.born_year IS NULL)::int + 2 * (c.born_month_day IS NULL)::int
+       + 4 * (c.received_year IS NULL)::int + 8 * (c.received_month_day IS NULL)::int
+       + 16 * (c.prior_incidents IS NULL)::int
+       + 32 * ((c.engaged_on <= $1) IS NOT TRUE)::int
+       + 64 * ((c.completed_on <= $1) IS NOT TRUE)::int
+       + 128 * ((c.reoffended_on <= $1) IS NOT TRUE)::int
+       + 256 * (c.gender IS NULL)::int + 512 * (c.risk_level IS NULL)::int
+       + 1024 * (c.local_authority IS NULL)::int AS missing
 FROM reoffending_cohort c
-JOIN agency a ON a.id = c.agency
 WHERE c.received_on < $1
-ORDER BY c.referral
 """
-"""The cohort as ``COPY ... TO STDOUT`` sends it, read from ``reoffending_cohort`` (one row
-per referral, kept current by triggers: migration ``analysis_2026_11_27t20_15_00``) rather
-than worked out from every event and incident on each call: the same rows in the same
-order as ``COHORT_SQL``, with each date given as the two whole numbers the age rule takes.
+"""The cohort as ``COPY ... (FORMAT binary)`` sends it (decoded by ``analysis.cohort_read``),
+read from ``reoffending_cohort`` (one row per referral, kept current by triggers: migration
+``analysis_2026_11_27t20_15_00``) rather than worked out from every event and incident on
+each call.
 
 The table keeps each referral's first engagement, completion and incident after it
 whenever they happened; the first of them on or before the cut-off is that first date
 if it is on or before the cut-off, and none otherwise, so the cut-off applies here.
-One text stream the database writes and pandas' C parser reads as columns, rather than a
-million rows decoded into Python objects one value at a time."""
+
+Every field is sent, none NULL, so every row has the same length and a million of them
+decode as one numpy record array, with no text to parse: what is missing is a bit in
+``missing`` (in ``cohort_read.NULLABLE``'s order), yes/no fields are 0, 1 or 2 (not
+recorded), the three few-valued texts come as a 64-bit hash, named from one row holding
+each (``COHORT_NAMES_SQL``). No ``ORDER BY``: walking the primary key for it read the heap
+at random (3.6 s inside PostgreSQL at a million); the rows are put in referral order in
+numpy (``cohort_read.referral_order``), the order the fits need to add the same numbers
+the same way. No join to ``agency``, nor a look-up in a list of them: each cost a look-up
+per row (0.4 s at a million for the list); the agency's id is named in numpy."""
+
+COHORT_NAMES_SQL = """
+SELECT referral, gender, risk_level, local_authority,
+       hashtextextended(gender, 0) AS gender_hash,
+       hashtextextended(risk_level, 0) AS risk_level_hash,
+       hashtextextended(local_authority, 0) AS local_authority_hash
+FROM reoffending_cohort WHERE referral = ANY($1::uuid[])
+"""
+"""The text behind each hash ``COHORT_COPY_SQL`` sent, from one row holding it (read in the
+same snapshot). Two different values would need the same 64-bit hash to be confused:
+about one chance in 10^14 for a few hundred local authorities."""
+
+AGENCIES_SQL = "SELECT id, name FROM agency"
+
+ONE_SNAPSHOT_SQL = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+"""Every statement of the transaction after this reads the data as it was at its first."""
 
 
 BEFORE_AFTER_SQL = """
@@ -107,21 +147,25 @@ SELECT count(*) FILTER (WHERE before > 0) AS any_before,
        count(*) FILTER (WHERE before = 0 AND after > 0) AS started,
        coalesce(sum(before), 0)::int AS incidents_before,
        coalesce(sum(after), 0)::int AS incidents_after,
-       count(*) AS n
+       (SELECT count(*) FROM reoffending_cohort WHERE received_on <= $1) AS n
 FROM (
     SELECT r.referral,
-           count(o.id) FILTER (WHERE o.offence_date >= r.received_on - $2::int
-                                 AND o.offence_date < r.received_on) AS before,
-           count(o.id) FILTER (WHERE o.offence_date > r.received_on
-                                 AND o.offence_date <= r.received_on + $2::int) AS after
+           count(*) FILTER (WHERE o.offence_date < r.received_on) AS before,
+           count(*) FILTER (WHERE o.offence_date > r.received_on) AS after
     -- The cohort table's person and received date, the referral's own (one row each,
     -- kept by triggers), read from its narrow rows rather than the referral's wide ones.
     FROM reoffending_cohort r
-    LEFT JOIN reoffence o ON o.person = r.person
+    JOIN reoffence o ON o.person = r.person
     WHERE r.received_on <= $1
+      AND o.offence_date >= r.received_on - $2::int AND o.offence_date <= r.received_on + $2::int
+      AND o.offence_date <> r.received_on
     GROUP BY r.referral
 ) windows
 """
+"""Incidents in the windows before and after each referral whose after-window has ended.
+Only referrals with an incident in a window are grouped (a referral with none adds
+nothing but to ``n``, counted apart): grouping every referral, most with no incident,
+spilled its hash table to disk (2 s at a million)."""
 
 # Built once from constants (the quarter expression), never from input: values are bound.
 QUARTERLY_SQL = f"""

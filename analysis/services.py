@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import io
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -41,7 +40,7 @@ import pandas as pd
 from scipy.stats import binomtest
 
 from analysis import adjusted as adjusted_comparison
-from analysis import queries, schemas
+from analysis import cohort_read, queries, schemas
 from analysis.proportions import (
     WITHHELD,
     is_small,
@@ -733,70 +732,73 @@ async def programme_weeks() -> int:
 
 
 COPY_NULL = "\\N"
-"""How the cohort's COPY marks a missing value (PostgreSQL's own mark for text COPY). A
-recorded value that reads exactly so would be taken as missing: no field the cohort
-holds (a gender, a risk level, an area, an agency's name) is ever that."""
-
-BOOLEAN_COLUMNS = ("substance_misuse", "mental_health", "children_in_household")
-TEXT_COLUMNS = ("person", "gender", "risk_level", "local_authority", "agency")
-FEW_VALUES_COLUMNS = ("gender", "risk_level", "local_authority", "agency")
-"""Text with a handful of values: parsed as categories, so a million cells do not each
-hold a string of their own (about 55 bytes apiece, 200 MB of the four at a million)."""
+"""How a text COPY marks a missing value (PostgreSQL's own mark). The cohort itself comes
+as a binary COPY (``cohort_read``); the tests read the old derivation as text with it."""
 
 
 async def load_cohort(as_of: date) -> tuple[pd.DataFrame, int]:
-    """The cohort as of the cut-off, and how many referrals have no follow-up yet.
+    """The cohort as of the cut-off, in referral order, and how many referrals have no
+    follow-up yet.
 
-    Read as one CSV stream (``COPY ... TO STDOUT``) and parsed into columns off the
-    loop: at a million referrals, decoding a million asyncpg records and building a
-    frame from Python tuples took seconds and a gigabyte."""
-    # Written into one buffer as it comes, not kept as chunks and joined: at a million
-    # referrals the joined copy was another 100 MB at the read's peak.
-    text = io.BytesIO()
+    One binary COPY of fixed-length rows decoded into numpy columns as it arrives
+    (``cohort_read``), then the agencies' names and the text behind a handful of hashes:
+    at a million referrals, a CSV of uuids and text cells took seconds to parse into
+    objects and most of the analysis's memory. The person is a whole number per person
+    (the clustered errors only need to tell people apart). All in one snapshot, so the
+    names, the rows and the count agree."""
+    stream = cohort_read.CohortStream()
 
     async def keep(data: bytes) -> None:
-        text.write(data)
+        stream.feed(data)
 
     async with database.connection() as connection:
+        # Its first statement: the transaction ``connection()`` began reads one snapshot.
+        await connection.execute(queries.ONE_SNAPSHOT_SQL)
+        agencies = await connection.fetch(queries.AGENCIES_SQL)
         await connection.copy_from_query(
             queries.COHORT_COPY_SQL,
             as_of,
             output=keep,
-            format="csv",
-            header=True,
-            null=COPY_NULL,
+            format="binary",
+        )
+        columns = stream.columns()
+        rows = cohort_read.exemplar_rows(columns)
+        named = await connection.fetch(
+            queries.COHORT_NAMES_SQL,
+            [cohort_read.uuid_text(columns["referral"][row]) for row in rows],
         )
         excluded = await connection.fetchval(queries.NO_FOLLOW_UP_YET, as_of)
-    text.seek(0)
-    frame = await off_loop(_frame, text)
+    names = {
+        name: {row[f"{name}_hash"]: row[name] for row in named if row[name] is not None}
+        for name in cohort_read.HASHED
+    }
+    frame = await off_loop(
+        _frame,
+        columns,
+        [agency["id"].int for agency in agencies],
+        [str(agency["name"]) for agency in agencies],
+        names,
+    )
     return frame, int(excluded)
 
 
-def _frame(text: io.BytesIO) -> pd.DataFrame:
-    frame = pd.read_csv(
-        text,
-        na_values=[COPY_NULL],
-        keep_default_na=False,
-        true_values=["t"],
-        false_values=["f"],
-        dtype={name: "category" if name in FEW_VALUES_COLUMNS else object for name in TEXT_COLUMNS},
-        engine="c",
-    )
-    # The columns are the query's own, in its order: a column renamed in the SQL and not
-    # here is a failure now, not a quietly missing covariate later.
-    if tuple(frame.columns) != queries.COHORT_COLUMNS:
-        raise RuntimeError(f"the cohort came with columns {list(frame.columns)}")
-    for name in BOOLEAN_COLUMNS:
-        if frame[name].dtype != bool:
-            # Some missing: True, False and None, as the rows gave them before.
-            frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
-    for name in TEXT_COLUMNS:
-        if name in FEW_VALUES_COLUMNS:
-            # Back to the plain objects the analysis takes, each cell pointing at one of
-            # the few category strings rather than a string of its own.
-            frame[name] = frame[name].astype(object)
-        frame[name] = frame[name].where(frame[name].notna(), None)
-    return frame
+def _frame(
+    columns: dict[str, np.ndarray],
+    agency_ids: list[int],
+    agencies: list[str],
+    names: dict[str, dict[int, str]],
+) -> pd.DataFrame:
+    columns["agency"] = cohort_read.agency_positions(columns["agency"], agency_ids)
+    # Only referrals of a known agency, as the join to ``agency`` kept them before (the
+    # foreign key makes it every one).
+    known = columns["agency"] > 0
+    order = cohort_read.referral_order(columns["referral"])
+    if order is not None or not known.all():
+        chosen = np.arange(len(known)) if order is None else order
+        chosen = chosen[known[chosen]]
+        for name in list(columns):
+            columns[name] = columns[name][chosen]
+    return cohort_read.frame(columns, agencies, names, queries.COHORT_COLUMNS)
 
 
 def follow_up(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
@@ -806,7 +808,9 @@ def follow_up(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
     cohort was read at) days; a reoffence
     within that counts as the event, anything later is censored.
     """
-    out = frame.copy()
+    # A shallow copy: the new and retyped columns are the copy's own, the rest are shared
+    # with the cohort read (a deep copy held the whole cohort twice at the peak).
+    out = frame.copy(deep=False)
     available = out["days_available"].to_numpy(dtype=float)
     limit = np.minimum(float(horizon_days), available)
     to_event = out["days_to_reoffence"].to_numpy(dtype=float)
@@ -868,9 +872,15 @@ def group_labels(frame: pd.DataFrame, group_by: str) -> pd.Series:
 
 def _group_survival(frame: pd.DataFrame, labels: pd.Series, horizon: int) -> list[schemas.GroupOut]:
     out = []
+    # The two columns the curves need, not the whole frame copied once per group.
+    durations, events, groups = (
+        frame["duration"].to_numpy(),
+        frame["event"].to_numpy(),
+        labels.to_numpy(),
+    )
     for label in sorted(labels.unique()):
-        part = frame[labels == label]
-        result = kaplan_meier(part["duration"], part["event"], horizon)
+        part = groups == label
+        result = kaplan_meier(durations[part], events[part], horizon)
         out.append(
             schemas.GroupOut(
                 group=str(label),
@@ -968,13 +978,15 @@ def _cox(
     else:
         same = "'groups' and 'logrank' are on everyone with follow-up."
     population = _population(
-        frame[complete],
+        frame.loc[complete, ["event"]],  # all a population counts: not the frame copied
         _missing_covariates(frame, request.covariates, complete),
         f"People with every covariate recorded. {same}",
     )
+    # Only the complete cases from here: the whole design matrix is let go.
+    matrix = matrix[complete]
     try:
         model = cox(
-            matrix[complete],
+            matrix,
             frame.loc[complete, "duration"],
             frame.loc[complete, "event"],
             clusters=frame.loc[complete, "person"].to_numpy() if "person" in frame else None,

@@ -231,6 +231,10 @@ def cox(
             "the model did not converge (often a covariate that almost perfectly predicts "
             "reoffending, or too few events)"
         ) from exc
+    # lifelines' copy is done with; the covariates once more as one array for the
+    # sandwich and the PH test (each took its own before).
+    del frame
+    x = covariates.to_numpy(dtype=float)
     if clusters is None:
         terms = _terms(fitter)
     else:
@@ -240,7 +244,7 @@ def cox(
         # at 200,000 referrals, hours at a million), and it uses Breslow's residuals.
         coef = fitter.params_.to_numpy()
         covariance = robust_covariance(
-            covariates.to_numpy(dtype=float),
+            x,
             np.zeros(len(t)),
             t,
             e,
@@ -257,7 +261,7 @@ def cox(
         raise AnalysisError("the model gave no finite estimate; check the covariates")
     columns = [str(c) for c in covariates.columns]
     ph = ph_test(
-        covariates.to_numpy(dtype=float),
+        x,
         t,
         e,
         fitter.params_.to_numpy(),
@@ -436,8 +440,16 @@ def robust_covariance(
     by_stop, by_start = np.argsort(t1), np.argsort(t0)
 
     def from_day(order: np.ndarray, ends: np.ndarray, values: np.ndarray) -> np.ndarray:
-        tail = np.vstack([np.cumsum(values[order][::-1], axis=0)[::-1], np.zeros(values.shape[1])])
-        return tail[np.searchsorted(ends[order], times, side="left")]
+        # Sums from the last row back, in place in one copy (the same additions in the same
+        # order as summing the reversed rows): the sum over rows from position k on is
+        # ``backwards[n - 1 - k]``, and none past the end.
+        backwards = values[order[::-1]]
+        np.cumsum(backwards, axis=0, out=backwards)
+        first = np.searchsorted(ends[order], times, side="left")
+        out = np.zeros((len(times), values.shape[1]))
+        inside = first < len(ends)
+        out[inside] = backwards[len(ends) - 1 - first[inside]]
+        return out
 
     weighted = np.column_stack([wr, wr[:, None] * x])
     in_risk_set = from_day(by_stop, t1, weighted) - from_day(by_start, t0, weighted)
@@ -469,13 +481,25 @@ def robust_covariance(
     lo, hi = np.searchsorted(times, t0, side="right"), np.searchsorted(times, t1, side="right")
     summed_hazard = cum_hazard[hi] - cum_hazard[lo]
     summed_mean = cum_mean[hi] - cum_mean[lo]
-    residuals = -risk[:, None] * (x * summed_hazard[:, None] - summed_mean)
+    # -risk (x h - m), worked in one array rather than three of the same size.
+    residuals = x * summed_hazard[:, None]
+    residuals -= summed_mean
+    residuals *= -risk[:, None]
+    del summed_mean
     # Those who died: Efron's down-weighting of their own day, and the observed term.
     xd = x[died]
     residuals[died] += risk[died][:, None] * (
         xd * (hazard[day] - dying_hazard[day])[:, None] - (hazard_mean[day] - dying_mean[day])
     ) + (xd - mean_means[day])
-    codes = pd.factorize(pd.Series(list(clusters)).astype(str))[0]
+    values = np.asarray(clusters)
+    # Whole numbers (the cohort's person codes) as they are; anything else by its text, as
+    # before. Either way the clusters are numbered in order of first appearance, so the
+    # sums below add in the same order.
+    codes = (
+        pd.factorize(values)[0]
+        if values.dtype.kind in "iu"
+        else pd.factorize(pd.Series(list(clusters)).astype(str))[0]
+    )
     per_cluster = np.zeros((codes.max() + 1, p))
     np.add.at(per_cluster, codes, w[:, None] * residuals)
     v = np.asarray(naive_variance, dtype=float)

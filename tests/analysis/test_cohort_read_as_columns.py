@@ -68,8 +68,12 @@ async def test_the_columns_read_are_the_rows_read(imported):
     assert len(new) == len(old) == 60
     assert new["risk_level"].isna().sum() == 15 and new["prior_incidents"].isna().sum() == 12
     before, after = follow_up(old, 182), follow_up(new, 182)
+    # The person is read as a whole number per person: the same people, told apart alike.
+    np.testing.assert_array_equal(
+        pd.factorize(before["person"].astype(str))[0], pd.factorize(after["person"])[0]
+    )
     for column in (
-        "person", "gender", "risk_level", "prior_incidents", "substance_misuse",
+        "gender", "risk_level", "prior_incidents", "substance_misuse",
         "mental_health", "children_in_household", "local_authority", "agency",
         "days_available",
     ):  # fmt: skip

@@ -452,7 +452,7 @@ def _records(
                 person_ids[who] = uuid.uuid4()
                 if made_by is not None:
                     made_by[who] = row
-                person = rules.person_values(sub)
+                person = rules.person_values(sub, key=row.person_key)
                 person_columns = person_columns or ["id", *person, "created_at"]
                 people.append((person_ids[who], *person.values(), now))
             else:
@@ -589,8 +589,8 @@ def _people_from_their_first_referral(
     for who, row in oldest.items():
         if row is made_by[who]:
             continue
-        details = rules.person_values(row.submission)
-        if details != rules.person_values(made_by[who].submission):
+        details = rules.person_values(row.submission, key=who)
+        if details != rules.person_values(made_by[who].submission, key=who):
             columns = list(details)
             corrected.append((person_ids[who], *details.values()))
     return columns, corrected

@@ -4,6 +4,8 @@ PostgreSQL takes at most 32,767 parameters."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 # Joined to the file's keys and phones rather than ``= ANY($1) OR phone = ANY($2)``:
 # with the OR (and in a generic plan, always) PostgreSQL compares every stored
 # person with every element of both arrays, and a 200,000-row file against
@@ -15,6 +17,13 @@ UNION
 SELECT id, match_key, date_of_birth, phone FROM person
 WHERE phone IN (SELECT unnest($2::text[]))
 """
+
+
+def person_details(columns: Sequence[str]) -> str:
+    """Put a person's details (``referrals.rules.person_values``' columns) right, by id."""
+    assigned = ", ".join(f"{column} = ${n}" for n, column in enumerate(columns, start=2))
+    return f"UPDATE person SET {assigned} WHERE id = $1"  # noqa: S608 - the code's own columns
+
 
 KNOWN_REFERENCES = "SELECT reference FROM referral WHERE reference = ANY($1::text[])"
 

@@ -234,6 +234,14 @@ class Plan:
         self.errors.append(RowProblem(line=line, code=code, field=name, message=message))
         self.error_lines.add(line)
 
+    def extend(self, later: Plan) -> None:
+        """Add the plan of the file's next rows: the whole file's plan, part by part."""
+        self.accepted += later.accepted
+        self.returned += later.returned
+        self.errors += later.errors
+        self.warnings += later.warnings
+        self.error_lines |= later.error_lines
+
 
 def _milestones(line: int, row: dict[str, str], received_on: date, today: date, plan: Plan):
     """The row's milestone dates, checked for order; warns of gaps in the record."""
@@ -266,6 +274,26 @@ def _milestones(line: int, row: dict[str, str], received_on: date, today: date, 
     return in_lifecycle_order(dated)
 
 
+def read_referrals(content: bytes) -> tuple[Plan, list[tuple[int, dict[str, str]]]]:
+    """The file's rows to check, and a plan holding the lines that could not be read."""
+    plan = Plan()
+    rows = read_csv(content, COLUMNS, REQUIRED_COLUMNS, plan.errors)
+    plan.error_lines.update(problem.line for problem in plan.errors)
+    return plan, rows
+
+
+@dataclass
+class RowChecks:
+    """What every row of one file is checked against, and the references its earlier
+    rows took: checked a part at a time, the file's rows are checked as in one go."""
+
+    today: date
+    commissioned_areas: tuple[str, ...]
+    fingerprint_key: str
+    reference_key: str
+    seen_references: dict[str, int] = field(default_factory=dict)
+
+
 def plan_import(
     content: bytes,
     *,
@@ -279,13 +307,31 @@ def plan_import(
 
     ``progress(done, total)`` is told how far the check has gone, now and then.
     """
-    plan = Plan()
-    seen_references: dict[str, int] = {}
-    rows = read_csv(content, COLUMNS, REQUIRED_COLUMNS, plan.errors)
-    plan.error_lines.update(problem.line for problem in plan.errors)
-    for done, (line, row) in enumerate(rows):
+    plan, rows = read_referrals(content)
+    checks = RowChecks(today, commissioned_areas, fingerprint_key, reference_key)
+    check_rows(rows, checks, plan, progress=progress)
+    if progress is not None:
+        progress(len(rows), len(rows))
+    return plan
+
+
+def check_rows(
+    rows: Sequence[tuple[int, dict[str, str]]],
+    checks: RowChecks,
+    plan: Plan,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    done_before: int = 0,
+    total: int | None = None,
+) -> Plan:
+    """Check ``rows`` (the file's, in order, from row ``done_before`` of ``total``) into
+    ``plan``; the database is not touched."""
+    total = len(rows) if total is None else total
+    seen_references = checks.seen_references
+    today, commissioned_areas = checks.today, checks.commissioned_areas
+    for done, (line, row) in enumerate(rows, start=done_before):
         if progress is not None and done % PROGRESS_EVERY == 0:
-            progress(done, len(rows))
+            progress(done, total)
         agency = normal_agency(row.get(AGENCY) or "")
         if not agency:
             plan.error(line, "required", AGENCY, "Name the referring agency.")
@@ -315,7 +361,7 @@ def plan_import(
                     agency=agency,
                     received_on=received_on,
                     reasons=checked.reasons,
-                    fingerprint=keyed_digest(fingerprint_key, "returned|" + content_key),
+                    fingerprint=keyed_digest(checks.fingerprint_key, "returned|" + content_key),
                     problems=[
                         RowProblem(line=line, code=p.code, field=p.field, message=p.message)
                         for p in checked.errors
@@ -326,7 +372,9 @@ def plan_import(
         sub = checked.submission
         person_key = match_key(sub.first_name, sub.last_name, sub.date_of_birth)
         reference = sub.reference or "IMP-" + (
-            keyed_digest(reference_key, f"{person_key}|{sub.received_on.isoformat()}")[:12].upper()
+            keyed_digest(checks.reference_key, f"{person_key}|{sub.received_on.isoformat()}")[
+                :12
+            ].upper()
         )
         if reference in seen_references:
             plan.error(
@@ -347,8 +395,6 @@ def plan_import(
                 person_key=person_key,
             )
         )
-    if progress is not None:
-        progress(len(rows), len(rows))
     return plan
 
 

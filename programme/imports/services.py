@@ -1,8 +1,10 @@
 """Writing a checked import: one transaction, bulk COPY, audited.
 
-Each import checks its whole file first (``programme.imports.rules``), looks
-up what is already stored, and then writes everything in one transaction, so a
-half-imported file never happens.
+Each import checks its file (``programme.imports.rules``), looks up what is
+already stored, and writes it in one transaction, so a half-imported file never
+happens. A referrals file is checked a part at a time, each clean part written
+while the next is checked; the whole file's outcome is still decided on the whole
+file, and anything short of writing all of it rolls the transaction back.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import traceback
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -34,14 +36,17 @@ from programme.imports.rules import (
     ImportKind,
     IncidentRow,
     Plan,
+    ReturnedRow,
+    RowChecks,
     check_agencies,
     check_overlaps,
+    check_rows,
     extract_date,
     final_status,
     keyed_digest,
     older_than,
-    plan_import,
     plan_incidents,
+    read_referrals,
 )
 from programme.imports.schemas import DataDictionary, ImportReport, ReturnedRowReport, RowProblem
 from programme.platform import database
@@ -108,13 +113,17 @@ def _drop_known(plan: Plan, known: set[str], seen: set[str]) -> int:
     return before - len(plan.accepted) - len(plan.returned)
 
 
-async def _drop_already_imported(plan: Plan) -> int:
+async def _drop_already_imported(plan: Plan, found: _Found) -> int:
     references, fingerprints = await off_loop(_references_and_fingerprints, plan)
     stored = await database.fetch(queries.KNOWN_REFERENCES, references)
     known = {r["reference"] for r in stored}
     stored = await database.fetch(queries.KNOWN_RETURN_FINGERPRINTS, fingerprints)
     seen = {r["fingerprint"] for r in stored}
-    return await off_loop(_drop_known, plan, known, seen)
+    found.references |= known
+    found.fingerprints |= seen
+    # Earlier parts' returned rows count as seen: the same returned row twice in a file
+    # goes in once, whichever parts the two are in.
+    return await off_loop(_drop_known, plan, known, seen | found.returns_in_file)
 
 
 def _stored_people(identities: set[str]) -> list[UUID]:
@@ -165,6 +174,48 @@ Progress = Callable[[str, int, int], None]
 """Told the stage (``checking``, ``writing``) and, while checking, rows done of the total."""
 
 
+CHECK_PART = 10_000
+"""Rows checked at a time. Each part is looked up and, unless it shows an error, written
+while the next is checked: the database's work overlaps the checking."""
+
+
+@dataclass
+class _Found:
+    """What the database holds for the file's rows, looked up a part at a time: together,
+    what one look-up of the whole file would have found."""
+
+    references: set[str] = field(default_factory=set)
+    """The file's references already stored."""
+    fingerprints: set[str] = field(default_factory=set)
+    """The file's returned rows already stored."""
+    returns_in_file: set[str] = field(default_factory=set)
+    identity: dict[int, str] = field(default_factory=dict)
+    open_elsewhere: dict[str, str] = field(default_factory=dict)
+    by_person: dict[str, list[AcceptedRow]] = field(default_factory=dict)
+    """The accepted rows so far, by who they are: a later row may overlap an earlier one."""
+
+
+def _overlap_among(part: Plan, found: _Found) -> bool:
+    """Whether the part's people have overlapping referrals in the file so far, or one
+    open beside it: ``check_overlaps`` on their rows, which are few, not the file's."""
+    for row in part.accepted:
+        found.by_person.setdefault(found.identity[row.line], []).append(row)
+    touched = {found.identity[row.line] for row in part.accepted}
+    theirs = Plan(accepted=[row for who in touched for row in found.by_person[who]])
+    check_overlaps(theirs, found.identity, found.open_elsewhere)
+    return bool(theirs.errors)
+
+
+def _settle(plan: Plan, known: list[str], create: bool, found: _Found) -> tuple[list[str], int]:
+    """The whole file's checks against what is stored, as one pass over the whole file
+    would make them (the same errors, in the same order): the agencies, the rows already
+    imported, then overlapping referrals. Returns the new agencies and the rows dropped."""
+    new_agencies = check_agencies(plan, known, create=create)
+    already = _drop_known(plan, found.references, set(found.fingerprints))
+    check_overlaps(plan, found.identity, found.open_elsewhere)
+    return new_agencies, already
+
+
 async def _import_referrals(
     content: bytes,
     actor: Principal,
@@ -177,22 +228,79 @@ async def _import_referrals(
     expected: ImportReport | None,
     progress: Progress | None,
 ) -> ImportReport:
-    plan = await off_loop(
-        plan_import,
-        content,
-        today=today,
-        commissioned_areas=settings.commissioned_areas,
+    checks = RowChecks(
+        today,
+        settings.commissioned_areas,
         fingerprint_key=purpose_key(settings, KeyPurpose.import_fingerprint),
         reference_key=purpose_key(settings, KeyPurpose.generated_reference),
-        progress=(lambda done, total: progress("checking", done, total)) if progress else None,
     )
+    plan, rows = await off_loop(read_referrals, content)
     known = [row["name"] for row in await Agency.select(Agency.name)]
-    new_agencies = await off_loop(check_agencies, plan, known, create=create_agencies)
-    already = await _drop_already_imported(plan)
-    identity = await _existing_people(plan.accepted)
-    open_elsewhere = await _open_referrals(await off_loop(set, identity.values()))
-    await off_loop(check_overlaps, plan, identity, open_elsewhere)
+    found = _Found()
+    # A check writes nothing. An import writes each part once it is checked and found
+    # clean, in one transaction held by its own task; the first error anywhere rolls
+    # it back (the file then goes in as a whole, or not at all, as below).
+    writer = None if dry_run else _WriteAsChecked(actor)
+    try:
+        if writer is not None and plan.errors:
+            writer.abandon()
+        for start in range(0, len(rows), CHECK_PART):
+            part = await off_loop(
+                check_rows, rows[start : start + CHECK_PART], checks, Plan(),
+                progress=(lambda done, total: progress("checking", done, total))
+                if progress else None,
+                done_before=start, total=len(rows),
+            )  # fmt: skip
+            plan.extend(part)
+            await off_loop(check_agencies, part, known, create=create_agencies)
+            await _drop_already_imported(part, found)
+            found.returns_in_file.update(row.fingerprint for row in part.returned)
+            identity = await _existing_people(part.accepted)
+            found.identity.update(identity)
+            found.open_elsewhere.update(
+                await _open_referrals(await off_loop(set, identity.values()))
+            )
+            if writer is not None and writer.writing:
+                clean = not part.errors and not await off_loop(_overlap_among, part, found)
+                if clean:
+                    writer.send(part, identity)
+                else:
+                    writer.abandon()
+        if progress:
+            progress("checking", len(rows), len(rows))
+        return await _finish(
+            plan, found, known, writer, actor, settings, today, skip_invalid,
+            override_reason, create_agencies, dry_run, expected, progress,
+        )  # fmt: skip
+    finally:
+        if writer is not None:
+            await writer.stop()
+
+
+async def _finish(
+    plan: Plan,
+    found: _Found,
+    known: list[str],
+    writer: _WriteAsChecked | None,
+    actor: Principal,
+    settings: Settings,
+    today: date,
+    skip_invalid: bool,
+    override_reason: str | None,
+    create_agencies: bool,
+    dry_run: bool,
+    expected: ImportReport | None,
+    progress: Progress | None,
+) -> ImportReport:
+    """The whole file's outcome, decided on the whole file; then written (or, if the
+    file's parts are written already, kept)."""
+    new_agencies, already = await off_loop(_settle, plan, known, create_agencies, found)
+    identity = found.identity
     refused = len(plan.error_lines)
+    if writer is not None and (
+        plan.errors or not writer.wrote_all(len(plan.accepted), len(plan.returned))
+    ):
+        await writer.roll_back()
     if plan.errors and not skip_invalid:
         return _report(plan, 0, 0, already, refused, [], checked_only=dry_run)
     touched, older = await off_loop(_good_rows_and_their_days, plan, today, settings.backdate_days)
@@ -207,21 +315,26 @@ async def _import_referrals(
     if dry_run:
         return would
     if expected is not None and import_rules.outcome(would) != import_rules.outcome(expected):
+        if writer is not None:
+            await writer.roll_back()
         raise Conflict(
             "The records have changed since the file was checked, so it would not import "
             "what was shown. Check the file again."
         )
     if progress:
         progress("writing", 0, 0)
-    async with engine().transaction() as transaction:
-        await require_unlocked(
-            touched,
-            actor=actor,
-            override_reason=override_reason,
-            record_type=RecordType.referral,
-            record_id="import",
-        )
-        created = await _write(transaction.connection, plan, identity, actor)
+    if writer is not None and writer.writing:
+        created = await writer.commit(plan, identity, touched, override_reason)
+    else:
+        async with engine().transaction() as transaction:
+            await require_unlocked(
+                touched,
+                actor=actor,
+                override_reason=override_reason,
+                record_type=RecordType.referral,
+                record_id="import",
+            )
+            created = await _write(transaction.connection, plan, identity, actor)
     return _report(plan, len(plan.accepted), len(plan.returned), already, refused, created, older)
 
 
@@ -306,7 +419,8 @@ class _Copy:
 
 
 WRITE_SLICE = 20_000
-"""Referrals built and written at a time: the next slice is built while this one's COPY
+"""Referrals built and written at a time when a file goes in whole after its check (with
+``skip_invalid``, once it showed errors): the next slice is built while this one's COPY
 runs (the database's work, on another core), rather than all built and then all written."""
 
 
@@ -317,10 +431,12 @@ def _records(
     actor: Principal,
     now: datetime,
     person_ids: dict[str, UUID],
+    made_by: dict[str, AcceptedRow] | None = None,
 ) -> tuple[list[_Copy], list[UUID]]:
     """One slice's rows to write (its new people, referrals and their steps) and the
     referrals to audit, built off the event loop: 100,000 referrals take seconds of CPU.
-    ``person_ids`` carries who is already written from slice to slice."""
+    ``person_ids`` carries who is already written from slice to slice; ``made_by``, if
+    given, is told which row each new person was written from."""
     people: list[tuple[Any, ...]] = []
     referrals: list[tuple[Any, ...]] = []
     events: list[tuple[Any, ...]] = []
@@ -334,7 +450,9 @@ def _records(
         if who not in person_ids:
             if who == row.person_key:
                 person_ids[who] = uuid.uuid4()
-                person = rules.person_values(sub)
+                if made_by is not None:
+                    made_by[who] = row
+                person = rules.person_values(sub, key=row.person_key)
                 person_columns = person_columns or ["id", *person, "created_at"]
                 people.append((person_ids[who], *person.values(), now))
             else:
@@ -363,7 +481,9 @@ def _records(
     return copies, audited
 
 
-def _returned_records(plan: Plan, agency_ids: dict[str, UUID], actor: Principal, now: datetime):
+def _returned_records(
+    rows: list[ReturnedRow], agency_ids: dict[str, UUID], actor: Principal, now: datetime
+) -> _Copy:
     return _Copy(
         ReturnedReferral._meta.tablename,
         _RETURNED_COLUMNS,
@@ -372,7 +492,7 @@ def _returned_records(plan: Plan, agency_ids: dict[str, UUID], actor: Principal,
                 uuid.uuid4(), agency_ids[r.agency], actor.id, r.received_on,
                 json.dumps([reason.value for reason in r.reasons]), "import", r.fingerprint, now,
             )
-            for r in plan.returned
+            for r in rows
         ],
     )  # fmt: skip
 
@@ -415,12 +535,195 @@ async def _write(
     finally:
         if building is not None:  # a COPY failed: let the slice being built finish
             await asyncio.gather(building, return_exceptions=True)
-    returned = await off_loop(_returned_records, plan, agency_ids, actor, now)
+    returned = await off_loop(_returned_records, plan.returned, agency_ids, actor, now)
     await database.copy_records(connection, returned.table, returned.columns, returned.rows)
     await audit.copy_many(
         connection, actor, AuditAction.create, RecordType.referral, audited, {"source": "import"}
     )
     return created
+
+
+class _RolledBack(Exception):
+    """Ends the writing task's transaction without keeping anything."""
+
+
+@dataclass
+class _Commit:
+    plan: Plan
+    identity: dict[int, str]
+    touched: list[date]
+    override_reason: str | None
+
+
+def _part_records(
+    accepted: list[AcceptedRow],
+    returned: list[ReturnedRow],
+    identity: dict[int, str],
+    agency_ids: dict[str, UUID],
+    actor: Principal,
+    now: datetime,
+    person_ids: dict[str, UUID],
+    made_by: dict[str, AcceptedRow],
+) -> tuple[list[_Copy], list[UUID]]:
+    """A checked part's rows to write: its referrals oldest first, as ``_write`` would."""
+    oldest_first = sorted(accepted, key=lambda r: r.submission.received_on)
+    copies, audited = _records(oldest_first, identity, agency_ids, actor, now, person_ids, made_by)
+    return [*copies, _returned_records(returned, agency_ids, actor, now)], audited
+
+
+def _people_from_their_first_referral(
+    plan: Plan,
+    identity: dict[int, str],
+    person_ids: dict[str, UUID],
+    made_by: dict[str, AcceptedRow],
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The new people written from a referral in an earlier part than their oldest one,
+    with the details their oldest gives: what ``_write`` (oldest first) would have stored."""
+    oldest: dict[str, AcceptedRow] = {}
+    for row in sorted(plan.accepted, key=lambda r: r.submission.received_on):
+        who = identity[row.line]
+        if who in made_by and who not in oldest:
+            oldest[who] = row
+    columns: list[str] = []
+    corrected = []
+    for who, row in oldest.items():
+        if row is made_by[who]:
+            continue
+        details = rules.person_values(row.submission, key=who)
+        if details != rules.person_values(made_by[who].submission, key=who):
+            columns = list(details)
+            corrected.append((person_ids[who], *details.values()))
+    return columns, corrected
+
+
+class _WriteAsChecked:
+    """An import's one transaction, in a task of its own, writing each part of the file
+    as soon as it is checked and found clean, while the next part is checked.
+
+    Nothing it writes is seen by anyone else (or by the file's own look-ups, which run
+    outside it) before ``commit``; ``abandon`` or ``roll_back`` undoes all of it.
+    """
+
+    def __init__(self, actor: Principal) -> None:
+        self._actor = actor
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._task: asyncio.Task[list[str]] | None = None
+        self._abandoned = False
+        self._accepted = self._returned = 0
+        self._spellings: dict[str, str] = {}
+        self._now = datetime.now(UTC)
+        self._person_ids: dict[str, UUID] = {}
+        self._made_by: dict[str, AcceptedRow] = {}
+        self._agency_ids: dict[str, UUID] = {}
+        self._created: list[str] = []
+
+    @property
+    def writing(self) -> bool:
+        return not self._abandoned
+
+    def send(self, part: Plan, identity: dict[int, str]) -> None:
+        """Write the part's accepted (and returned) rows, after those sent before."""
+        if self._task is not None and self._task.done():
+            self._task.result()  # the writing failed: its error is the import's
+        names = {r.agency for r in part.accepted} | {r.agency for r in part.returned}
+        for name in sorted(names):
+            # Two spellings of a new agency ("SYP", "Syp"): ``_write`` creates the one
+            # that sorts first in the whole file; a later part may name one sorting
+            # before what is written already, so that file goes in whole, at the end.
+            first = self._spellings.setdefault(name.casefold(), name)
+            if name < first:
+                self.abandon()
+                return
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._run())
+        self._queue.put_nowait((part.accepted, part.returned, identity))
+        self._accepted += len(part.accepted)
+        self._returned += len(part.returned)
+
+    def wrote_all(self, accepted: int, returned: int) -> bool:
+        return self.writing and (self._accepted, self._returned) == (accepted, returned)
+
+    def abandon(self) -> None:
+        """Write no more, and undo what was written (unless ``commit`` was asked first)."""
+        if not self._abandoned and self._task is not None:
+            self._queue.put_nowait(None)
+        self._abandoned = True
+
+    async def roll_back(self) -> None:
+        self.abandon()
+        await self.stop()
+
+    async def commit(
+        self,
+        plan: Plan,
+        identity: dict[int, str],
+        touched: list[date],
+        override_reason: str | None,
+    ) -> list[str]:
+        """Keep what was written (``plan``'s rows, all of them): the agencies created."""
+        if self._task is None:  # a file with nothing to write
+            self._task = asyncio.ensure_future(self._run())
+        self._queue.put_nowait(_Commit(plan, identity, touched, override_reason))
+        return await self._task
+
+    async def stop(self) -> None:
+        """Wait for the task to end, rolled back unless committed (so on any error too).
+
+        Told to roll back, not cancelled: a COPY cut off half-way could leave the
+        connection in doubt; the parts already sent are few (one or two behind)."""
+        if self._task is None:
+            return
+        self.abandon()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> list[str]:
+        async with engine().transaction() as transaction:
+            connection = transaction.connection
+            while (item := await self._queue.get()) is not None and not isinstance(item, _Commit):
+                await self._write_part(connection, *item)
+            if item is None:
+                raise _RolledBack
+            await require_unlocked(
+                item.touched,
+                actor=self._actor,
+                override_reason=item.override_reason,
+                record_type=RecordType.referral,
+                record_id="import",
+            )
+            await self._correct_people(connection, item.plan, item.identity)
+        return sorted(self._created)
+
+    async def _write_part(
+        self,
+        connection: Any,
+        accepted: list[AcceptedRow],
+        returned: list[ReturnedRow],
+        identity: dict[int, str],
+    ) -> None:
+        names = {r.agency for r in accepted} | {r.agency for r in returned}
+        if unknown := names - self._agency_ids.keys():
+            agency_ids, created = await _agencies(unknown, self._actor)
+            self._agency_ids.update(agency_ids)
+            self._created += created
+        copies, audited = await off_loop(
+            _part_records, accepted, returned, identity, self._agency_ids, self._actor,
+            self._now, self._person_ids, self._made_by,
+        )  # fmt: skip
+        # People, then referrals, then steps: every foreign key is met as it is written.
+        for copy in copies:
+            if copy.rows:
+                await database.copy_records(connection, copy.table, copy.columns, copy.rows)
+        await audit.copy_many(
+            connection, self._actor, AuditAction.create, RecordType.referral, audited,
+            {"source": "import"},
+        )  # fmt: skip
+
+    async def _correct_people(self, connection: Any, plan: Plan, identity: dict[int, str]) -> None:
+        columns, corrected = await off_loop(
+            _people_from_their_first_referral, plan, identity, self._person_ids, self._made_by
+        )
+        if corrected:
+            await connection.executemany(queries.person_details(columns), corrected)
 
 
 async def import_reoffending(

@@ -68,13 +68,13 @@ async def test_an_import_of_referrals_runs_with_the_collector_paused(
     app, clean_database, monkeypatch
 ):
     during = []
-    plan = import_services.plan_import
+    plan = import_services.check_rows
 
     def watched(*args, **kwargs):
         during.append(gc.isenabled())
         return plan(*args, **kwargs)
 
-    monkeypatch.setattr(import_services, "plan_import", watched)
+    monkeypatch.setattr(import_services, "check_rows", watched)
     report = await import_services.import_referrals(
         csv_text([csv_person(1), csv_person(2)]).encode(),
         Principal(id=None, username="tester", role="system"),

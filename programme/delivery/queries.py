@@ -29,6 +29,15 @@ FROM referral r WHERE r.id = ANY($1::uuid[])
 
 # Who waits for a group place: engaged, with no place yet, and since when (their latest
 # engagement that still counts).
+#
+# ``OFFSET 0`` keeps the open-place check a probe per engaged referral (of
+# ``group_member_one_open_place``), taken in the order of ``referral_engaged_waiting``;
+# it changes no row. Left to itself the planner turned it into a hash anti-join: every
+# group place read (371,502 at a million referrals, nearly all open), and the engaged
+# referrals handed on in hash order, so each one's latest engagement was looked up all
+# over ``referral_event_engaged_counting``. In id order those look-ups walk that index
+# from one end to the other: the dashboard's summary 156 to 223 ms inside PostgreSQL,
+# against 200 to 364 ms (bench/README.md, "Issue 15 part 6, again").
 _WAITING = f"""
 FROM referral r
 JOIN LATERAL (
@@ -36,7 +45,8 @@ JOIN LATERAL (
     WHERE referral = r.id AND type = '{Status.engaged}' AND voided_at IS NULL
 ) e ON true
 WHERE r.status = '{Status.engaged}'
-  AND NOT EXISTS (SELECT 1 FROM group_member m WHERE m.referral = r.id AND m.left_on IS NULL)
+  AND NOT EXISTS (SELECT 1 FROM group_member m WHERE m.referral = r.id AND m.left_on IS NULL
+                  OFFSET 0)
 """  # noqa: S608 - constants only
 
 WAITING_LIST = f"""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 from uuid import UUID
 
 import msgspec
@@ -1085,10 +1085,16 @@ class RegisterRadio:
     checked: bool
 
 
-@dataclass(frozen=True)
-class RegisterRow:
-    """One member's line of the register, worked out here so the template only writes it out:
-    the twelve rows of radios were most of the page's drawing (bench/page_bench.py)."""
+MARK_FIELD = "mark-"
+"""A register row's form field: this, then the referral's id."""
+
+
+def mark_field(referral_id: UUID | str) -> str:
+    return f"{MARK_FIELD}{referral_id}"
+
+
+class RegisterLine(NamedTuple):
+    """Everything one member's row of the register shows: the key its HTML is kept under."""
 
     referral_id: UUID
     reference: str
@@ -1097,6 +1103,14 @@ class RegisterRow:
     mark: str
     marked_by: str | None
     error: str | None
+
+
+@dataclass(frozen=True)
+class RegisterRow:
+    """A line worked out for drawing, so the template only writes it out: the twelve rows
+    of radios were most of the page's drawing (bench/page_bench.py)."""
+
+    line: RegisterLine
     field: str
     """The row's form field (``mark-<referral id>``), the radios' name and ids' stem."""
     described_by: str
@@ -1104,35 +1118,16 @@ class RegisterRow:
     radios: tuple[RegisterRadio, ...]
 
     @classmethod
-    def of(
-        cls,
-        referral_id: UUID,
-        reference: str,
-        status: str,
-        mark: str,
-        marked_by: str | None,
-        error_for: dict[str, str],
-    ) -> RegisterRow:
-        field = f"mark-{referral_id}"
-        error = error_for.get(field)
-        described = [f"{field}-hint"] if marked_by else []
-        if error:
+    def of(cls, line: RegisterLine) -> RegisterRow:
+        field = mark_field(line.referral_id)
+        described = [f"{field}-hint"] if line.marked_by else []
+        if line.error:
             described.append(f"{field}-error")
         radios = tuple(
-            RegisterRadio(field + suffix, value, label, mark == value)
+            RegisterRadio(field + suffix, value, label, line.mark == value)
             for suffix, value, label in MARK_CHOICES
         )
-        return cls(
-            referral_id,
-            reference,
-            status,
-            mark,
-            marked_by,
-            error,
-            field,
-            " ".join(described),
-            radios,
-        )
+        return cls(line, field, " ".join(described), radios)
 
 
 REGISTER_ROW = "delivery/_register_row.html"
@@ -1142,24 +1137,24 @@ DRAWN_ROWS_KEPT = 2048
 
 
 @lru_cache(maxsize=DRAWN_ROWS_KEPT)
-def _drawn_row(template: JinjaTemplate, row: RegisterRow) -> Markup:
+def _drawn_row(template: JinjaTemplate, line: RegisterLine) -> Markup:
     # The template's own output, every value in it escaped by Jinja's autoescape.
-    return Markup(template.render(row=row))  # noqa: S704
+    return Markup(template.render(row=RegisterRow.of(line)))  # noqa: S704
 
 
-def drawn_rows(request: Request[Any, Any, Any], rows: list[RegisterRow]) -> list[Markup]:
+def drawn_rows(request: Request[Any, Any, Any], lines: list[RegisterLine]) -> list[Markup]:
     """Each row's HTML, drawn once and kept.
 
     A register is drawn again and again with the same rows (every view, every save
     and the page after it), and drawing its radios was most of the page's time. The
-    row is the key, and it holds everything its HTML shows (the mark, who marked it,
-    the status, the error), so a row that changes is drawn anew; the same row always
+    line is the key, and it holds everything its row shows (the mark, who marked it,
+    the status, the error), so a line that changes is drawn anew; the same line always
     draws the same HTML.
     """
     engine = request.app.template_engine
     assert isinstance(engine, JinjaTemplateEngine)  # the app's one template engine
     template = engine.engine.get_template(REGISTER_ROW)
-    return [_drawn_row(template, row) for row in rows]
+    return [_drawn_row(template, line) for line in lines]
 
 
 async def _register_page(
@@ -1174,8 +1169,8 @@ async def _register_page(
     register = sheet.register
     marks = {line.referral_id: line for line in register.marks}
     error_for = {e.field: e.message for e in errors or () if e.field}
-    rows = [
-        RegisterRow.of(
+    lines = [
+        RegisterLine(
             m.referral_id,
             m.reference,
             m.status,
@@ -1183,7 +1178,7 @@ async def _register_page(
             if m.referral_id in marks
             else (entered or {}).get(str(m.referral_id), ""),
             marks[m.referral_id].marked_by if m.referral_id in marks else None,
-            error_for,
+            error_for.get(mark_field(m.referral_id)),
         )
         for m in sheet.members
     ]
@@ -1200,8 +1195,7 @@ async def _register_page(
         group={"id": sheet.group_id, "name": sheet.group_name},
         session=sheet.session,
         register=register,
-        rows=rows,
-        drawn_rows=drawn_rows(request, rows),
+        drawn_rows=drawn_rows(request, lines),
         left=left,
         notice=notice or _notice(request),
         fragment=fragment,
@@ -1227,10 +1221,10 @@ def _entered_marks(form: dict[str, str]) -> tuple[dict[str, str], list[schemas.A
     entered: dict[str, str] = {}
     marks: list[schemas.AttendanceMark] = []
     for field, value in form.items():
-        if not field.startswith("mark-"):
+        if not field.startswith(MARK_FIELD):
             continue
         try:
-            referral_id = UUID(field.removeprefix("mark-"))
+            referral_id = UUID(field.removeprefix(MARK_FIELD))
         except ValueError:
             continue
         entered[str(referral_id)] = value
@@ -1286,11 +1280,11 @@ def _mark_problem(problem: FieldError, marks: list[schemas.AttendanceMark]) -> F
     """``[2].referral_id`` from the service: the third mark's row on the page; a member
     not marked: their row."""
     if problem.code == "unmarked":
-        return FieldError(problem.code, f"mark-{problem.field}", problem.message)
+        return FieldError(problem.code, mark_field(problem.field), problem.message)
     if problem.field.startswith("[") and "]" in problem.field:
         index = int(problem.field[1 : problem.field.index("]")])
         if 0 <= index < len(marks):
-            return FieldError(problem.code, f"mark-{marks[index].referral_id}", problem.message)
+            return FieldError(problem.code, mark_field(marks[index].referral_id), problem.message)
     return FieldError(problem.code, "", problem.message)
 
 

@@ -18,17 +18,18 @@ def _template() -> Template:
     return ENGINE.engine.get_template(pages.REGISTER_ROW)
 
 
-def _row(**changes: object) -> pages.RegisterRow:
-    given: dict[str, object] = {
-        "referral_id": REFERRAL,
-        "reference": "ITC-000123",
-        "status": "engaged",
-        "mark": "attended",
-        "marked_by": "facilitator-1",
-        "error_for": {},
-    }
-    given.update(changes)
-    return pages.RegisterRow.of(**given)  # type: ignore[arg-type]
+def _row(**changes: object) -> pages.RegisterLine:
+    return pages.RegisterLine(
+        **{  # type: ignore[arg-type]
+            "referral_id": REFERRAL,
+            "reference": "ITC-000123",
+            "status": "engaged",
+            "mark": "attended",
+            "marked_by": "facilitator-1",
+            "error": None,
+            **changes,
+        }
+    )
 
 
 REFERRAL = uuid4()
@@ -39,7 +40,7 @@ def test_a_kept_row_is_the_row_drawn_afresh():
     for row in (_row(), _row(marked_by=None, mark=""), _row(status="accepted")):
         first = pages._drawn_row(template, row)
         assert pages._drawn_row(template, row) is first  # kept, not drawn again
-        assert str(first) == template.render(row=row)
+        assert str(first) == template.render(row=pages.RegisterRow.of(row))
 
 
 def test_a_changed_mark_is_drawn_anew_with_that_radio_chosen():
@@ -57,10 +58,8 @@ def test_a_changed_mark_is_drawn_anew_with_that_radio_chosen():
 def test_an_error_and_a_new_status_are_drawn_anew():
     template = _template()
     plain = pages._drawn_row(template, _row(marked_by=None, mark=""))
-    field = f"mark-{REFERRAL}"
-    wrong = pages._drawn_row(
-        template, _row(marked_by=None, mark="", error_for={field: "Mark ITC-000123"})
-    )
+    field = pages.mark_field(REFERRAL)
+    wrong = pages._drawn_row(template, _row(marked_by=None, mark="", error="Mark ITC-000123"))
     assert "govuk-form-group--error" in wrong and "govuk-form-group--error" not in plain
     assert f'aria-describedby="{field}-error"' in wrong
     started = pages._drawn_row(template, _row(marked_by=None, mark="", status="started"))
